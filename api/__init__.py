@@ -1,0 +1,1 @@
+"""REST API (FastAPI) over the market: accounts, ESPs, tasks, products, trades, simulations."""

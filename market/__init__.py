@@ -1,0 +1,1 @@
+"""Chain access, actors, lifecycle flows, simulation and the `aigc-market` command."""

@@ -1,0 +1,267 @@
+"""One connection to an EVM chain: the embedded eth-tester chain or any JSON-RPC node.
+
+Every transaction is signed locally by an `eth_account` key and sent raw, so the same code runs on
+eth-tester, anvil and a remote node. A revert surfaces as `ContractRevert` naming the custom error,
+on both backends; events in receipts come back decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from hexbytes import HexBytes
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3._utils.events import get_event_data
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+
+from market.chain.artifacts import Artifact, all_abis
+from market.chain.errors import (
+    ChainError,
+    ContractRevert,
+    ErrorDecoder,
+    RpcUnreachableError,
+    TransactionRevertedError,
+    revert_data,
+)
+
+#: The first development account of anvil's default mnemonic ("test test ... junk"); it is funded
+#: with 10,000 ether on every fresh anvil node. Public knowledge: never use it on a real network.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+#: Headroom over eth_estimateGas: refunds and the 63/64 rule make estimates a little tight.
+GAS_MARGIN = 1.2
+
+Backend = Literal["eth-tester", "rpc"]
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """One log of a receipt, decoded against the ABI of the contract that emitted it."""
+
+    contract: str
+    name: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    log_index: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    fee_wei: int
+    events: list[DecodedEvent] = field(default_factory=list)
+    contract_address: str | None = None
+
+    def event(self, name: str) -> DecodedEvent:
+        """The only event called `name` in this receipt."""
+        matches = [e for e in self.events if e.name == name]
+        if len(matches) != 1:
+            raise LookupError(f"expected one {name} event, found {len(matches)}")
+        return matches[0]
+
+
+class Chain:
+    """A connection with a funded deployer, local signing, error decoding and time control."""
+
+    def __init__(
+        self, w3: Web3, backend: Backend, funder: LocalAccount, tester: EthereumTester | None = None
+    ) -> None:
+        self.w3 = w3
+        self.backend = backend
+        self.funder = funder
+        self.tester = tester
+        self.chain_id: int = w3.eth.chain_id
+        self.errors = ErrorDecoder(all_abis())
+        self.fees_paid_wei = 0
+        self.accounts: list[LocalAccount] = [funder]
+        self._contracts: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._account_counter = 0
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def embedded(cls) -> Chain:
+        """A fresh in-process eth-tester (py-evm) chain; it lives as long as this object."""
+        tester = EthereumTester()
+        w3 = Web3(EthereumTesterProvider(tester))
+        funder = Account.from_key(tester.backend.account_keys[0])
+        return cls(w3, "eth-tester", funder, tester)
+
+    @classmethod
+    def connect(cls, url: str, private_key: str | None = None, timeout: float = 10.0) -> Chain:
+        """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key)."""
+        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        try:
+            w3.eth.chain_id
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {exc.__class__.__name__}") from exc
+        except ValueError as exc:
+            raise RpcUnreachableError(f"{url} is not an EVM JSON-RPC endpoint: {exc}") from exc
+        return cls(w3, "rpc", Account.from_key(private_key or ANVIL_DEV_KEY))
+
+    # -- accounts and balances ------------------------------------------------------------------
+
+    def new_account(self, funds_wei: int = 0, label: str = "account") -> LocalAccount:
+        """A fresh key, deterministic per chain and call order, funded by the funder."""
+        self._account_counter += 1
+        seed = f"aigc-market/{self.chain_id}/{label}/{self._account_counter}".encode()
+        account: LocalAccount = Account.from_key(hashlib.sha256(seed).digest())
+        self.accounts.append(account)
+        if funds_wei:
+            self.send_ether(self.funder, account.address, funds_wei)
+        return account
+
+    def balance(self, address: str) -> int:
+        return self.w3.eth.get_balance(to_checksum_address(address))
+
+    def send_ether(self, sender: LocalAccount, to: str, amount_wei: int) -> TxResult:
+        return self._send({"to": to_checksum_address(to), "value": amount_wei}, sender)
+
+    # -- contracts ------------------------------------------------------------------------------
+
+    def contract(self, artifact: Artifact, address: str) -> Contract:
+        """A web3 contract object at `address`, whose events this chain will decode."""
+        address = to_checksum_address(address)
+        self._contracts[address] = (artifact.contract_name, artifact.abi)
+        return self.w3.eth.contract(address=address, abi=artifact.abi)
+
+    def deploy(self, artifact: Artifact, sender: LocalAccount, *args: Any) -> tuple[Contract, TxResult]:
+        """Deploy `artifact` with constructor `args`; returns the contract and the receipt."""
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        result = self.transact(factory.constructor(*args), sender)
+        if result.contract_address is None:
+            raise ChainError(f"deployment of {artifact.contract_name} returned no address")
+        return self.contract(artifact, result.contract_address), result
+
+    def call(self, fn: ContractFunction) -> Any:
+        """Run a view function, translating a revert into `ContractRevert`."""
+        try:
+            return fn.call()
+        except Exception as exc:  # web3 and eth-tester raise many types; the data decides
+            raise self._as_revert(exc) from exc
+
+    def transact(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount, value: int = 0) -> TxResult:
+        """Sign and send a contract call (or constructor) from `sender`, with `value` wei."""
+        tx = fn.build_transaction({"from": sender.address, "value": value, "gas": 1})
+        tx.pop("gas")
+        return self._send({k: tx[k] for k in ("data", "to") if k in tx} | {"value": value}, sender)
+
+    def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
+        tx = dict(tx, **{"from": sender.address, "chainId": self.chain_id})
+        try:
+            # eth-tester estimates on top of the pending block by default and rejects "pending".
+            block = None if self.tester is not None else "pending"
+            gas = self.w3.eth.estimate_gas(tx, block)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise self._as_revert(exc) from exc
+        tx["gas"] = min(int(gas * GAS_MARGIN), self._block_gas_limit())
+        tx["nonce"] = self.w3.eth.get_transaction_count(sender.address, "pending")
+        base_fee = self.w3.eth.get_block("pending").get("baseFeePerGas", 0)
+        tip = 10**9
+        tx["maxPriorityFeePerGas"] = tip
+        tx["maxFeePerGas"] = 2 * base_fee + tip
+        signed = sender.sign_transaction(tx)
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Exception as exc:
+            raise self._as_revert(exc) from exc
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        self.fees_paid_wei += fee
+        if receipt["status"] != 1:
+            raise TransactionRevertedError(f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on chain")
+        return TxResult(
+            tx_hash=HexBytes(tx_hash).to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            fee_wei=fee,
+            events=self._decode_logs(receipt["logs"]),
+            contract_address=receipt.get("contractAddress"),
+        )
+
+    def _block_gas_limit(self) -> int:
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
+    def _as_revert(self, exc: BaseException) -> ChainError:
+        data = revert_data(exc)
+        if data:
+            decoded = self.errors.decode(data)
+            if decoded is not None:
+                return decoded
+            return TransactionRevertedError(f"reverted with unknown error data 0x{data.hex()}")
+        if isinstance(exc, ChainError):
+            return exc
+        return TransactionRevertedError(f"{exc.__class__.__name__}: {exc}")
+
+    def _decode_logs(self, logs: list[Any]) -> list[DecodedEvent]:
+        decoded = []
+        for log in logs:
+            known = self._contracts.get(to_checksum_address(log["address"]))
+            if known is None or not log["topics"]:
+                continue
+            name, abi = known
+            for entry in abi:
+                if entry.get("type") != "event" or event_abi_to_log_topic(entry) != bytes(log["topics"][0]):
+                    continue
+                data = get_event_data(self.w3.codec, entry, log)
+                decoded.append(
+                    DecodedEvent(
+                        contract=name,
+                        name=data["event"],
+                        args=dict(data["args"]),
+                        address=log["address"],
+                        block_number=log["blockNumber"],
+                        log_index=log["logIndex"],
+                    )
+                )
+                break
+        return decoded
+
+    # -- time and snapshots ---------------------------------------------------------------------
+
+    def now(self) -> int:
+        """Timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """Make the next transaction run in a block stamped exactly `timestamp` (never backwards)."""
+        if self.tester is not None:
+            self.tester.time_travel(timestamp)
+        else:
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
+
+    def advance_time(self, seconds: int) -> int:
+        """Move chain time forward: the next transaction runs `seconds` after the latest block.
+
+        Counted from the latest block (not wall-clock time), which stays right after a snapshot
+        revert. Returns the next block's timestamp.
+        """
+        if seconds < 1:
+            raise ValueError("time only moves forward: seconds must be >= 1")
+        target = self.now() + seconds
+        self.set_next_block_timestamp(target)
+        return target
+
+    def snapshot(self) -> Any:
+        if self.tester is not None:
+            return self.tester.take_snapshot()
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+
+    def revert(self, snapshot_id: Any) -> None:
+        if self.tester is not None:
+            self.tester.revert_to_snapshot(snapshot_id)
+        else:
+            self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]

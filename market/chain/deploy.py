@@ -1,0 +1,104 @@
+"""Deploy and wire the three market contracts; read and write deployment files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from market.chain.artifacts import load_artifact
+from market.chain.connection import Chain, TxResult
+from market.chain.contracts import Exchange, Ledger, Registry
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """Constructor parameters of a market deployment (amounts in wei, times in seconds)."""
+
+    registration_bond: int = 10**15
+    """Ether locked with every registered product (0.001 ETH)."""
+    challenge_deposit: int = 2 * 10**15
+    """Smallest deposit a challenger puts at stake (0.002 ETH)."""
+    similarity_threshold: int = 10
+    """Largest Hamming distance of 64-bit pHashes at which two products are duplicates."""
+    royalty_bps: int = 500
+    """Producer's royalty on every resale through the exchange (5%)."""
+    min_timelock: int = 60
+    """Shortest HTLC duration: a timelock must lie at least this far after the block time."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What `aigc-market chain deploy` writes: `{"chain_id", "block", "contracts": {...}}`."""
+
+    chain_id: int
+    block: int
+    contracts: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> Deployment:
+        data = json.loads(path.read_text())
+        return cls(chain_id=int(data["chain_id"]), block=int(data["block"]), contracts=dict(data["contracts"]))
+
+
+@dataclass
+class Market:
+    """The three deployed contracts on one chain."""
+
+    chain: Chain
+    registry: Registry
+    exchange: Exchange
+    ledger: Ledger
+    deployment: Deployment
+
+    def contract_addresses(self) -> list[str]:
+        return [self.registry.address, self.exchange.address, self.ledger.address]
+
+
+def deploy_market(
+    chain: Chain, deployer: LocalAccount | None = None, params: MarketParams | None = None
+) -> tuple[Market, dict[str, TxResult]]:
+    """Deploy registry, exchange (wired to the registry) and ledger (wired to the exchange)."""
+    deployer = deployer or chain.funder
+    params = params or MarketParams()
+    registry, r1 = chain.deploy(
+        load_artifact("AIGCRegistry"),
+        deployer,
+        params.registration_bond,
+        params.challenge_deposit,
+        params.similarity_threshold,
+        params.royalty_bps,
+    )
+    exchange, r2 = chain.deploy(load_artifact("AIGCExchange"), deployer, registry.address, params.min_timelock)
+    ledger, r3 = chain.deploy(load_artifact("ReputationLedger"), deployer, exchange.address)
+    deployment = Deployment(
+        chain_id=chain.chain_id,
+        block=r3.block_number,
+        contracts={"AIGCRegistry": registry.address, "AIGCExchange": exchange.address, "ReputationLedger": ledger.address},
+    )
+    market = Market(chain, Registry(chain, registry), Exchange(chain, exchange), Ledger(chain, ledger), deployment)
+    return market, {"AIGCRegistry": r1, "AIGCExchange": r2, "ReputationLedger": r3}
+
+
+def attach_market(chain: Chain, deployment: Deployment) -> Market:
+    """Wrap contracts already deployed at the addresses of `deployment`."""
+    if deployment.chain_id != chain.chain_id:
+        raise ValueError(f"deployment is for chain {deployment.chain_id}, connected to {chain.chain_id}")
+    addresses = deployment.contracts
+    return Market(
+        chain,
+        Registry(chain, chain.contract(load_artifact("AIGCRegistry"), addresses["AIGCRegistry"])),
+        Exchange(chain, chain.contract(load_artifact("AIGCExchange"), addresses["AIGCExchange"])),
+        Ledger(chain, chain.contract(load_artifact("ReputationLedger"), addresses["ReputationLedger"])),
+        deployment,
+    )

@@ -1,0 +1,102 @@
+"""Chains, deployed markets and funded actors for the tests.
+
+Every contract test runs twice: on the embedded eth-tester chain and on a real anvil node that the
+session starts on 127.0.0.1 and stops at the end. Each test runs inside a chain snapshot and, when
+it ends, the `market` fixture checks the money invariants (ether conserved over all accounts and
+contracts with gas included; the exchange holds exactly its open locks; the registry exactly the
+bonds of live products) before reverting the snapshot: on failure paths too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from market.chain.anvil import AnvilNode, free_port
+from market.chain.connection import Chain
+from market.chain.deploy import Market, deploy_market
+from market.invariants import (
+    ether_conserved,
+    exchange_solvent,
+    live_products_owned,
+    registry_bonds_backed,
+    snapshot_balances,
+    tracked_addresses,
+)
+
+ETHER = 10**18
+BACKENDS = ("eth-tester", "anvil")
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[AnvilNode]:
+    """A real anvil node on a free port of 127.0.0.1, stopped when the session ends."""
+    node = AnvilNode(port=free_port())
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def deployed_market(request: pytest.FixtureRequest) -> Market:
+    """The three contracts deployed once per backend for the whole session."""
+    if request.param == "anvil":
+        chain = Chain.connect(request.getfixturevalue("anvil_node").url)
+    else:
+        chain = Chain.embedded()
+    market, _ = deploy_market(chain)
+    return market
+
+
+@pytest.fixture
+def market(deployed_market: Market) -> Iterator[Market]:
+    """The deployed market inside a snapshot; checks the money invariants when the test ends."""
+    chain = deployed_market.chain
+    snapshot = chain.snapshot()
+    accounts_before = len(chain.accounts)
+    balances = snapshot_balances(chain, tracked_addresses(deployed_market))
+    try:
+        yield deployed_market
+        conserved, discrepancy = ether_conserved(chain, balances)
+        solvent, held, locked = exchange_solvent(deployed_market)
+        backed, bonds_held, bonds_expected = registry_bonds_backed(deployed_market)
+        assert conserved, f"ether not conserved: off by {discrepancy} wei"
+        assert solvent, f"exchange holds {held} wei but its open locks sum to {locked} wei"
+        assert backed, f"registry holds {bonds_held} wei but live bonds sum to {bonds_expected} wei"
+        assert live_products_owned(deployed_market), "a live product without owner or a revoked one with"
+    finally:
+        chain.revert(snapshot)
+        del chain.accounts[accounts_before:]
+
+
+@pytest.fixture
+def chain(market: Market) -> Chain:
+    return market.chain
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Funded accounts for one test."""
+
+    producer: LocalAccount
+    esp: LocalAccount
+    buyer: LocalAccount
+    other: LocalAccount
+    attacker: LocalAccount
+    accomplice: LocalAccount
+
+
+@pytest.fixture
+def actors(market: Market) -> Actors:
+    chain = market.chain
+    return Actors(
+        producer=chain.new_account(100 * ETHER, "producer"),
+        esp=chain.new_account(10 * ETHER, "esp"),
+        buyer=chain.new_account(100 * ETHER, "buyer"),
+        other=chain.new_account(10 * ETHER, "other"),
+        attacker=chain.new_account(10 * ETHER, "attacker"),
+        accomplice=chain.new_account(10 * ETHER, "accomplice"),
+    )
