@@ -36,10 +36,9 @@ def ether_conserved(chain: Chain, before: BalanceSnapshot) -> tuple[bool, int]:
     """Whether the tracked addresses hold what they held before, less the gas fees paid since.
 
     Returns the verdict and the discrepancy in wei (0 when conserved). Accounts created after
-    `before` must have been funded from tracked accounts, so they are counted with balance 0
-    before.
+    `before` (and contracts deployed since) started empty, so they count with balance 0 before.
     """
-    addresses = set(before.balances) | {a.address for a in chain.accounts}
+    addresses = set(before.balances) | {a.address for a in chain.accounts} | set(chain.deployed)
     after = sum(chain.balance(a) for a in addresses)
     fees = chain.fees_paid_wei - before.fees_paid_wei
     discrepancy = after + fees - before.total

@@ -56,7 +56,6 @@ def market(deployed_market: Market) -> Iterator[Market]:
     """The deployed market inside a snapshot; checks the money invariants when the test ends."""
     chain = deployed_market.chain
     snapshot = chain.snapshot()
-    accounts_before = len(chain.accounts)
     balances = snapshot_balances(chain, tracked_addresses(deployed_market))
     try:
         yield deployed_market
@@ -69,7 +68,6 @@ def market(deployed_market: Market) -> Iterator[Market]:
         assert live_products_owned(deployed_market), "a live product without owner or a revoked one with"
     finally:
         chain.revert(snapshot)
-        del chain.accounts[accounts_before:]
 
 
 @pytest.fixture

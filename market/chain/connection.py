@@ -87,8 +87,11 @@ class Chain:
         self.errors = ErrorDecoder(all_abis())
         self.fees_paid_wei = 0
         self.accounts: list[LocalAccount] = [funder]
+        #: Addresses of every contract deployed through this connection (for balance accounting).
+        self.deployed: list[str] = []
         self._contracts: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._account_counter = 0
+        self._books: dict[Any, tuple[int, int, int]] = {}
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class Chain:
         result = self.transact(factory.constructor(*args), sender)
         if result.contract_address is None:
             raise ChainError(f"deployment of {artifact.contract_name} returned no address")
+        self.deployed.append(result.contract_address)
         return self.contract(artifact, result.contract_address), result
 
     def call(self, fn: ContractFunction) -> Any:
@@ -256,12 +260,21 @@ class Chain:
         return target
 
     def snapshot(self) -> Any:
+        """Take a chain snapshot; `revert` returns the chain and this object's books to it."""
         if self.tester is not None:
-            return self.tester.take_snapshot()
-        return self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            snapshot_id = self.tester.take_snapshot()
+        else:
+            snapshot_id = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed))
+        return snapshot_id
 
     def revert(self, snapshot_id: Any) -> None:
+        """Revert to `snapshot_id`: fees paid, accounts and deployments made since are undone too."""
         if self.tester is not None:
             self.tester.revert_to_snapshot(snapshot_id)
         else:
             self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+        fees, accounts, deployed = self._books.pop(snapshot_id)
+        self.fees_paid_wei = fees
+        del self.accounts[accounts:]
+        del self.deployed[deployed:]
