@@ -14,6 +14,8 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
  * registration bond, and a 64-bit perceptual hash that lets owners challenge near-duplicates.
  * @dev A challenge is adjudicated on chain: it is upheld when the original was registered strictly
  * earlier and the Hamming distance of the two perceptual hashes is at most `similarityThreshold`.
+ * "Earlier" is registration order (token ids increase with every registration), which is strict
+ * even for two registrations in the same block or second, where timestamps would tie.
  * An upheld challenge burns the duplicate (its record stays, marked revoked) and pays the challenger
  * its deposit plus the duplicate's bond; a rejected one pays the deposit to the accused owner.
  * Royalties (EIP-2981) go to the producer of record at `royaltyBps` of the sale price.
@@ -81,6 +83,8 @@ contract AIGCRegistry is ERC721, ERC2981, EIP712, ReentrancyGuardTransient {
     error AIGCRegistryNotOwner(uint256 tokenId, address caller);
     /// @dev The product is already revoked.
     error AIGCRegistryAlreadyRevoked(uint256 tokenId);
+    /// @dev The caller owns the accused product itself (a challenge would only reclaim its bond).
+    error AIGCRegistrySelfChallenge(uint256 tokenId);
     /// @dev Sending ether to `to` failed.
     error AIGCRegistryTransferFailed(address to, uint256 amount);
 
@@ -149,7 +153,7 @@ contract AIGCRegistry is ERC721, ERC2981, EIP712, ReentrancyGuardTransient {
      * @notice Challenges `duplicateId` as a near-copy of the caller's `originalId`, with a deposit.
      * @dev Malformed challenges revert and change nothing; well-formed ones are adjudicated and paid.
      * @param originalId a product the caller owns now.
-     * @param duplicateId the product accused of copying it; must not be revoked.
+     * @param duplicateId the product accused of copying it; must not be revoked nor owned by the caller.
      * @return upheld whether the duplicate was revoked.
      */
     function challenge(uint256 originalId, uint256 duplicateId) external payable nonReentrant returns (bool upheld) {
@@ -160,11 +164,11 @@ contract AIGCRegistry is ERC721, ERC2981, EIP712, ReentrancyGuardTransient {
         if (_ownerOf(originalId) != msg.sender) revert AIGCRegistryNotOwner(originalId, msg.sender);
         Product storage duplicate = _products[duplicateId];
         if (duplicate.revoked) revert AIGCRegistryAlreadyRevoked(duplicateId);
-        Product storage original = _products[originalId];
-
-        uint8 distance = hammingDistance(original.perceptualHash, duplicate.perceptualHash);
-        upheld = original.registeredAt < duplicate.registeredAt && distance <= similarityThreshold;
         address accused = _ownerOf(duplicateId);
+        if (accused == msg.sender) revert AIGCRegistrySelfChallenge(duplicateId);
+
+        uint8 distance = hammingDistance(_products[originalId].perceptualHash, duplicate.perceptualHash);
+        upheld = originalId < duplicateId && distance <= similarityThreshold;
         address payee;
         uint256 payout;
         if (upheld) {
@@ -240,7 +244,7 @@ contract AIGCRegistry is ERC721, ERC2981, EIP712, ReentrancyGuardTransient {
         }
     }
 
-    /// @notice EIP-2981: the producer of record receives `royaltyBps` of `salePrice`.
+    /// @notice EIP-2981: the producer of record receives `royaltyBps` of `salePrice`; (0, 0) for unknown ids.
     function royaltyInfo(uint256 tokenId, uint256 salePrice)
         public
         view
@@ -248,7 +252,7 @@ contract AIGCRegistry is ERC721, ERC2981, EIP712, ReentrancyGuardTransient {
         returns (address receiver, uint256 amount)
     {
         receiver = _products[tokenId].producer;
-        amount = (salePrice * royaltyBps) / _feeDenominator();
+        if (receiver != address(0)) amount = (salePrice * royaltyBps) / _feeDenominator();
     }
 
     /// @inheritdoc ERC721

@@ -7,17 +7,17 @@ with code 2; other failures print one line and exit 1. No traceback reaches the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer._click import exceptions as click  # Typer vendors click; its errors live here
 from rich.console import Console
 from rich.table import Table
+from typer._click import exceptions as click  # Typer vendors click; its errors live here
 
 from market.chain.anvil import AnvilError, AnvilNode
 from market.chain.connection import Chain

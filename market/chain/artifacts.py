@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class Artifact:
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path) -> Artifact:
     return Artifact.from_json(json.loads(path.read_text()))
 

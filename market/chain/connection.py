@@ -25,7 +25,6 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from market.chain.artifacts import Artifact, all_abis
 from market.chain.errors import (
     ChainError,
-    ContractRevert,
     ErrorDecoder,
     RpcUnreachableError,
     TransactionRevertedError,
@@ -108,7 +107,7 @@ class Chain:
         """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key)."""
         w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
         try:
-            w3.eth.chain_id
+            _ = w3.eth.chain_id  # the cheapest call that proves a node answers
         except (requests.exceptions.RequestException, OSError) as exc:
             raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {exc.__class__.__name__}") from exc
         except ValueError as exc:
@@ -241,9 +240,24 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def set_next_block_timestamp(self, timestamp: int) -> None:
-        """Make the next transaction run in a block stamped exactly `timestamp` (never backwards)."""
+        """Make the next transaction run in a block stamped exactly `timestamp` (never backwards).
+
+        anvil accepts the latest block's own timestamp (two blocks in the same second); py-evm
+        requires a later one.
+        """
+        if timestamp < self.now():
+            raise ValueError(f"time only moves forward: {timestamp} is before the latest block {self.now()}")
         if self.tester is not None:
-            self.tester.time_travel(timestamp)
+            # eth-tester estimates gas in a block stamped latest + 1, but mines into its pending
+            # header. Its backend's time_travel mines an empty block at timestamp - 1 so that both
+            # agree. We call the backend directly: EthereumTester.time_travel validates against the
+            # pending header, which after a snapshot revert comes from the wall clock and can lie
+            # ahead of the chain, refusing a valid forward move.
+            backend = self.tester.backend
+            if timestamp - 1 > self.now():
+                backend.time_travel(timestamp)
+            # The new pending header may again take the wall clock; pin it to the target.
+            backend.chain.header = backend.chain.header.copy(timestamp=timestamp)
         else:
             self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
 

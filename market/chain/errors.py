@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from hexbytes import HexBytes
 
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
@@ -101,7 +101,10 @@ class ErrorDecoder:
         spec = self._specs.get(selector)
         if spec is None:
             return None
-        values = abi_decode(spec.types, payload)
+        values = [
+            to_checksum_address(value) if kind == "address" else value
+            for kind, value in zip(spec.types, abi_decode(spec.types, payload), strict=True)
+        ]
         return ContractRevert(spec.name, dict(zip(spec.names, values, strict=True)), spec.contract, data)
 
 

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
+from chain_helpers import PRICE, flip_bits, make_content, register, reverts, sign
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from chain_helpers import PRICE, flip_bits, make_content, register, reverts, sign
 from market.chain.signing import GENERATION_TYPES, generation_domain, sign_generation
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -110,15 +110,11 @@ def test_registration_moves_exactly_the_bond_into_the_registry(market, actors):
     assert bond > 0
     producer_before = market.chain.balance(actors.producer.address)
     registry_before = market.registry.balance()
+    esp_before = market.chain.balance(actors.esp.address)
     registered = register(market, actors.producer, actors.esp, make_content("a"))
     assert market.registry.balance() == registry_before + bond
-    assert market.chain.balance(actors.producer.address) == producer_before - bond - registered.tx.fee_wei
-
-
-def test_registration_costs_the_esp_nothing(market, actors):
-    esp_before = market.chain.balance(actors.esp.address)
-    register(market, actors.producer, actors.esp, make_content("a"))
     assert market.chain.balance(actors.esp.address) == esp_before
+    assert market.chain.balance(actors.producer.address) == producer_before - bond - registered.tx.fee_wei
 
 
 def test_token_ids_start_at_one_and_increase_by_one(market, actors):
@@ -134,30 +130,29 @@ def test_token_has_the_erc721_name_and_symbol(market):
     assert market.chain.call(functions.symbol()) == "AIGC"
 
 
-@pytest.mark.parametrize(
-    ("interface_id", "supported"),
-    [
-        ("01ffc9a7", True),  # ERC-165
-        ("80ac58cd", True),  # ERC-721
-        ("5b5e139f", True),  # ERC-721 metadata
-        ("2a55205a", True),  # EIP-2981
-        ("ffffffff", False),  # must be false by ERC-165
-        ("780e9d63", False),  # ERC-721 enumerable: not implemented
-    ],
-)
-def test_supports_interface_reports_erc721_and_eip2981(market, interface_id, supported):
-    fn = market.registry.contract.functions.supportsInterface(bytes.fromhex(interface_id))
-    assert market.chain.call(fn) is supported
+INTERFACES = {
+    "01ffc9a7": True,  # ERC-165
+    "80ac58cd": True,  # ERC-721
+    "5b5e139f": True,  # ERC-721 metadata
+    "2a55205a": True,  # EIP-2981
+    "780e9d63": False,  # ERC-721 enumerable: not implemented
+    "ffffffff": False,  # must be false by ERC-165
+}
 
 
-@pytest.mark.parametrize("price", [0, 1, 19, 20, PRICE, 10**30 + 7])
-def test_royalty_info_pays_the_producer_bps_of_the_price(market, actors, price):
+def test_supports_interface_reports_erc721_and_eip2981(market):
+    functions = market.registry.contract.functions
+    reported = {i: market.chain.call(functions.supportsInterface(bytes.fromhex(i))) for i in INTERFACES}
+    assert reported == INTERFACES
+
+
+def test_royalty_info_pays_the_producer_bps_of_the_price(market, actors):
     registered = register(market, actors.producer, actors.esp, make_content("a"))
-    bps = market.registry.royalty_bps()
-    assert bps == 500
-    receiver, amount = market.registry.royalty_info(registered.token_id, price)
-    assert receiver == actors.producer.address
-    assert amount == price * bps // 10_000
+    assert market.registry.royalty_bps() == 500
+    prices = [0, 1, 19, 20, 21, PRICE, 10**30 + 7]
+    royalties = [market.registry.royalty_info(registered.token_id, price) for price in prices]
+    assert royalties == [(actors.producer.address, price * 500 // 10_000) for price in prices]
+    assert royalties[2:5] == [(actors.producer.address, 0), (actors.producer.address, 1), (actors.producer.address, 1)]
 
 
 def test_royalty_stays_with_the_producer_after_the_token_is_sold(market, actors):
@@ -194,21 +189,21 @@ def test_generation_typehash_is_the_documented_type_string(market):
     assert bytes(market.chain.call(fn)) == expected
 
 
-@pytest.mark.parametrize(
-    ("a", "b", "distance"),
-    [
-        (0, 0, 0),
-        (0, 2**64 - 1, 64),
-        (2**64 - 1, 0, 64),
-        (0x0123456789ABCDEF, flip_bits(0x0123456789ABCDEF, 7), 7),
-        (0x0123456789ABCDEF, 0x0123456789ABCDEF, 0),
-        (1 << 63, 1, 2),
-        (0xAAAAAAAAAAAAAAAA, 0x5555555555555555, 64),
-        (0xFF00FF00FF00FF00, 0, 32),
-    ],
-)
-def test_hamming_distance_counts_differing_bits(market, a, b, distance):
-    assert market.registry.hamming_distance(a, b) == distance
+HAMMING_CASES = [
+    (0, 0, 0),
+    (0, 2**64 - 1, 64),
+    (2**64 - 1, 0, 64),
+    (0x0123456789ABCDEF, 0x0123456789ABCDEF, 0),
+    (0x0123456789ABCDEF, flip_bits(0x0123456789ABCDEF, 7), 7),
+    (1 << 63, 1, 2),
+    (0xAAAAAAAAAAAAAAAA, 0x5555555555555555, 64),
+    (0xFF00FF00FF00FF00, 0, 32),
+]
+
+
+def test_hamming_distance_counts_the_differing_bits_of_known_pairs(market):
+    measured = [(a, b, market.registry.hamming_distance(a, b)) for a, b, _ in HAMMING_CASES]
+    assert measured == HAMMING_CASES
 
 
 # -- registration reverts ---------------------------------------------------------------------------
@@ -216,23 +211,31 @@ def test_hamming_distance_counts_differing_bits(market, a, b, distance):
 
 def test_registration_without_signature_reverts(market, actors):
     content = make_content("a")
-    with nothing_changes(market, actors.producer), reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
         register_with(market, actors.producer, actors.esp.address, content, b"")
 
 
 def test_registration_signed_by_another_key_than_the_esp_reverts(market, actors):
     content = make_content("a")
     forged = sign(market, actors.other, actors.producer.address, content)
-    with nothing_changes(market, actors.producer), reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
         register_with(market, actors.producer, actors.esp.address, content, forged)
 
 
 def test_signature_for_another_producer_cannot_be_replayed(market, actors):
     content = make_content("a")
     for_producer = sign(market, actors.esp, actors.producer.address, content)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
-            register_with(market, actors.attacker, actors.esp.address, content, for_producer)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
+        register_with(market, actors.attacker, actors.esp.address, content, for_producer)
     assert market.registry.token_of_content(content.content_hash) == 0
 
 
@@ -245,7 +248,10 @@ def test_signature_over_different_fields_reverts(market, actors, field):
         "prompt_hash": replace(signed, prompt_hash=make_content("b").prompt_hash),
         "content_hash": replace(signed, content_hash=make_content("b").content_hash),
     }[field]
-    with nothing_changes(market, actors.producer), reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
         register_with(market, actors.producer, actors.esp.address, tampered, signature)
 
 
@@ -262,19 +268,11 @@ def test_high_s_malleated_signature_is_rejected(market, actors):
     digest = bytes(market.chain.call(fn))
     assert Account._recover_hash(digest, signature=malleated) == actors.esp.address
     # ... but the registry accepts only the canonical low-s form.
-    with nothing_changes(market, actors.producer), reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
         register_with(market, actors.producer, actors.esp.address, content, malleated)
-
-
-def test_the_canonical_signature_still_registers_after_a_malleated_attempt(market, actors):
-    content = make_content("a")
-    signature = sign(market, actors.esp, actors.producer.address, content)
-    s = int.from_bytes(signature[32:64], "big")
-    malleated = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
-    with reverts("AIGCRegistryInvalidSignature"):
-        register_with(market, actors.producer, actors.esp.address, content, malleated)
-    registered = register_with(market, actors.producer, actors.esp.address, content, signature)
-    assert market.registry.owner_of(registered.token_id) == actors.producer.address
 
 
 @pytest.mark.parametrize("wrong", ["chain_id", "verifying_contract"])
@@ -289,22 +287,27 @@ def test_signature_for_another_domain_reverts(market, actors, wrong):
         prompt_hash=content.prompt_hash,
         perceptual_hash=content.phash,
     )
-    with nothing_changes(market, actors.producer), reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address):
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryInvalidSignature", esp=actors.esp.address),
+    ):
         register_with(market, actors.producer, actors.esp.address, content, signature)
 
 
 def test_registering_the_same_content_again_reverts_even_for_another_producer(market, actors):
     content = make_content("a")
     first = register(market, actors.producer, actors.esp, content)
-    with nothing_changes(market, actors.producer, actors.other):
-        with reverts("AIGCRegistryDuplicateContent", contentHash=content.content_hash, tokenId=first.token_id):
-            register(market, actors.other, actors.esp, content)
+    with (
+        nothing_changes(market, actors.producer, actors.other),
+        reverts("AIGCRegistryDuplicateContent", contentHash=content.content_hash, tokenId=first.token_id),
+    ):
+        register(market, actors.other, actors.esp, content)
 
 
-@pytest.mark.parametrize("delta", ["zero", "one_wei_short", "one_wei_over", "double"])
+@pytest.mark.parametrize("delta", ["zero", "one_wei_short", "one_wei_over"])
 def test_registration_with_the_wrong_bond_reverts(market, actors, delta):
     bond = market.registry.registration_bond()
-    sent = {"zero": 0, "one_wei_short": bond - 1, "one_wei_over": bond + 1, "double": 2 * bond}[delta]
+    sent = {"zero": 0, "one_wei_short": bond - 1, "one_wei_over": bond + 1}[delta]
     content = make_content("a")
     signature = sign(market, actors.esp, actors.producer.address, content)
     with nothing_changes(market, actors.producer), reverts("AIGCRegistryWrongBond", sent=sent, required=bond):
@@ -341,9 +344,8 @@ def test_upheld_challenge_revokes_the_duplicate(market, actors, distance):
         market.registry.owner_of(duplicate_id)
 
 
-@pytest.mark.parametrize("distance", [0, 3, THRESHOLD])
-def test_upheld_challenge_keeps_the_revoked_record(market, actors, distance):
-    original_id, duplicate_id = original_and_duplicate(market, actors, distance)
+def test_upheld_challenge_keeps_the_revoked_record(market, actors):
+    original_id, duplicate_id = original_and_duplicate(market, actors, 3)
     before = market.registry.product(duplicate_id)
     market.registry.challenge(actors.producer, original_id, duplicate_id)
     after = market.registry.product(duplicate_id)
@@ -469,9 +471,9 @@ def test_challenge_claiming_the_later_registration_as_original_is_rejected(marke
     assert market.chain.balance(actors.producer.address) == producer_before + deposit
 
 
-def test_challenge_between_products_registered_at_the_same_time_is_rejected(market, actors):
+def test_challenge_between_products_registered_at_the_same_time_follows_registration_order(market, actors):
     if market.chain.backend != "rpc":
-        pytest.skip("eth-tester cannot mine two blocks with the same timestamp")
+        pytest.skip("eth-tester cannot mine two blocks with the same timestamp; anvil runs this case")
     original = make_content("orig")
     copy = make_content("copy", phash=original.phash)
     stamp = market.chain.now() + 7
@@ -481,12 +483,21 @@ def test_challenge_between_products_registered_at_the_same_time_is_rejected(mark
     second = register(market, actors.attacker, actors.esp, copy)
     assert market.registry.product(first.token_id).registered_at == stamp
     assert market.registry.product(second.token_id).registered_at == stamp
-    deposit = market.registry.challenge_deposit()
-    accused_before = market.chain.balance(actors.attacker.address)
     outcome = market.registry.challenge(actors.producer, first.token_id, second.token_id)
-    assert (outcome.upheld, outcome.distance) == (False, 0)
-    assert market.registry.is_revoked(second.token_id) is False
-    assert market.chain.balance(actors.attacker.address) == accused_before + deposit
+    assert (outcome.upheld, outcome.distance) == (True, 0)
+    assert market.registry.is_revoked(second.token_id) is True
+
+
+def test_challenging_a_product_you_own_yourself_reverts(market, actors):
+    original_id, duplicate_id = original_and_duplicate(market, actors, 3)
+    market.registry.transfer(actors.attacker, actors.producer.address, duplicate_id)
+    with reverts("AIGCRegistrySelfChallenge", tokenId=duplicate_id):
+        market.registry.challenge(actors.producer, original_id, duplicate_id)
+    assert market.registry.is_revoked(duplicate_id) is False
+
+
+def test_royalty_info_of_an_unknown_token_is_zero(market):
+    assert market.registry.royalty_info(999, 10**18) == ("0x0000000000000000000000000000000000000000", 0)
 
 
 def test_rejected_challenge_with_a_larger_deposit_pays_the_whole_deposit_to_the_accused(market, actors):
@@ -517,64 +528,71 @@ def test_rejected_challenge_pays_the_current_owner_of_the_accused_product(market
 def test_challenge_with_too_small_a_deposit_reverts(market, actors):
     original_id, duplicate_id = original_and_duplicate(market, actors, 0)
     required = market.registry.challenge_deposit()
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryDepositTooSmall", sent=required - 1, required=required):
-            market.registry.challenge(actors.producer, original_id, duplicate_id, deposit=required - 1)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker),
+        reverts("AIGCRegistryDepositTooSmall", sent=required - 1, required=required),
+    ):
+        market.registry.challenge(actors.producer, original_id, duplicate_id, deposit=required - 1)
     assert market.registry.is_revoked(duplicate_id) is False
-
-
-def test_challenge_with_no_deposit_reverts(market, actors):
-    original_id, duplicate_id = original_and_duplicate(market, actors, 0)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryDepositTooSmall", sent=0):
-            market.registry.challenge(actors.producer, original_id, duplicate_id, deposit=0)
 
 
 def test_challenge_by_someone_not_owning_the_original_reverts(market, actors):
     original_id, duplicate_id = original_and_duplicate(market, actors, 0)
-    with nothing_changes(market, actors.producer, actors.attacker, actors.other):
-        with reverts("AIGCRegistryNotOwner", tokenId=original_id, caller=actors.other.address):
-            market.registry.challenge(actors.other, original_id, duplicate_id)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker, actors.other),
+        reverts("AIGCRegistryNotOwner", tokenId=original_id, caller=actors.other.address),
+    ):
+        market.registry.challenge(actors.other, original_id, duplicate_id)
     assert market.registry.is_revoked(duplicate_id) is False
 
 
 def test_challenge_by_the_producer_after_selling_the_original_reverts(market, actors):
     original_id, duplicate_id = original_and_duplicate(market, actors, 0)
     market.registry.transfer(actors.producer, actors.buyer.address, original_id)
-    with nothing_changes(market, actors.producer, actors.attacker, actors.buyer):
-        with reverts("AIGCRegistryNotOwner", tokenId=original_id, caller=actors.producer.address):
-            market.registry.challenge(actors.producer, original_id, duplicate_id)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker, actors.buyer),
+        reverts("AIGCRegistryNotOwner", tokenId=original_id, caller=actors.producer.address),
+    ):
+        market.registry.challenge(actors.producer, original_id, duplicate_id)
 
 
 @pytest.mark.parametrize("unknown", [0, 999])
 def test_challenge_with_an_unknown_original_reverts(market, actors, unknown):
-    _, duplicate_id = original_and_duplicate(market, actors, 0)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryUnknownProduct", tokenId=unknown):
-            market.registry.challenge(actors.producer, unknown, duplicate_id)
+    duplicate_id = register(market, actors.attacker, actors.esp, make_content("copy")).token_id
+    with (
+        nothing_changes(market, actors.producer, actors.attacker),
+        reverts("AIGCRegistryUnknownProduct", tokenId=unknown),
+    ):
+        market.registry.challenge(actors.producer, unknown, duplicate_id)
 
 
-@pytest.mark.parametrize("unknown", [0, 3, 999])
+@pytest.mark.parametrize("unknown", [0, 999])
 def test_challenge_of_an_unknown_duplicate_reverts(market, actors, unknown):
-    original_id, _ = original_and_duplicate(market, actors, 0)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryUnknownProduct", tokenId=unknown):
-            market.registry.challenge(actors.producer, original_id, unknown)
+    original_id = register(market, actors.producer, actors.esp, make_content("orig")).token_id
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistryUnknownProduct", tokenId=unknown),
+    ):
+        market.registry.challenge(actors.producer, original_id, unknown)
 
 
 def test_challenge_of_a_product_by_itself_reverts(market, actors):
-    original_id, _ = original_and_duplicate(market, actors, 0)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistrySameProduct", tokenId=original_id):
-            market.registry.challenge(actors.producer, original_id, original_id)
+    original_id = register(market, actors.producer, actors.esp, make_content("orig")).token_id
+    with (
+        nothing_changes(market, actors.producer),
+        reverts("AIGCRegistrySameProduct", tokenId=original_id),
+    ):
+        market.registry.challenge(actors.producer, original_id, original_id)
 
 
 def test_challenge_of_an_already_revoked_duplicate_reverts(market, actors):
     original_id, duplicate_id = original_and_duplicate(market, actors, 0)
     market.registry.challenge(actors.producer, original_id, duplicate_id)
-    with nothing_changes(market, actors.producer, actors.attacker):
-        with reverts("AIGCRegistryAlreadyRevoked", tokenId=duplicate_id):
-            market.registry.challenge(actors.producer, original_id, duplicate_id)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker),
+        reverts("AIGCRegistryAlreadyRevoked", tokenId=duplicate_id),
+    ):
+        market.registry.challenge(actors.producer, original_id, duplicate_id)
 
 
 def test_challenge_with_a_revoked_original_reverts_as_not_owner(market, actors):
@@ -583,9 +601,11 @@ def test_challenge_with_a_revoked_original_reverts_as_not_owner(market, actors):
     # The attacker's revoked copy is burned: it no longer owns it and cannot use it as an original.
     market.chain.advance_time(5)
     third = register(market, actors.other, actors.esp, make_content("third", phash=make_content("orig").phash))
-    with nothing_changes(market, actors.producer, actors.attacker, actors.other):
-        with reverts("AIGCRegistryNotOwner", tokenId=duplicate_id, caller=actors.attacker.address):
-            market.registry.challenge(actors.attacker, duplicate_id, third.token_id)
+    with (
+        nothing_changes(market, actors.producer, actors.attacker, actors.other),
+        reverts("AIGCRegistryNotOwner", tokenId=duplicate_id, caller=actors.attacker.address),
+    ):
+        market.registry.challenge(actors.attacker, duplicate_id, third.token_id)
 
 
 # -- revoked tokens ---------------------------------------------------------------------------------
@@ -594,13 +614,8 @@ def test_challenge_with_a_revoked_original_reverts_as_not_owner(market, actors):
 def test_revoked_token_cannot_be_transferred(market, actors):
     original_id, duplicate_id = original_and_duplicate(market, actors, 0)
     market.registry.challenge(actors.producer, original_id, duplicate_id)
-    with nothing_changes(market, actors.attacker, actors.buyer):
-        with reverts("ERC721NonexistentToken", tokenId=duplicate_id):
-            market.registry.transfer(actors.attacker, actors.buyer.address, duplicate_id)
-
-
-def test_revoked_token_cannot_be_approved(market, actors):
-    original_id, duplicate_id = original_and_duplicate(market, actors, 0)
-    market.registry.challenge(actors.producer, original_id, duplicate_id)
-    with reverts("ERC721NonexistentToken", tokenId=duplicate_id):
-        market.registry.approve(actors.attacker, market.exchange.address, duplicate_id)
+    with (
+        nothing_changes(market, actors.attacker, actors.buyer),
+        reverts("ERC721NonexistentToken", tokenId=duplicate_id),
+    ):
+        market.registry.transfer(actors.attacker, actors.buyer.address, duplicate_id)

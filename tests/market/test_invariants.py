@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from market.invariants import ether_conserved, exchange_solvent, snapshot_balances, tracked_addresses
-
 from chain_helpers import ETHER, open_generation
+
+from market.invariants import ether_conserved, exchange_solvent, snapshot_balances, tracked_addresses
 
 
 def test_ether_leaving_the_tracked_accounts_is_reported_with_the_exact_amount(market):

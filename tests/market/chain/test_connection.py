@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from chain_helpers import ETHER
 
+from market.chain.anvil import free_port
 from market.chain.connection import Chain
 from market.chain.errors import RpcUnreachableError
-from market.chain.anvil import free_port
-
-from chain_helpers import ETHER
 
 
 def test_advance_time_places_the_next_transaction_exactly_that_far_after_the_latest_block(chain):
