@@ -82,3 +82,28 @@ def live_products_owned(market: Market) -> bool:
         if revoked == (holder is not None):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class InvariantResult:
+    holds: bool
+    detail: str
+
+
+def check_market(market: Market, before: BalanceSnapshot) -> dict[str, InvariantResult]:
+    """Every money and ownership invariant of `market`, with ether counted from `before`."""
+    conserved, discrepancy = ether_conserved(market.chain, before)
+    solvent, held, locked = exchange_solvent(market)
+    backed, bonds_held, bonds_expected = registry_bonds_backed(market)
+    return {
+        "ether_conserved": InvariantResult(conserved, f"off by {discrepancy} wei (gas included)"),
+        "exchange_balance_equals_open_locks": InvariantResult(
+            solvent, f"exchange holds {held} wei, open locks sum to {locked} wei"
+        ),
+        "registry_balance_equals_live_bonds": InvariantResult(
+            backed, f"registry holds {bonds_held} wei, live bonds sum to {bonds_expected} wei"
+        ),
+        "live_products_have_one_owner": InvariantResult(
+            live_products_owned(market), "each live product has one owner, each revoked one none"
+        ),
+    }

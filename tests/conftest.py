@@ -18,14 +18,7 @@ from eth_account.signers.local import LocalAccount
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.deploy import Market, deploy_market
-from market.invariants import (
-    ether_conserved,
-    exchange_solvent,
-    live_products_owned,
-    registry_bonds_backed,
-    snapshot_balances,
-    tracked_addresses,
-)
+from market.invariants import check_market, snapshot_balances, tracked_addresses
 
 ETHER = 10**18
 BACKENDS = ("eth-tester", "anvil")
@@ -59,13 +52,8 @@ def market(deployed_market: Market) -> Iterator[Market]:
     balances = snapshot_balances(chain, tracked_addresses(deployed_market))
     try:
         yield deployed_market
-        conserved, discrepancy = ether_conserved(chain, balances)
-        solvent, held, locked = exchange_solvent(deployed_market)
-        backed, bonds_held, bonds_expected = registry_bonds_backed(deployed_market)
-        assert conserved, f"ether not conserved: off by {discrepancy} wei"
-        assert solvent, f"exchange holds {held} wei but its open locks sum to {locked} wei"
-        assert backed, f"registry holds {bonds_held} wei but live bonds sum to {bonds_expected} wei"
-        assert live_products_owned(deployed_market), "a live product without owner or a revoked one with"
+        failed = {name: r.detail for name, r in check_market(deployed_market, balances).items() if not r.holds}
+        assert not failed, f"invariants failed after the scenario: {failed}"
     finally:
         chain.revert(snapshot)
 
