@@ -1,0 +1,112 @@
+"""Run caching policies or schedulers on identical task streams and summarize with 95% CIs.
+
+Every variant gets the same topologies (engine seed) and the same tasks (a separate task-stream
+generator with the same seed), so differences come from the policy alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from scipy import stats
+
+from offload_core.config import CACHING_POLICIES, Preset
+from offload_core.engine import EdgeEngine
+from offload_core.schedulers import SCHEDULERS, scheduler
+
+#: Variants compared per preset kind.
+COMPARED_SCHEDULERS = ("local", "cloud", "random", "round-robin", "greedy", "least-loaded", "parallel-split")
+ASP_SCHEDULERS = ("random-server", "round-robin", "least-loaded", "parallel-split")
+
+COMMON_METRICS = ("latency_s", "energy_j", "completion_rate", "hit_rate", "crash_rate", "utility")
+LC_METRICS = ("system_cost", "switching_cost", "accuracy_cost", "inference_latency", "offloading_latency",
+              "cloud_cost", "edge_execution_ratio")
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    mean: float
+    half_width: float
+    """Half-width of the 95% confidence interval of the mean across environments."""
+
+
+def confidence_interval(per_env: torch.Tensor) -> MetricSummary:
+    """Mean and 95% t-interval half-width of per-environment values.  per_env: [B]"""
+    values = per_env.double()
+    count = values.numel()
+    mean = float(values.mean())
+    if count < 2:
+        return MetricSummary(mean, math.nan)
+    sem = float(values.std(unbiased=True)) / math.sqrt(count)
+    return MetricSummary(mean, float(stats.t.ppf(0.975, count - 1)) * sem)
+
+
+def run_variant(preset: Preset, policy: str, scheduler_name: str, envs: int, steps: int, seed: int,
+                device: str = "cpu", on_step: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+    """Simulate one (caching policy, scheduler) pair; returns per-environment metrics, each [B]."""
+    engine = EdgeEngine(preset.config, envs, policy, device=device, dtype=torch.float64)
+    engine.reset(seed)
+    place = scheduler(scheduler_name)
+    task_stream = torch.Generator(device=engine.device).manual_seed(seed + 1)
+    decisions = torch.Generator(device=engine.device).manual_seed(seed + 2)
+    sums: dict[str, torch.Tensor] = {}
+    for _ in range(steps):
+        tasks = engine.sample_tasks(task_stream)
+        out = engine.step(tasks, place(engine, tasks, decisions, None))
+        at_edge = out["edge_share"] > 0
+        fields = {
+            "T": out["T"], "E": out["E"], "completed": out["completed"], "crashed": out["crashed"],
+            "hit": out["model_hit"], "offloaded": out["offloaded"], "T_sw": out["T_sw"], "T_es": out["T_es"],
+            "offload_latency": torch.where(at_edge, out["T_up"] + out["T_down"], torch.zeros_like(out["T"])),
+            "cloud_latency": torch.where(at_edge, torch.zeros_like(out["T"]), out["T"]),
+            "accuracy_cost": 1.0 - out["quality"], "edge_share": out["edge_share"],
+            "utility": torch.where(out["completed"], out["quality"], torch.zeros_like(out["quality"])),
+        }
+        for key, value in fields.items():
+            sums[key] = sums.get(key, 0) + value.to(torch.float64).sum(dim=1)
+        if on_step is not None:
+            on_step()
+    tasks_total = steps * preset.config.n_devices
+    metrics = {
+        "latency_s": sums["T"] / tasks_total,
+        "energy_j": sums["E"] / tasks_total,
+        "completion_rate": (sums["completed"] - engine.dropped) / tasks_total,
+        "hit_rate": sums["hit"] / sums["offloaded"].clamp_min(1.0),
+        "crash_rate": sums["crashed"] / tasks_total,
+        "utility": (sums["utility"] - engine.dropped_quality) / tasks_total,
+        "switching_cost": sums["T_sw"] / tasks_total,
+        "accuracy_cost": sums["accuracy_cost"] / tasks_total,
+        "inference_latency": sums["T_es"] / tasks_total,
+        "offloading_latency": sums["offload_latency"] / tasks_total,
+        "cloud_cost": sums["cloud_latency"] / tasks_total,
+        "edge_execution_ratio": sums["edge_share"] / tasks_total,
+    }
+    metrics["system_cost"] = (metrics["switching_cost"] + metrics["accuracy_cost"] + metrics["inference_latency"]
+                              + metrics["offloading_latency"] + metrics["cloud_cost"])
+    return metrics
+
+
+def variants(preset: Preset) -> list[tuple[str, str, str]]:
+    """(label, caching policy, scheduler) for every variant the preset compares."""
+    if preset.compares == "caching":
+        return [(policy, policy, preset.scheduler) for policy in CACHING_POLICIES]
+    names = ASP_SCHEDULERS if preset.name == "asp" else COMPARED_SCHEDULERS
+    assert set(names) <= set(SCHEDULERS)
+    return [(name, preset.caching, name) for name in names]
+
+
+def metric_names(preset: Preset) -> tuple[str, ...]:
+    return (LC_METRICS + COMMON_METRICS) if preset.compares == "caching" else COMMON_METRICS
+
+
+def compare(preset: Preset, envs: int, steps: int, seed: int, device: str = "cpu",
+            on_step: Callable[[], None] | None = None) -> dict[str, dict[str, MetricSummary]]:
+    """Every variant of `preset` on the same streams: {label: {metric: summary}}."""
+    rows: dict[str, dict[str, MetricSummary]] = {}
+    for label, policy, scheduler_name in variants(preset):
+        per_env = run_variant(preset, policy, scheduler_name, envs, steps, seed, device, on_step)
+        rows[label] = {name: confidence_interval(per_env[name]) for name in metric_names(preset)}
+    return rows

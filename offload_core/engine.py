@@ -1,0 +1,269 @@
+"""The batched edge simulator: B independent environments stepped together on any torch device.
+
+Same cost model as `offload_core.reference` (the readable definition): tasks of a step are handled
+in device order, each vectorized over environments and servers; every quantity of the breakdown
+is returned per task as a [B, M] tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from offload_core.caching import CacheState, eviction_mask, eviction_scores
+from offload_core.config import CACHING_POLICIES, EdgeConfig
+from offload_core.reference import BREAKDOWN_KEYS
+from offload_core.scenario import TaskBatch, Topology, draw_evict_keys, sample_tasks, sample_topology
+
+
+@dataclass
+class Action:
+    """Where each task runs: a split over {local, server 1..N, cloud} and a download flag."""
+
+    split: torch.Tensor  # [B, M, N + 2], rows sum to 1
+    download: torch.Tensor  # [B, M] bool
+
+    @classmethod
+    def target_ratio(cls, target: torch.Tensor, ratio: torch.Tensor, n_servers: int,
+                     download: torch.Tensor | None = None) -> Action:
+        """Seed 002's action: offload `ratio` of each task to server `target` (0-based), the rest local."""
+        # target, ratio: [B, M] -> split [B, M, N + 2]
+        batch, devices = target.shape
+        split = torch.zeros((batch, devices, n_servers + 2), dtype=ratio.dtype, device=ratio.device)
+        split[..., 0] = 1.0 - ratio
+        split.scatter_(2, (target + 1).unsqueeze(-1), ratio.unsqueeze(-1))
+        flags = torch.ones_like(target, dtype=torch.bool) if download is None else download
+        return cls(split, flags)
+
+
+def _validate_action(action: Action, batch: int, devices: int, servers: int) -> None:
+    expected = (batch, devices, servers + 2)
+    if tuple(action.split.shape) != expected:
+        raise ValueError(f"action.split must have shape {expected}, got {tuple(action.split.shape)}")
+    if bool((action.split < 0).any()):
+        raise ValueError("action.split must not be negative")
+    if not torch.allclose(action.split.sum(-1), torch.ones((), dtype=action.split.dtype, device=action.split.device),
+                          atol=1e-6):
+        raise ValueError("action.split must sum to 1 over local, servers and cloud")
+    if tuple(action.download.shape) != (batch, devices):
+        raise ValueError(f"action.download must have shape {(batch, devices)}, got {tuple(action.download.shape)}")
+
+
+class EdgeEngine:
+    """B environments of one EdgeConfig, with one caching policy."""
+
+    def __init__(self, config: EdgeConfig, batch: int, policy: str = "lfu", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        config.validate()
+        if batch < 1:
+            raise ValueError(f"batch (B) must be at least 1, got {batch}")
+        if policy not in CACHING_POLICIES:
+            raise ValueError(f"policy must be one of {list(CACHING_POLICIES)}, got {policy!r}")
+        self.config, self.batch, self.policy = config, batch, policy
+        self.device, self.dtype = torch.device(device), dtype
+        self.generator = torch.Generator(device=self.device)
+        self.topology: Topology
+        self.cache: CacheState
+        self.busy_until: torch.Tensor
+        self.running: torch.Tensor | None = None
+        self.steps = 0
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def reset(self, seed: int) -> Topology:
+        """Draw B topologies from `seed`, empty every queue and fill each cache with random models that fit."""
+        self.generator.manual_seed(seed)
+        c, b = self.config, self.batch
+        self.topology = sample_topology(c, b, self.generator, self.device, self.dtype)
+        self.cache = CacheState.empty(b, c.n_servers, c.n_models, c.server_memory_bits, self.device, self.dtype)
+        self.cache.warm_start(self.topology.model_size, self.generator)
+        self.busy_until = torch.zeros((b, c.n_servers), device=self.device, dtype=self.dtype)
+        self.running = None
+        if c.server_capacity is not None:
+            slots = int(c.server_capacity[1] // max(c.task_demand[0], 1.0)) + 2
+            # [B, N, S, 4]: finish time, demand, quality, share of each running part (finish 0: empty slot)
+            self.running = torch.zeros((b, c.n_servers, slots, 4), device=self.device, dtype=self.dtype)
+        self.dropped = torch.zeros(b, device=self.device, dtype=self.dtype)
+        self.dropped_quality = torch.zeros(b, device=self.device, dtype=self.dtype)
+        self.steps = 0
+        return self.topology
+
+    def sample_tasks(self, generator: torch.Generator | None = None) -> TaskBatch:
+        """The next step's tasks (from `generator`, default the engine's), with eviction keys if random."""
+        generator = generator or self.generator
+        tasks = sample_tasks(self.config, self.batch, generator, self.device, self.dtype)
+        if self.policy == "random":
+            tasks.evict_keys = draw_evict_keys(self.config, self.batch, self.generator, self.device, self.dtype)
+        return tasks
+
+    @property
+    def time(self) -> float:
+        return self.steps * self.config.step_s
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def step(self, tasks: TaskBatch, action: Action) -> dict[str, torch.Tensor]:
+        """Place and cost one task per device and environment; returns the breakdown, each [B, M]."""
+        c = self.config
+        b, m_count, n = self.batch, c.n_devices, c.n_servers
+        _validate_action(action, b, m_count, n)
+        top = self.topology
+        split = action.split.to(self.dtype)
+        x, rho = tasks.size, tasks.density  # [B, M]
+        s_loc, s_cloud = split[..., 0], split[..., n + 1]
+        f_m = top.device_freq
+
+        # Parts that need no shared state, all tasks at once.  [B, M]
+        t_loc = s_loc * x * rho / f_m
+        e_loc = c.device_kappa * f_m**2 * s_loc * x * rho
+        has_cloud = s_cloud > 0
+        t_cloud = torch.where(
+            has_cloud,
+            s_cloud * x / c.cloud_rate_bps + c.wan_latency_s + s_cloud * x * rho / c.cloud_freq_hz
+            + s_cloud * c.output_bits / c.cloud_rate_bps,
+            torch.zeros_like(x),
+        )
+        e_cloud_direct = torch.where(
+            has_cloud,
+            c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho,
+            torch.zeros_like(x),
+        )
+        s_es_all = split[..., 1 : n + 1]  # [B, M, N]
+        t_up_all = s_es_all * x.unsqueeze(-1) / top.up_rate  # [B, M, N]
+        t_down_all = s_es_all * c.output_bits / top.down_rate  # [B, M, N]
+
+        per_task = [self._edge_parts(m, tasks, split, action.download, t_up_all, t_down_all) for m in range(m_count)]
+        edge = {key: torch.stack([p[key] for p in per_task], dim=1) for key in per_task[0]}  # each [B, M]
+
+        t_total = torch.maximum(torch.maximum(t_loc, t_cloud), edge["T_part"])
+        e_cloud = e_cloud_direct + edge["E_cloud"]
+        e_total = e_loc + edge["E_up"] + edge["E_sw"] + edge["E_es"] + e_cloud
+        failed, crashed = edge["failed"], edge["crashed"]
+        completed = (t_total <= tasks.deadline) & ~failed & ~crashed
+        quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + edge["quality"]
+        self.steps += 1
+        result = {
+            "T_up": edge["T_up"], "T_wait": edge["T_wait"], "T_sw": edge["T_sw"], "T_es": edge["T_es"],
+            "T_down": edge["T_down"], "T_loc": t_loc, "T_cloud": t_cloud, "T": t_total,
+            "E_up": edge["E_up"], "E_sw": edge["E_sw"], "E_es": edge["E_es"], "E_loc": e_loc, "E_cloud": e_cloud,
+            "E": e_total, "completed": completed, "model_hit": edge["model_hit"], "offloaded": edge["offloaded"],
+            "failed": failed, "crashed": crashed, "quality": quality, "edge_share": edge["edge_share"],
+        }
+        assert set(result) == set(BREAKDOWN_KEYS)
+        return result
+
+    def _edge_parts(self, m: int, tasks: TaskBatch, split: torch.Tensor, download: torch.Tensor,
+                    t_up_all: torch.Tensor, t_down_all: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task m of every environment on every server it sends a part to.  Outputs [B]."""
+        c, top, cache = self.config, self.topology, self.cache
+        b, n = self.batch, c.n_servers
+        now = self.time
+        x, rho, demand_task = tasks.size[:, m : m + 1], tasks.density[:, m : m + 1], tasks.demand[:, m : m + 1]  # [B, 1]
+        s = split[:, m, 1 : n + 1]  # [B, N]
+        active = s > 0
+        model = tasks.model[:, m]  # [B]
+        model_idx = model.view(b, 1, 1).expand(b, n, 1)
+        size = top.model_size.gather(1, model.view(b, 1))  # [B, 1]
+        t_up, t_down = t_up_all[:, m], t_down_all[:, m]  # [B, N]
+        e_up = c.device_power_w * t_up
+
+        hit = cache.cached.gather(2, model_idx).squeeze(-1)  # [B, N]
+        wants = download[:, m : m + 1] & (self.policy != "cloud")  # [B, 1]
+        forwarded = active & ~hit & ~wants
+        fits = size <= c.server_memory_bits  # [B, 1]
+        failed = active & ~hit & wants & ~fits
+        at_edge = active & ~forwarded & ~failed
+        arrival = now + t_up
+
+        demand = s * demand_task  # [B, N]
+        crashed = torch.zeros_like(active)
+        if self.running is not None:
+            crashed = self._admit(at_edge, arrival, demand)
+            at_edge = at_edge & ~crashed
+
+        load = at_edge & ~hit
+        t_sw = torch.where(load, size / c.model_download_bps + size / c.load_bps, torch.zeros_like(s))
+        e_sw = torch.where(load, c.backhaul_power_w * size / c.model_download_bps + c.load_power_w * size / c.load_bps,
+                           torch.zeros_like(s))
+        if bool(load.any()):
+            keys = tasks.evict_keys[:, m] if tasks.evict_keys is not None else None
+            scores = eviction_scores(self.policy, cache, now, c, keys)
+            evict = eviction_mask(scores, cache.cached, top.model_size, size.squeeze(-1), load, cache.free_memory)
+            cache.replace(evict, load, model_idx, size, top.model_size, now)
+        accuracy = cache.use(at_edge, model_idx, now, c)  # [B, N]
+
+        cycles = s * x * rho + demand * c.cycles_per_demand
+        queued = at_edge if self.running is None else torch.zeros_like(at_edge)  # ASPs run concurrently
+        t_wait = torch.where(queued, (self.busy_until - arrival).clamp_min(0.0), torch.zeros_like(s))
+        t_es = torch.where(at_edge, cycles / c.server_freq_hz, torch.zeros_like(s))
+        e_es = torch.where(at_edge, c.server_kappa * c.server_freq_hz**2 * cycles, torch.zeros_like(s))
+        finish = arrival + t_wait + t_sw + t_es
+        self.busy_until = torch.where(queued, finish, self.busy_until)
+        part_quality = torch.where(at_edge, s * accuracy * top.server_quality, torch.zeros_like(s))
+        if self.running is not None:
+            self._occupy(at_edge, finish, demand, part_quality, s)
+
+        forward_t = t_up + s * x / c.backhaul_bps + c.wan_latency_s + s * x * rho / c.cloud_freq_hz + t_down
+        t_part = torch.where(at_edge, finish - now + t_down, torch.where(forwarded, forward_t, t_up))
+        t_part = torch.where(active, t_part, torch.full_like(t_part, -1.0))
+        e_cloud = torch.where(forwarded, c.cloud_energy_per_cycle_j * s * x * rho, torch.zeros_like(s))
+        part_quality = part_quality + torch.where(forwarded, s * c.cloud_quality, torch.zeros_like(s))
+        shows_down = at_edge | forwarded
+
+        slowest = t_part.argmax(dim=1, keepdim=True)  # [B, 1]; ties: the lowest server, as in the reference
+
+        def pick(value: torch.Tensor) -> torch.Tensor:
+            return torch.where(active, value, torch.zeros_like(value)).gather(1, slowest).squeeze(1)
+
+        any_active = active.any(dim=1)
+
+        def total(value: torch.Tensor) -> torch.Tensor:
+            return torch.where(active, value, torch.zeros_like(value)).sum(dim=1)
+
+        return {
+            "T_part": torch.where(any_active, t_part.gather(1, slowest).squeeze(1), torch.full_like(any_active, -1.0,
+                                                                                               dtype=s.dtype)),
+            "T_up": pick(t_up), "T_wait": pick(t_wait), "T_sw": pick(t_sw), "T_es": pick(t_es),
+            "T_down": pick(torch.where(shows_down, t_down, torch.zeros_like(t_down))),
+            "E_up": total(e_up), "E_sw": total(e_sw), "E_es": total(e_es), "E_cloud": total(e_cloud),
+            "quality": total(part_quality),
+            "failed": (failed).any(dim=1), "crashed": crashed.any(dim=1),
+            "model_hit": any_active & ~(active & ~hit).any(dim=1), "offloaded": any_active,
+            "edge_share": total(torch.where(at_edge, s, torch.zeros_like(s))),
+        }
+
+    # -- ASP capacity and crashes ---------------------------------------------------------------
+
+    def _admit(self, at_edge: torch.Tensor, arrival: torch.Tensor, demand: torch.Tensor) -> torch.Tensor:
+        """Free finished slots; crash servers whose free capacity `demand` exceeds.  Returns crashed [B, N]."""
+        assert self.running is not None
+        running = self.running
+        finish = running[..., 0]  # [B, N, S]
+        alive = (finish > arrival.unsqueeze(-1)) & at_edge.unsqueeze(-1)
+        keep_other = ~at_edge.unsqueeze(-1)
+        running.mul_((alive | keep_other).unsqueeze(-1).to(running.dtype))
+        occupied = running[..., 1].sum(-1)  # [B, N]
+        crashed = at_edge & (demand > self.topology.server_capacity - occupied)
+        if bool(crashed.any()):
+            lost = (running[..., 0] > 0) & crashed.unsqueeze(-1)  # [B, N, S]
+            self.dropped += (running[..., 3] * lost).sum(dim=(1, 2))
+            self.dropped_quality += (running[..., 2] * lost).sum(dim=(1, 2))
+            running.mul_((~crashed).unsqueeze(-1).unsqueeze(-1).to(running.dtype))
+            self.busy_until = torch.where(crashed, arrival, self.busy_until)
+        return crashed
+
+    def _occupy(self, at_edge: torch.Tensor, finish: torch.Tensor, demand: torch.Tensor, quality: torch.Tensor,
+                share: torch.Tensor) -> None:
+        """Put each admitted part into a free slot of its server."""
+        assert self.running is not None
+        free = self.running[..., 0] <= 0  # [B, N, S]
+        if bool((at_edge & ~free.any(-1)).any()):
+            # More running parts than slots (split tasks have small demands): grow the slot axis.
+            self.running = torch.cat([self.running, torch.zeros_like(self.running)], dim=2)
+            free = self.running[..., 0] <= 0
+        slot = free.to(torch.int8).argmax(dim=-1, keepdim=True)  # [B, N, 1] first free slot
+        entry = torch.stack([finish, demand, quality, share], dim=-1).unsqueeze(2)  # [B, N, 1, 4]
+        index = slot.unsqueeze(-1).expand(-1, -1, -1, 4)
+        new = torch.where(at_edge.view(*at_edge.shape, 1, 1), entry, self.running.gather(2, index))
+        self.running.scatter_(2, index, new)
