@@ -22,6 +22,8 @@ from typer._click import exceptions as click  # Typer vendors click; its errors 
 from market.chain.anvil import AnvilError, AnvilNode
 from market.chain.connection import Chain
 from market.chain.errors import ChainError, RpcUnreachableError
+from market.offload_cli import app as offload_app
+from market.reputation_cli import app as reputation_app
 
 app = typer.Typer(
     name="aigc-market",
@@ -32,6 +34,8 @@ app = typer.Typer(
 )
 chain_app = typer.Typer(help="Run a local chain, compile and deploy the contracts.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
+app.add_typer(offload_app, name="offload")
+app.add_typer(reputation_app, name="reputation")
 
 console = Console()
 

@@ -1,0 +1,123 @@
+"""Task decisions per second of the batched engine against the scalar reference, same run.
+
+A decision is one task placed and fully accounted (uplink, queue, model switch with LFU caching,
+compute, return, local and cloud parts). Each step samples M tasks per environment, schedules them
+greedily (nearest server holding the model, else local) and steps the engine; the scalar
+reference does the same one task at a time in plain Python.
+
+    python benchmarks/offload_throughput.py [--sizes 1,256,4096,16384] [--device cpu] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+from offload_core.config import preset
+from offload_core.engine import EdgeEngine
+from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
+from offload_core.scenario import Topology
+from offload_core.schedulers import greedy
+
+MIN_SECONDS = 1.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def engine_rate(batch: int, device: str, seed: int = 0) -> float:
+    """Decisions per second at batch size `batch` (timed over at least MIN_SECONDS)."""
+    config = preset("mato").config
+    engine = EdgeEngine(config, batch, "lfu", device=device, dtype=torch.float32)
+    engine.reset(seed)
+    decisions_generator = torch.Generator(device=engine.device).manual_seed(seed)
+    for _ in range(3):  # warm-up
+        tasks = engine.sample_tasks()
+        engine.step(tasks, greedy(engine, tasks, decisions_generator, None))
+    _sync(engine.device)
+    steps, start = 0, time.perf_counter()
+    while True:
+        tasks = engine.sample_tasks()
+        engine.step(tasks, greedy(engine, tasks, decisions_generator, None))
+        steps += 1
+        _sync(engine.device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= MIN_SECONDS and steps >= 3:
+            return steps * batch * config.n_devices / elapsed
+
+
+def _scalar_topology(top: Topology, b: int) -> ScalarTopology:
+    return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
+                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist())
+
+
+def scalar_rate(seed: int = 0) -> float:
+    """Decisions per second of the plain-Python reference with the same greedy rule."""
+    config = preset("mato").config
+    engine = EdgeEngine(config, 1, "lfu", dtype=torch.float64)
+    top = engine.reset(seed)
+    edge = ScalarEdge(config, _scalar_topology(top, 0), "lfu", engine.cache.cached[0].tolist())
+    distance = top.distance[0].tolist()
+    n_servers = config.n_servers
+    streams = []
+    for _ in range(50):
+        t = engine.sample_tasks()
+        streams.append([ScalarTask(int(t.model[0, m]), float(t.size[0, m]), float(t.density[0, m]),
+                                   float(t.deadline[0, m]), float(t.demand[0, m])) for m in range(config.n_devices)])
+    decisions, start = 0, time.perf_counter()
+    while True:
+        for tasks in streams:
+            splits, downloads = [], []
+            for m, task in enumerate(tasks):
+                holders = [n for n in range(n_servers) if edge.servers[n].cached[task.model]]
+                split = [0.0] * (n_servers + 2)
+                if holders:
+                    split[1 + min(holders, key=lambda n: distance[m][n])] = 1.0
+                else:
+                    split[0] = 1.0
+                splits.append(split)
+                downloads.append(True)
+            edge.step(tasks, splits, downloads)
+            decisions += len(tasks)
+        elapsed = time.perf_counter() - start
+        if elapsed >= MIN_SECONDS:
+            return decisions / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,256,4096,16384", help="comma-separated batch sizes B")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if any(s < 1 for s in sizes):
+        parser.error("--sizes must be positive integers")
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+    scalar = scalar_rate()
+    print(f"scalar reference: {scalar:,.0f} decisions/s")
+    rates: dict[str, float] = {}
+    for batch in sizes:
+        rates[str(batch)] = engine_rate(batch, args.device)
+        print(f"B = {batch:>6}: {rates[str(batch)]:>14,.0f} decisions/s  ({rates[str(batch)] / scalar:,.1f}x scalar)")
+    reference_batch = "4096" if "4096" in rates else str(max(sizes))
+    ratio = rates[reference_batch] / scalar
+    print(f"ratio B={reference_batch} / scalar: {ratio:.1f}x on {device_name}")
+    if args.json:
+        print(json.dumps({"device": device_name, "decisions_per_s": rates, "scalar_per_s": scalar,
+                          "ratio": ratio, "ratio_batch": int(reference_batch),
+                          "target_decisions_per_s_at_4096": 20e6, "target_ratio": 30.0,
+                          "meets_targets": bool(rates.get("4096", math.nan) >= 20e6 and ratio >= 30.0)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

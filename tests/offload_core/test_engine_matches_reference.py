@@ -1,0 +1,84 @@
+"""The batched engine equals the scalar reference (relative 1e-6) task by task."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from offload_core_helpers import random_action, references_for, scalar_tasks
+
+from offload_core.config import CACHING_POLICIES, preset
+from offload_core.engine import EdgeEngine
+from offload_core.reference import BREAKDOWN_KEYS
+
+TASKS_PER_CASE = 1000
+
+
+def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity: float = 0.5) -> dict[str, float]:
+    config = preset(name).config
+    engine = EdgeEngine(config, batch, policy, dtype=torch.float64)
+    engine.reset(seed)
+    references = references_for(engine)
+    decisions = torch.Generator().manual_seed(seed + 7)
+    steps = math.ceil(TASKS_PER_CASE / (batch * config.n_devices))
+    seen = {"tasks": 0, "queued": 0, "loads": 0, "crashed": 0, "failed": 0, "forwarded": 0}
+    for _ in range(steps):
+        tasks = engine.sample_tasks()
+        action = random_action(engine, decisions, sparsity)
+        out = engine.step(tasks, action)
+        for b, reference in enumerate(references):
+            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
+            for m, row in enumerate(expected):
+                for key in BREAKDOWN_KEYS:
+                    got = float(out[key][b, m])
+                    assert got == pytest.approx(row[key], rel=1e-6, abs=1e-9), (name, policy, b, m, key)
+        seen["tasks"] += out["T"].numel()
+        seen["queued"] += int((out["T_wait"] > 0).sum())
+        seen["loads"] += int((out["T_sw"] > 0).sum())
+        seen["crashed"] += int(out["crashed"].sum())
+        seen["failed"] += int(out["failed"].sum())
+        seen["forwarded"] += int((out["E_cloud"] > 0).sum())
+    assert float(engine.dropped.sum()) == pytest.approx(sum(r.dropped for r in references), abs=1e-9)
+    return seen
+
+
+@pytest.mark.parametrize("policy", CACHING_POLICIES)
+def test_engine_equals_reference_on_mato(policy):
+    seen = compare_runs("mato", policy)
+    assert seen["tasks"] >= TASKS_PER_CASE
+    assert seen["queued"] > 0, "the queueing path was never exercised"
+    if policy != "cloud":
+        assert seen["loads"] > 0, "no model switch (eviction path) was exercised"
+
+
+@pytest.mark.parametrize("policy", ["lc", "lfu", "random"])
+def test_engine_equals_reference_on_lc(policy):
+    seen = compare_runs("lc", policy)
+    assert seen["tasks"] >= TASKS_PER_CASE and seen["loads"] > 0 and seen["forwarded"] > 0
+
+
+def test_engine_equals_reference_on_asp_including_crashes():
+    seen = compare_runs("asp", "lfu", sparsity=0.93)  # mostly whole tasks, as ASPs receive them
+    assert seen["tasks"] >= TASKS_PER_CASE
+    assert seen["crashed"] > 0, "the crash path was never exercised"
+
+
+def test_engine_equals_reference_when_a_model_can_never_fit():
+    config = preset("mato", model_size_bits=(300e6 * 8, 600e6 * 8), server_memory_bits=400e6 * 8).config
+    engine = EdgeEngine(config, 4, "lru", dtype=torch.float64)
+    engine.reset(3)
+    references = references_for(engine)
+    decisions = torch.Generator().manual_seed(3)
+    failures = 0
+    for _ in range(10):
+        tasks = engine.sample_tasks()
+        action = random_action(engine, decisions, sparsity=0.3)
+        out = engine.step(tasks, action)
+        for b, reference in enumerate(references):
+            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
+            for m, row in enumerate(expected):
+                for key in BREAKDOWN_KEYS:
+                    assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9)
+        failures += int(out["failed"].sum())
+    assert failures > 0

@@ -1,0 +1,47 @@
+"""Helpers for the offloading-core tests: run the engine and the scalar reference side by side."""
+
+from __future__ import annotations
+
+import torch
+
+from offload_core.engine import Action, EdgeEngine
+from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
+from offload_core.scenario import TaskBatch, Topology
+
+
+def scalar_topology(top: Topology, b: int) -> ScalarTopology:
+    return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
+                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist())
+
+
+def scalar_tasks(tasks: TaskBatch, b: int) -> list[ScalarTask]:
+    keys = tasks.evict_keys
+    return [
+        ScalarTask(int(tasks.model[b, m]), float(tasks.size[b, m]), float(tasks.density[b, m]),
+                   float(tasks.deadline[b, m]), float(tasks.demand[b, m]),
+                   keys[b, m].tolist() if keys is not None else None)
+        for m in range(tasks.model.shape[1])
+    ]
+
+
+def references_for(engine: EdgeEngine) -> list[ScalarEdge]:
+    return [ScalarEdge(engine.config, scalar_topology(engine.topology, b), engine.policy,
+                       engine.cache.cached[b].tolist()) for b in range(engine.batch)]
+
+
+def random_action(engine: EdgeEngine, generator: torch.Generator, sparsity: float = 0.5) -> Action:
+    """Random split vectors (about `sparsity` of the entries zero) and random download flags."""
+    c = engine.config
+    shape = (engine.batch, c.n_devices, c.n_servers + 2)
+    raw = torch.rand(shape, generator=generator, dtype=torch.float64)
+    raw = raw * (torch.rand(shape, generator=generator, dtype=torch.float64) >= sparsity)
+    raw[..., 0] += (raw.sum(-1) == 0).to(raw.dtype)  # never an all-zero row
+    split = raw / raw.sum(-1, keepdim=True)
+    download = torch.rand((engine.batch, c.n_devices), generator=generator) < 0.8
+    return Action(split, download)
+
+
+def float64_engine(config, batch: int = 4, policy: str = "lfu", seed: int = 0) -> EdgeEngine:
+    engine = EdgeEngine(config, batch, policy, dtype=torch.float64)
+    engine.reset(seed)
+    return engine
