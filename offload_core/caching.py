@@ -51,28 +51,27 @@ class CacheState:
         used = torch.where(self.cached, model_size.unsqueeze(1).expand_as(self.context), torch.zeros_like(self.context))
         self.free_memory = self.free_memory - used.sum(-1)
 
-    def decayed_context(self, now: float, config: EdgeConfig) -> torch.Tensor:
+    def decayed_context(self, now: float | torch.Tensor, config: EdgeConfig) -> torch.Tensor:
         """K of every cached model as of `now`."""
         # [B, N, I]
         return self.context * config.context_decay ** ((now - self.context_time) / config.step_s)
 
     def replace(self, evict: torch.Tensor, load: torch.Tensor, model_idx: torch.Tensor, size: torch.Tensor,
-                model_size: torch.Tensor, now: float) -> None:
+                model_size: torch.Tensor, now: float | torch.Tensor) -> None:
         """Evict `evict` [B, N, I], then load the model `model_idx` [B, N, 1] of `size` [B, 1] where `load` [B, N]."""
         freed = (evict.to(model_size.dtype) * model_size.unsqueeze(1)).sum(-1)  # [B, N]
         self.free_memory = torch.where(load, self.free_memory + (freed - size), self.free_memory)
         self.cached = self.cached & ~evict
-        self.context = torch.where(evict, torch.zeros_like(self.context), self.context)
+        self.context = torch.where(evict, 0.0, self.context)
         loaded = torch.zeros_like(self.cached).scatter(2, model_idx, load.unsqueeze(-1))  # [B, N, I]
         self.cached = self.cached | loaded
-        zero, stamp = torch.zeros_like(self.context), torch.full_like(self.context, now)
-        self.loaded_at = torch.where(loaded, stamp, self.loaded_at)
-        self.last_used = torch.where(loaded, stamp, self.last_used)
-        self.context_time = torch.where(loaded, stamp, self.context_time)
-        self.frequency = torch.where(loaded, zero, self.frequency)
-        self.context = torch.where(loaded, zero, self.context)
+        self.loaded_at = torch.where(loaded, now, self.loaded_at)
+        self.last_used = torch.where(loaded, now, self.last_used)
+        self.context_time = torch.where(loaded, now, self.context_time)
+        self.frequency = torch.where(loaded, 0.0, self.frequency)
+        self.context = torch.where(loaded, 0.0, self.context)
 
-    def use(self, used: torch.Tensor, model_idx: torch.Tensor, now: float, config: EdgeConfig) -> torch.Tensor:
+    def use(self, used: torch.Tensor, model_idx: torch.Tensor, now: float | torch.Tensor, config: EdgeConfig) -> torch.Tensor:
         """Record a use of model `model_idx` [B, N, 1] where `used` [B, N]; returns its accuracy a(K) [B, N]."""
         k = (self.context.gather(2, model_idx) * config.context_decay
              ** ((now - self.context_time.gather(2, model_idx)) / config.step_s)).squeeze(-1)  # [B, N]
@@ -80,13 +79,13 @@ class CacheState:
         accuracy = accuracy.clamp_max(1.0)
         mask = torch.zeros_like(self.cached).scatter(2, model_idx, used.unsqueeze(-1))  # [B, N, I]
         self.context = torch.where(mask, (k + 1.0).unsqueeze(-1).expand_as(self.context), self.context)
-        self.context_time = torch.where(mask, torch.full_like(self.context_time, now), self.context_time)
+        self.context_time = torch.where(mask, now, self.context_time)
         self.frequency = self.frequency + mask.to(self.frequency.dtype)
-        self.last_used = torch.where(mask, torch.full_like(self.last_used, now), self.last_used)
+        self.last_used = torch.where(mask, now, self.last_used)
         return accuracy
 
 
-def eviction_scores(policy: str, cache: CacheState, now: float, config: EdgeConfig,
+def eviction_scores(policy: str, cache: CacheState, now: float | torch.Tensor, config: EdgeConfig,
                     random_keys: torch.Tensor | None) -> torch.Tensor:
     """Eviction priority of every model on every server (lowest first).  [B, N, I]"""
     if policy == "fifo":

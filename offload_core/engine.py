@@ -133,8 +133,23 @@ class EdgeEngine:
         t_up_all = s_es_all * x.unsqueeze(-1) / top.up_rate  # [B, M, N]
         t_down_all = s_es_all * c.output_bits / top.down_rate  # [B, M, N]
 
-        per_task = [self._edge_parts(m, tasks, split, action.download, t_up_all, t_down_all) for m in range(m_count)]
-        edge = {key: torch.stack([p[key] for p in per_task], dim=1) for key in per_task[0]}  # each [B, M]
+        now = self.time
+        keys = tasks.evict_keys
+        picked, summed, flags = zip(*(
+            self._edge_parts(now, tasks.size[:, m : m + 1], tasks.density[:, m : m + 1], tasks.demand[:, m : m + 1],
+                        tasks.model[:, m], split[:, m, 1 : n + 1], action.download[:, m : m + 1],
+                        t_up_all[:, m], t_down_all[:, m], None if keys is None else keys[:, m])
+            for m in range(m_count)), strict=True)
+        # Stacked along leading dimensions (contiguous copies), then viewed as [B, M] per term.
+        pick = torch.stack(picked, dim=1).transpose(1, 2)  # [6, B, M]
+        total = torch.stack(summed, dim=1).transpose(1, 2)  # [6, B, M]
+        flag = torch.stack(flags, dim=1).transpose(1, 2)  # [4, B, M] bool
+        edge = {
+            "T_part": pick[0], "T_up": pick[1], "T_wait": pick[2], "T_sw": pick[3], "T_es": pick[4], "T_down": pick[5],
+            "E_up": total[0], "E_sw": total[1], "E_es": total[2], "E_cloud": total[3],
+            "quality": total[4], "edge_share": total[5],
+            "failed": flag[0], "crashed": flag[1], "model_hit": flag[2], "offloaded": flag[3],
+        }
 
         t_total = torch.maximum(torch.maximum(t_loc, t_cloud), edge["T_part"])
         e_cloud = e_cloud_direct + edge["E_cloud"]
@@ -153,29 +168,32 @@ class EdgeEngine:
         assert set(result) == set(BREAKDOWN_KEYS)
         return result
 
-    def _edge_parts(self, m: int, tasks: TaskBatch, split: torch.Tensor, download: torch.Tensor,
-                    t_up_all: torch.Tensor, t_down_all: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Task m of every environment on every server it sends a part to.  Outputs [B]."""
+    def _edge_parts(self, now: float | torch.Tensor, x: torch.Tensor, rho: torch.Tensor, demand_task: torch.Tensor,
+                    model: torch.Tensor, s: torch.Tensor, download: torch.Tensor, t_up: torch.Tensor,
+                    t_down: torch.Tensor, evict_keys: torch.Tensor | None,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One task of every environment (x, rho, demand [B, 1]; model [B]; server shares s, t_up,
+        t_down [B, N]; download [B, 1]) on every server it sends a part to.
+
+        Returns the slowest part's latency terms [6, B] (T_part, T_up, T_wait, T_sw, T_es, T_down),
+        sums over parts [6, B] (E_up, E_sw, E_es, E_cloud, quality, edge share) and flags [4, B]
+        (failed, crashed, model hit, offloaded). Masks are applied by multiplication: every term is
+        finite, and fewer, fused operations are what makes a step fast on the CPU.
+        """
         c, top, cache = self.config, self.topology, self.cache
         b, n = self.batch, c.n_servers
-        now = self.time
-        x, rho, demand_task = tasks.size[:, m : m + 1], tasks.density[:, m : m + 1], tasks.demand[:, m : m + 1]  # [B, 1]
-        s = split[:, m, 1 : n + 1]  # [B, N]
+        dtype = s.dtype
         active = s > 0
-        model = tasks.model[:, m]  # [B]
         model_idx = model.view(b, 1, 1).expand(b, n, 1)
         size = top.model_size.gather(1, model.view(b, 1))  # [B, 1]
-        t_up, t_down = t_up_all[:, m], t_down_all[:, m]  # [B, N]
-        e_up = c.device_power_w * t_up
 
         hit = cache.cached.gather(2, model_idx).squeeze(-1)  # [B, N]
-        wants = download[:, m : m + 1] & (self.policy != "cloud")  # [B, 1]
-        forwarded = active & ~hit & ~wants
-        fits = size <= c.server_memory_bits  # [B, 1]
-        failed = active & ~hit & wants & ~fits
+        miss = active & ~hit
+        wants = download & (self.policy != "cloud")  # [B, 1]
+        forwarded = miss & ~wants
+        failed = miss & wants & (size > c.server_memory_bits)
         at_edge = active & ~forwarded & ~failed
         arrival = now + t_up
-
         demand = s * demand_task  # [B, N]
         crashed = torch.zeros_like(active)
         if self.running is not None:
@@ -183,55 +201,49 @@ class EdgeEngine:
             at_edge = at_edge & ~crashed
 
         load = at_edge & ~hit
-        t_sw = torch.where(load, size / c.model_download_bps + size / c.load_bps, torch.zeros_like(s))
-        e_sw = torch.where(load, c.backhaul_power_w * size / c.model_download_bps + c.load_power_w * size / c.load_bps,
-                           torch.zeros_like(s))
+        load_f = load.to(dtype)
+        t_sw = load_f * (size / c.model_download_bps + size / c.load_bps)
+        e_sw = load_f * (c.backhaul_power_w * size / c.model_download_bps + c.load_power_w * size / c.load_bps)
         if bool(load.any()):
-            keys = tasks.evict_keys[:, m] if tasks.evict_keys is not None else None
-            scores = eviction_scores(self.policy, cache, now, c, keys)
+            scores = eviction_scores(self.policy, cache, now, c, evict_keys)
             evict = eviction_mask(scores, cache.cached, top.model_size, size.squeeze(-1), load, cache.free_memory)
             cache.replace(evict, load, model_idx, size, top.model_size, now)
         accuracy = cache.use(at_edge, model_idx, now, c)  # [B, N]
 
-        cycles = s * x * rho + demand * c.cycles_per_demand
-        queued = at_edge if self.running is None else torch.zeros_like(at_edge)  # ASPs run concurrently
-        t_wait = torch.where(queued, (self.busy_until - arrival).clamp_min(0.0), torch.zeros_like(s))
-        t_es = torch.where(at_edge, cycles / c.server_freq_hz, torch.zeros_like(s))
-        e_es = torch.where(at_edge, c.server_kappa * c.server_freq_hz**2 * cycles, torch.zeros_like(s))
-        finish = arrival + t_wait + t_sw + t_es
-        self.busy_until = torch.where(queued, finish, self.busy_until)
-        part_quality = torch.where(at_edge, s * accuracy * top.server_quality, torch.zeros_like(s))
+        edge_f = at_edge.to(dtype)
+        work = s * x * rho  # [B, N] cycles of the part's input
+        cycles = work + demand * c.cycles_per_demand
+        t_es = edge_f * (cycles / c.server_freq_hz)
+        if self.running is None:  # FIFO servers; ASPs run their tasks concurrently
+            t_wait = edge_f * (self.busy_until - arrival).clamp_min(0.0)
+            finish = arrival + t_wait + t_sw + t_es
+            self.busy_until = torch.where(at_edge, finish, self.busy_until)
+        else:
+            t_wait = torch.zeros_like(s)
+            finish = arrival + t_sw + t_es
+        part_quality = edge_f * (s * accuracy * top.server_quality)
         if self.running is not None:
             self._occupy(at_edge, finish, demand, part_quality, s)
 
-        forward_t = t_up + s * x / c.backhaul_bps + c.wan_latency_s + s * x * rho / c.cloud_freq_hz + t_down
+        forward_f = forwarded.to(dtype)
+        forward_t = t_up + s * x / c.backhaul_bps + c.wan_latency_s + work / c.cloud_freq_hz + t_down
+        # Inactive servers get -1 so that argmax finds the slowest active part (first on ties, as the reference).
         t_part = torch.where(at_edge, finish - now + t_down, torch.where(forwarded, forward_t, t_up))
-        t_part = torch.where(active, t_part, torch.full_like(t_part, -1.0))
-        e_cloud = torch.where(forwarded, c.cloud_energy_per_cycle_j * s * x * rho, torch.zeros_like(s))
-        part_quality = part_quality + torch.where(forwarded, s * c.cloud_quality, torch.zeros_like(s))
-        shows_down = at_edge | forwarded
+        t_part = torch.where(active, t_part, -1.0)
+        shown_down = (edge_f + forward_f) * t_down
+        slowest = t_part.argmax(dim=1, keepdim=True)  # [B, 1]
 
-        slowest = t_part.argmax(dim=1, keepdim=True)  # [B, 1]; ties: the lowest server, as in the reference
-
-        def pick(value: torch.Tensor) -> torch.Tensor:
-            return torch.where(active, value, torch.zeros_like(value)).gather(1, slowest).squeeze(1)
-
+        active_f = active.to(dtype)
+        per_part = torch.stack([t_part, t_up * active_f, t_wait, t_sw, t_es, shown_down])  # [6, B, N]
+        picked = per_part.gather(2, slowest.unsqueeze(0).expand(6, b, 1)).squeeze(2)  # [6, B]
+        summed = torch.stack([
+            c.device_power_w * t_up * active_f, e_sw, edge_f * (c.server_kappa * c.server_freq_hz**2 * cycles),
+            forward_f * (c.cloud_energy_per_cycle_j * work), part_quality + forward_f * (s * c.cloud_quality),
+            edge_f * s,
+        ]).sum(dim=2)  # [6, B]
         any_active = active.any(dim=1)
-
-        def total(value: torch.Tensor) -> torch.Tensor:
-            return torch.where(active, value, torch.zeros_like(value)).sum(dim=1)
-
-        return {
-            "T_part": torch.where(any_active, t_part.gather(1, slowest).squeeze(1), torch.full_like(any_active, -1.0,
-                                                                                               dtype=s.dtype)),
-            "T_up": pick(t_up), "T_wait": pick(t_wait), "T_sw": pick(t_sw), "T_es": pick(t_es),
-            "T_down": pick(torch.where(shows_down, t_down, torch.zeros_like(t_down))),
-            "E_up": total(e_up), "E_sw": total(e_sw), "E_es": total(e_es), "E_cloud": total(e_cloud),
-            "quality": total(part_quality),
-            "failed": (failed).any(dim=1), "crashed": crashed.any(dim=1),
-            "model_hit": any_active & ~(active & ~hit).any(dim=1), "offloaded": any_active,
-            "edge_share": total(torch.where(at_edge, s, torch.zeros_like(s))),
-        }
+        flags = torch.stack([failed.any(dim=1), crashed.any(dim=1), any_active & ~miss.any(dim=1), any_active])
+        return picked, summed, flags
 
     # -- ASP capacity and crashes ---------------------------------------------------------------
 

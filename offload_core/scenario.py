@@ -104,8 +104,10 @@ def sample_tasks(config: EdgeConfig, batch: int, generator: torch.Generator, dev
                  dtype: torch.dtype) -> TaskBatch:
     """One step of tasks for `batch` environments."""
     m = config.n_devices
-    probs = model_probabilities(config, device, dtype)
-    model = torch.multinomial(probs.expand(batch * m, -1), 1, replacement=True, generator=generator).view(batch, m)
+    cdf = torch.cumsum(model_probabilities(config, device, dtype), dim=0)
+    cdf[-1] = 1.0
+    draw = torch.rand((batch, m), generator=generator, device=device, dtype=dtype)
+    model = torch.searchsorted(cdf, draw, right=True).clamp_max(config.n_models - 1)  # inverse CDF
     demand_low, demand_high = config.task_demand
     demand = _uniform(demand_low, demand_high, (batch, m), generator, device, dtype).round() if demand_high > 0 else (
         torch.zeros((batch, m), device=device, dtype=dtype))

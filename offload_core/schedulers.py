@@ -73,9 +73,13 @@ def greedy(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, sco
     c, top = engine.config, engine.topology
     holds = engine.cache.cached.gather(2, tasks.model.unsqueeze(1).expand(-1, c.n_servers, -1))  # [B, N, M]
     holds = holds.transpose(1, 2)  # [B, M, N]
-    distance = torch.where(holds, top.distance, torch.full_like(top.distance, float("inf")))
-    nearest = distance.argmin(dim=-1)  # [B, M]
-    column = torch.where(holds.any(-1), nearest + 1, torch.zeros_like(nearest))
+    # A running minimum over the few servers: much faster on the CPU than argmin over a tiny last axis.
+    best = torch.full_like(top.distance[..., 0], float("inf"))  # [B, M]
+    column = torch.zeros_like(tasks.model)  # 0: local
+    for server in range(c.n_servers):
+        closer = holds[..., server] & (top.distance[..., server] < best)
+        best = torch.where(closer, top.distance[..., server], best)
+        column = torch.where(closer, torch.full_like(column, server + 1), column)
     return Action(_one_hot_split(engine, column), _all_download(engine))
 
 
