@@ -55,7 +55,8 @@ def engine_rate(batch: int, device: str, seed: int = 0) -> float:
 
 def _scalar_topology(top: Topology, b: int) -> ScalarTopology:
     return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
-                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist())
+                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist(),
+                          top.server_freq[b].tolist())
 
 
 def scalar_rate(seed: int = 0) -> float:

@@ -213,7 +213,7 @@ class EdgeEngine:
         edge_f = at_edge.to(dtype)
         work = s * x * rho  # [B, N] cycles of the part's input
         cycles = work + demand * c.cycles_per_demand
-        t_es = edge_f * (cycles / c.server_freq_hz)
+        t_es = edge_f * (cycles / top.server_freq)
         if self.running is None:  # FIFO servers; ASPs run their tasks concurrently
             t_wait = edge_f * (self.busy_until - arrival).clamp_min(0.0)
             finish = arrival + t_wait + t_sw + t_es
@@ -237,7 +237,7 @@ class EdgeEngine:
         per_part = torch.stack([t_part, t_up * active_f, t_wait, t_sw, t_es, shown_down])  # [6, B, N]
         picked = per_part.gather(2, slowest.unsqueeze(0).expand(6, b, 1)).squeeze(2)  # [6, B]
         summed = torch.stack([
-            c.device_power_w * t_up * active_f, e_sw, edge_f * (c.server_kappa * c.server_freq_hz**2 * cycles),
+            c.device_power_w * t_up * active_f, e_sw, edge_f * (c.server_kappa * top.server_freq**2 * cycles),
             forward_f * (c.cloud_energy_per_cycle_j * work), part_quality + forward_f * (s * c.cloud_quality),
             edge_f * s,
         ]).sum(dim=2)  # [6, B]

@@ -40,6 +40,7 @@ class ScalarTopology:
     server_quality: list[float]
     up_rate: list[list[float]]  # [M][N]
     down_rate: list[list[float]]  # [M][N]
+    server_freq: list[float] | None = None  # [N] Hz; None: config.server_freq_hz for every server
 
 
 @dataclass
@@ -208,8 +209,9 @@ class ScalarEdge:
         cycles = s * x * rho + demand * c.cycles_per_demand
         concurrent = math.isfinite(top.server_capacity[n])  # ASPs run tasks side by side, no queue
         part["T_wait"] = 0.0 if concurrent else max(0.0, server.busy_until - arrival)
-        part["T_es"] = cycles / c.server_freq_hz
-        part["E_es"] = c.server_kappa * c.server_freq_hz**2 * cycles
+        f_n = top.server_freq[n] if top.server_freq is not None else c.server_freq_hz
+        part["T_es"] = cycles / f_n
+        part["E_es"] = c.server_kappa * f_n**2 * cycles
         finish = arrival + part["T_wait"] + part["T_sw"] + part["T_es"]
         if not concurrent:
             server.busy_until = finish

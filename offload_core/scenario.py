@@ -26,6 +26,7 @@ class Topology:
     model_size: torch.Tensor  # [B, I] bits
     server_capacity: torch.Tensor  # [B, N] work units (inf: no crash semantics)
     server_quality: torch.Tensor  # [B, N] quality factor of each server's models
+    server_freq: torch.Tensor  # [B, N] Hz (config.server_freq_hz; a market may slow one ESP down)
     up_rate: torch.Tensor  # [B, M, N] bit/s device -> server
     down_rate: torch.Tensor  # [B, M, N] bit/s server -> device
     distance: torch.Tensor  # [B, M, N] m
@@ -79,6 +80,7 @@ def sample_topology(config: EdgeConfig, batch: int, generator: torch.Generator,
     return Topology(
         device_pos=device_pos, server_pos=server_pos, device_freq=device_freq, model_size=model_size,
         server_capacity=capacity, server_quality=quality,
+        server_freq=torch.full((batch, n), config.server_freq_hz, device=device, dtype=dtype),
         up_rate=shannon_rate(distance, config.device_power_w, config),
         down_rate=shannon_rate(distance, config.server_power_w, config),
         distance=distance,

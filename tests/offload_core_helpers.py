@@ -11,7 +11,8 @@ from offload_core.scenario import TaskBatch, Topology
 
 def scalar_topology(top: Topology, b: int) -> ScalarTopology:
     return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
-                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist())
+                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist(),
+                          top.server_freq[b].tolist())
 
 
 def scalar_tasks(tasks: TaskBatch, b: int) -> list[ScalarTask]:

@@ -82,3 +82,21 @@ def test_engine_equals_reference_when_a_model_can_never_fit():
                     assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9)
         failures += int(out["failed"].sum())
     assert failures > 0
+
+
+def test_engine_equals_reference_with_one_slow_server():
+    config = preset("mato").config
+    engine = EdgeEngine(config, 4, "lfu", dtype=torch.float64)
+    engine.reset(5)
+    engine.topology.server_freq[:, 0] = config.server_freq_hz / 4
+    references = references_for(engine)
+    decisions = torch.Generator().manual_seed(5)
+    for _ in range(10):
+        tasks = engine.sample_tasks()
+        action = random_action(engine, decisions)
+        out = engine.step(tasks, action)
+        for b, reference in enumerate(references):
+            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
+            for m, row in enumerate(expected):
+                for key in BREAKDOWN_KEYS:
+                    assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9)
