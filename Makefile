@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test lint artifacts clean
+SLITHER_VENV := .venv-slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
+
+.PHONY: install demo test lint artifacts clean fuzz slither-venv
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -19,11 +22,25 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: install
-	$(BIN)/aigc-market demo
+# slither needs web3 < 8, so it lives in its own venv.
+$(SLITHER_STAMP):
+	test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet 'slither-analyzer==0.11.6' 'crytic-compile==0.4.2'
+	touch $@
 
-test: install
+slither-venv: $(SLITHER_STAMP)
+
+demo: install
+	$(BIN)/aigc-market simulate
+
+test: install $(SLITHER_STAMP)
 	$(BIN)/python -m pytest
+
+# Long fuzzing campaigns (Hypothesis stateful and forge invariants, deep profiles).
+fuzz: install
+	AIGC_FUZZ_PROFILE=deep AIGC_FORGE_PROFILE=deep $(BIN)/python -m pytest -s \
+	  tests/contracts/test_stateful_market.py::test_stateful_market_holds_every_invariant \
+	  tests/contracts/test_forge_invariants.py
 
 lint: install
 	$(BIN)/ruff check market tests benchmarks
@@ -33,4 +50,4 @@ artifacts: install
 	$(BIN)/aigc-market chain compile
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules .pytest_cache out

@@ -20,6 +20,8 @@ import {AIGCRegistry} from "./AIGCRegistry.sol";
  * @dev Invariant: `address(this).balance` equals the sum of `amount` over locks in state Locked.
  * Locks are packed into three storage slots (four for purchases); the preimage is not stored
  * (clients read it from {Withdrawn}); the reentrancy guard lives in transient storage.
+ * Every payout is an inline `call` checked at the call site, in a function that has checked its caller
+ * (the lock's fixed receiver or sender), never a shared send-to-any-address helper (see SECURITY.md).
  */
 contract AIGCExchange is ReentrancyGuardTransient {
     /// @notice What a lock pays for.
@@ -162,7 +164,8 @@ contract AIGCExchange is ReentrancyGuardTransient {
 
         uint256 amount = lock.amount;
         if (lock.kind == LockKind.Generation) {
-            _sendValue(msg.sender, amount);
+            (bool ok,) = msg.sender.call{value: amount}("");
+            if (!ok) revert AIGCExchangeTransferFailed(msg.sender, amount);
         } else {
             _settlePurchase(lock.tokenId, lock.sender, amount);
         }
@@ -179,7 +182,9 @@ contract AIGCExchange is ReentrancyGuardTransient {
 
         lock.state = LockState.Refunded;
         emit Refunded(id);
-        _sendValue(msg.sender, lock.amount);
+        uint256 amount = lock.amount;
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert AIGCExchangeTransferFailed(msg.sender, amount);
     }
 
     /**
@@ -199,8 +204,8 @@ contract AIGCExchange is ReentrancyGuardTransient {
             LockState state
         )
     {
-        Lock storage l = _locks[id];
-        return (l.sender, l.receiver, l.amount, l.hashlock, l.timelock, l.tokenId, l.kind, l.state);
+        Lock storage lock = _locks[id];
+        return (lock.sender, lock.receiver, lock.amount, lock.hashlock, lock.timelock, lock.tokenId, lock.kind, lock.state);
     }
 
     function _lock(address receiver, bytes32 hashlock, uint64 timelock, LockKind kind, uint256 tokenId)
@@ -244,16 +249,13 @@ contract AIGCExchange is ReentrancyGuardTransient {
         (address producer, uint256 royalty) = registry.royaltyInfo(tokenId, price);
 
         registry.transferFrom(seller, buyer, tokenId);
-        if (producer == seller || royalty == 0) {
-            _sendValue(seller, price);
-        } else {
-            _sendValue(seller, price - royalty);
-            _sendValue(producer, royalty);
+        if (producer == seller) royalty = 0;
+        uint256 proceeds = price - royalty;
+        (bool ok,) = seller.call{value: proceeds}("");
+        if (!ok) revert AIGCExchangeTransferFailed(seller, proceeds);
+        if (royalty != 0) {
+            (ok,) = producer.call{value: royalty}("");
+            if (!ok) revert AIGCExchangeTransferFailed(producer, royalty);
         }
-    }
-
-    function _sendValue(address to, uint256 amount) private {
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert AIGCExchangeTransferFailed(to, amount);
     }
 }
