@@ -1,0 +1,85 @@
+"""Short simulations on eth-tester and on anvil: every invariant holds; bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market.chain.anvil import free_port
+from market.chain.connection import Chain
+from market.chain.paths import REPO_ROOT
+from market.report import write_report
+from market.simulation import SimulationConfig, run_simulation
+
+SUMMARY_KEYS = {
+    "periods", "tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
+    "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j", "gas_by_operation", "reputation_final",
+    "workload", "invariants",
+}
+SHORT = SimulationConfig(periods=6, random_periods=2, attack_probability=0.8, purchase_probability=0.6)
+
+
+def check(result) -> None:  # type: ignore[no-untyped-def]
+    summary = result.summary
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["invariants"] and all(summary["invariants"].values()), summary["invariants"]
+    assert summary["tasks"] == SHORT.periods * SHORT.producers
+    assert summary["refunded"] > 0  # the default profiles include a cheating ESP
+    assert summary["trades"] > 0 and summary["duplicates_registered"] > 0
+
+
+def test_a_short_simulation_on_eth_tester_keeps_every_invariant(tmp_path: Path):
+    result = run_simulation(SHORT, Chain.embedded(), tmp_path)
+    check(result)
+    paths = write_report(result, tmp_path)
+    assert {p.name for p in paths} == {"summary.json", "timeseries.csv", "reputation.png", "workload.png",
+                                       "latency_energy.png", "gas.png"}
+
+
+def test_a_short_simulation_on_anvil_keeps_every_invariant(tmp_path: Path, anvil_node):
+    check(run_simulation(SHORT, Chain.connect(anvil_node.url), tmp_path))
+
+
+def test_the_same_seed_gives_the_same_market(tmp_path: Path):
+    first = run_simulation(SHORT, Chain.embedded(), tmp_path / "a").summary
+    second = run_simulation(SHORT, Chain.embedded(), tmp_path / "b").summary
+    for key in ("tasks", "completed", "refunded", "products", "trades", "workload", "challenges_upheld"):
+        assert first[key] == second[key], key
+
+
+@pytest.mark.parametrize("field,value", [("producers", 0), ("periods", -1), ("selection", "oracle"),
+                                         ("caching", "belady"), ("attack_probability", 1.5)])
+def test_invalid_configs_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        SimulationConfig(**{field: value}).validate()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "market.cli", "simulate", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO_ROOT)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--producers", "0"], "--producers"),
+    (["--periods", "-3"], "--periods"),
+    (["--selection", "oracle"], "selection"),
+    (["--rpc", "http://127.0.0.1:{port}"], "no EVM JSON-RPC node answers"),
+])
+def test_bad_simulate_input_prints_one_line_and_exits_2(args, fragment):
+    args = [a.format(port=free_port()) for a in args]
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_simulate_writes_the_report_and_ends_with_the_summary(tmp_path: Path):
+    proc = run_cli("--periods", "3", "--out", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(summary) >= SUMMARY_KEYS and all(summary["invariants"].values())
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "timeseries.csv").exists()
