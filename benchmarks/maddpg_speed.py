@@ -1,0 +1,59 @@
+"""Environment steps per second while training MADDPG-MATO: batched environments against one, same run.
+
+An environment step is one step of one environment (M tasks placed, costed and stored, with
+`updates_per_step` gradient steps per batched step). Both loops run the same number of batched steps
+and gradient updates; the batched one collects B times the experience for the same updates.
+
+    python benchmarks/maddpg_speed.py [--envs 16] [--episodes 4] [--device cpu] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from offload_core.config import preset
+from offload_core.maddpg import MADDPGConfig
+from offload_core.training import TrainSettings, evaluate, train
+
+
+def timed_training(envs: int, episodes: int, steps: int, device: str, batch_size: int) -> dict[str, float]:
+    """Train with B = envs; returns env steps/s, wall seconds and the final evaluation reward."""
+    config = preset("mato").config
+    settings = TrainSettings(algo="maddpg-mato", envs=envs, episodes=episodes, steps=steps, seed=0)
+    hp = MADDPGConfig(batch_size=batch_size, learning_starts=min(batch_size, envs * steps))
+    start = time.perf_counter()
+    result = train(config, settings, device, hp)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    reward = evaluate(config, "maddpg-mato", result.agent, 32, 25, 0, device=device)["reward"]
+    return {"envs": envs, "env_steps_per_s": envs * episodes * steps / wall, "wall_s": wall,
+            "first_reward": result.curve[0]["reward"], "last_reward": result.curve[-1]["reward"], "eval_reward": reward}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", type=int, default=16)
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = [timed_training(b, args.episodes, args.steps, args.device, args.batch_size) for b in (1, args.envs)]
+    card = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    for row in rows:
+        print(f"B={row['envs']:>4}: {row['env_steps_per_s']:9.1f} env steps/s, {row['wall_s']:.1f} s, "
+              f"reward first {row['first_reward']:.3f} last {row['last_reward']:.3f} eval {row['eval_reward']:.3f}")
+    print(f"speed-up of batched collection: {rows[1]['env_steps_per_s'] / rows[0]['env_steps_per_s']:.1f}x on {card}")
+    if args.json:
+        print(json.dumps({"device": card, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

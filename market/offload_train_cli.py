@@ -1,0 +1,233 @@
+"""`aigc-market offload train|evaluate|sweep`: MADDPG-MATO and its baselines (seed 002 Figs. 2-4)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from market.offload_cli import app, console
+from offload_core.config import PRESETS, EdgeConfig, preset
+from offload_core.maddpg import MADDPGConfig
+from offload_core.training import (
+    ALGORITHMS,
+    LEARNED,
+    METRICS,
+    SWEEP_VALUES,
+    TrainSettings,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+    scheduler_curve,
+    sweep,
+    sweep_summary,
+    train,
+)
+
+
+def _device(device: str) -> str:
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"must be cpu or cuda, got {device!r}", param_hint="--device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("cuda requested but no CUDA device is available", param_hint="--device")
+    return device
+
+
+def _config(preset_name: str, eds: int | None, models: int | None) -> EdgeConfig:
+    if preset_name not in PRESETS:
+        raise typer.BadParameter(f"must be one of {', '.join(PRESETS)}, got {preset_name!r}", param_hint="--preset")
+    overrides = {key: value for key, value in (("n_devices", eds), ("n_models", models)) if value is not None}
+    try:
+        return preset(preset_name, **overrides).config
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def _plot_curve(curve: list[dict[str, float]], references: dict[str, list[float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    episodes = [row["episode"] for row in curve]
+    ax.plot(episodes, [row["reward"] for row in curve], label="trained policy (exploring)")
+    for name, rewards in references.items():
+        ax.plot(episodes, rewards, linestyle="--", label=name)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("reward per step (sum over EDs)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@app.command("train")
+def train_command(
+    algo: Annotated[str, typer.Option("--algo", help=f"One of {', '.join(LEARNED)}.")] = "maddpg-mato",
+    preset_name: Annotated[str, typer.Option("--preset", help=f"One of {', '.join(PRESETS)}.")] = "mato",
+    eds: Annotated[int | None, typer.Option("--eds", min=1, help="End devices M (default: the preset's).")] = None,
+    models: Annotated[int | None, typer.Option("--models", min=1, help="Generative models I.")] = None,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Training episodes.")] = 40,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Steps per episode.")] = 25,
+    envs: Annotated[int, typer.Option("--envs", min=1, help="Batched environments B.")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = 1024,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    out: Annotated[Path, typer.Option("--out", help="Directory for CSV, PNG and checkpoint.")] = Path("out/offload-train"),
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
+) -> None:
+    """Train a learned offloading policy; writes curve.csv, curve.png and checkpoint.pt (seed Fig. 2)."""
+    if algo not in LEARNED:
+        raise typer.BadParameter(f"must be one of {', '.join(LEARNED)}, got {algo!r}", param_hint="--algo")
+    device = _device(device)
+    config = _config(preset_name, eds, models)
+    settings = TrainSettings(algo=algo, envs=envs, episodes=episodes, steps=steps, seed=seed)
+    hp = MADDPGConfig(variant=algo, batch_size=batch_size) if algo != "mappo" else None
+    with _progress() as progress:
+        task = progress.add_task(f"{algo} on {preset_name}", total=episodes, status="")
+
+        def show(row: dict[str, float]) -> None:
+            progress.update(task, advance=1, status=f"reward {row['reward']:.3f}")
+
+        result = train(config, settings, device, hp, on_episode=show)
+    references = {name: scheduler_curve(config, name, settings) for name in ("random", "greedy")} if device == "cpu" else {}
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "curve.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["episode", *METRICS, *(f"{name}_reward" for name in references)])
+        for index, row in enumerate(result.curve):
+            writer.writerow([int(row["episode"]), *(row[m] for m in METRICS), *(refs[index] for refs in references.values())])
+    _plot_curve(result.curve, references, out / "curve.png", f"{algo}, {preset_name}, M={config.n_devices}, "
+                f"I={config.n_models}, B={envs}, seed {seed}")
+    checkpoint = save_checkpoint(out / "checkpoint.pt", result.agent, config, settings)
+    first, last = result.curve[0]["reward"], result.curve[-1]["reward"]
+    console.print(f"reward per step: first episode {first:.3f}, last {last:.3f}; wrote {out / 'curve.csv'}, "
+                  f"{out / 'curve.png'} and {checkpoint}", highlight=False)
+    if as_json:
+        print(json.dumps({"algo": algo, "first_reward": first, "last_reward": last, "curve": result.curve,
+                          "references": references, "checkpoint": str(checkpoint)}))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint.pt written by train.")],
+    envs: Annotated[int, typer.Option("--envs", min=1)] = 32,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 25,
+    seed: Annotated[int, typer.Option("--seed", help="Held-out streams of this seed.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
+) -> None:
+    """Evaluate a checkpoint against Random and Greedy on the same held-out streams."""
+    device = _device(device)
+    if not checkpoint.is_file():
+        raise typer.BadParameter(f"no such file: {checkpoint}", param_hint="--checkpoint")
+    try:
+        agent, config, settings = load_checkpoint(checkpoint, device)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--checkpoint") from exc
+    rows = {settings.algo: evaluate(config, settings.algo, agent, envs, steps, seed, settings.policy, device)}
+    for name in ("random", "greedy"):
+        rows[name] = evaluate(config, name, None, envs, steps, seed, settings.policy, "cpu")
+    for name, metrics in rows.items():
+        console.print(f"{name:>14}: " + ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()), highlight=False)
+    if as_json:
+        print(json.dumps({"checkpoint": str(checkpoint), "envs": envs, "steps": steps, "seed": seed, "rows": rows}))
+
+
+def _plot_sweep(summary: dict, vary: str, algos: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ("latency_s", "energy_j", "completion_rate", "quality")
+    values = sorted({value for value, _ in summary})
+    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6))
+    for ax, metric in zip(axes, shown, strict=True):
+        for algo in algos:
+            means = [summary[(v, algo)][metric].mean for v in values]
+            errors = [summary[(v, algo)][metric].half_width for v in values]
+            ax.errorbar(values, means, yerr=errors, marker="o", capsize=3, label=algo)
+        ax.set_xlabel("models" if vary == "models" else "EDs")
+        ax.set_title(metric, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@app.command("sweep")
+def sweep_command(
+    vary: Annotated[str, typer.Option("--vary", help="models (Fig. 3: 3-6) or eds (Fig. 4: 5-20).")] = "models",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point (CIs over seeds).")] = 3,
+    algos: Annotated[str, typer.Option("--algos", help="Comma-separated subset.")] = ",".join(ALGORITHMS),
+    preset_name: Annotated[str, typer.Option("--preset")] = "mato",
+    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 8,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = 25,
+    envs: Annotated[int, typer.Option("--envs", min=1)] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = 256,
+    eval_envs: Annotated[int, typer.Option("--eval-envs", min=1)] = 32,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    out: Annotated[Path, typer.Option("--out")] = Path("out/offload-sweep"),
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
+) -> None:
+    """Train every algorithm per point and seed; latency, energy, completion with 95% CIs (seed Figs. 3-4)."""
+    if vary not in SWEEP_VALUES:
+        raise typer.BadParameter(f"must be one of {', '.join(SWEEP_VALUES)}, got {vary!r}", param_hint="--vary")
+    chosen = [a.strip() for a in algos.split(",") if a.strip()]
+    unknown = [a for a in chosen if a not in ALGORITHMS]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(ALGORITHMS)}", param_hint="--algos")
+    device = _device(device)
+    base = _config(preset_name, None, None)
+    settings = TrainSettings(envs=envs, episodes=episodes, steps=steps)
+    total = len(SWEEP_VALUES[vary]) * seeds * len(chosen)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / f"sweep_{vary}_runs.csv"
+    partial.unlink(missing_ok=True)
+    with _progress() as progress:
+        task = progress.add_task(f"sweep {vary}", total=total, status="")
+
+        def show(row: dict) -> None:
+            progress.update(task, advance=1, status=f"{row['algo']} {vary}={row['value']} reward {row['reward']:.3f}")
+            new_file = not partial.exists()
+            with partial.open("a", newline="") as handle:  # one row per finished run, as they come
+                writer = csv.DictWriter(handle, fieldnames=list(row))
+                if new_file:
+                    writer.writeheader()
+                writer.writerow(row)
+
+        rows = sweep(base, vary, settings, seeds, tuple(chosen), eval_envs=eval_envs, device=device,
+                     hp=MADDPGConfig(batch_size=batch_size), on_run=show)
+    summary = sweep_summary(rows)
+    with (out / f"sweep_{vary}.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["vary", "value", "algo", *(f"{m}{s}" for m in METRICS for s in ("", "_ci95"))])
+        for (value, algo), metrics in sorted(summary.items()):
+            writer.writerow([vary, value, algo, *(x for m in METRICS for x in (metrics[m].mean, metrics[m].half_width))])
+    png = out / f"sweep_{vary}.png"
+    _plot_sweep(summary, vary, chosen, png, f"{preset_name}: vary {vary}, {seeds} seeds, {episodes} episodes x {steps} "
+                f"steps x {envs} envs, 95% CI over seeds")
+    for (value, algo), metrics in sorted(summary.items()):
+        console.print(f"{vary}={value:>2} {algo:>14}: " + ", ".join(
+            f"{m} {metrics[m].mean:.4g}±{metrics[m].half_width:.2g}" for m in METRICS), highlight=False)
+    console.print(f"wrote {out / f'sweep_{vary}.csv'}, {out / f'sweep_{vary}_runs.csv'} and {png}", highlight=False)
+    if as_json:
+        print(json.dumps({"vary": vary, "seeds": seeds, "episodes": episodes, "steps": steps, "envs": envs,
+                          "rows": {f"{value}/{algo}": {m: metrics[m].mean for m in METRICS}
+                                   for (value, algo), metrics in sorted(summary.items())},
+                          "ci95": {f"{value}/{algo}": {m: metrics[m].half_width for m in METRICS}
+                                   for (value, algo), metrics in sorted(summary.items())}}))

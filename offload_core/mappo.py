@@ -1,0 +1,196 @@
+"""MAPPO for joint offloading and inference (seed 001), in one readable file (CleanRL style).
+
+Seed 001 (metadata only: its abstract) has devices hold lightweight generative models and edge servers
+heavyweight ones; each device chooses where its task runs (its own light model, or a server's heavy
+model) and how many denoising steps to run, trading delay and energy against content quality,
+trained by MAPPO: decentralized actors, a centralized value function.
+
+On our engine: placement 0 runs the task locally (the light tier, engine quality `light_quality`),
+placement n runs it whole on server n (the heavy tier, engine quality from the cached model's
+accuracy), downloading a missing model. Denoising steps k out of `step_levels` scale the task's
+compute density by k / max(step_levels) (the nominal task is the full schedule) and its quality by
+q(k) / q(k_max) with q(k) = 1 - exp(-k / quality_scale). The training reward is seed 002's eq. 18
+plus `quality_weight` times that quality, so fewer steps buy latency and energy at a quality cost.
+The discrete action of a device is one of (N + 1) * len(step_levels) (placement, steps) pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from offload_core.config import EdgeConfig
+from offload_core.engine import Action, EdgeEngine
+from offload_core.maddpg import AgentMLP
+from offload_core.observations import Decision, observation_size, observe
+from offload_core.scenario import TaskBatch
+
+
+@dataclass(frozen=True)
+class MAPPOConfig:
+    """Hyperparameters of MAPPO (CleanRL PPO defaults scaled to short runs)."""
+
+    lr: float = 1e-3
+    """Adam learning rate of actors and value function."""
+    gamma: float = 0.95
+    """Discount factor (as MADDPG's)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    epochs: int = 4
+    """Passes over each episode's rollout."""
+    minibatches: int = 4
+    """Minibatches per pass."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight."""
+    value_coef: float = 0.5
+    """Value loss weight."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    grad_clip: float = 0.5
+    """Max gradient norm."""
+    step_levels: tuple[int, ...] = (10, 25, 50)
+    """Denoising steps a device may choose; the largest is the nominal task."""
+    quality_scale: float = 15.0
+    """k0 of q(k) = 1 - exp(-k / k0)."""
+    quality_weight: float = 1.0
+    """Weight of the per-task quality in the training reward."""
+
+
+def quality_factor(steps: torch.Tensor, hp: MAPPOConfig) -> torch.Tensor:
+    """q(k) / q(k_max).  [...] -> [...]"""
+    full = 1.0 - math.exp(-max(hp.step_levels) / hp.quality_scale)
+    return (1.0 - torch.exp(-steps / hp.quality_scale)) / full
+
+
+class MAPPO:
+    """Decentralized actors (one per device) and a centralized value per device over all observations."""
+
+    def __init__(self, config: EdgeConfig, hp: MAPPOConfig, seed: int, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.config, self.hp = config, replace(hp, step_levels=tuple(int(k) for k in hp.step_levels))
+        self.device, self.dtype = torch.device(device), dtype
+        m, n = config.n_devices, config.n_servers
+        self.obs_dim = observation_size(config, True)
+        self.choices = (n + 1) * len(self.hp.step_levels)
+        init = torch.Generator().manual_seed(seed)
+        self.actor = AgentMLP(m, self.obs_dim, self.hp.hidden, self.choices, init, self.device, dtype, out_scale=0.01)
+        self.value = AgentMLP(m, m * self.obs_dim, self.hp.hidden, 1, init, self.device, dtype)
+        params = list(self.actor.parameters()) + list(self.value.parameters())
+        self.optim = torch.optim.Adam(params, lr=self.hp.lr, eps=1e-5)
+        self.levels = torch.tensor(self.hp.step_levels, device=self.device, dtype=dtype)
+        self.rollout: list[dict[str, torch.Tensor]] = []
+
+    # -- acting -----------------------------------------------------------------------------------------
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs [K, M, D] -> [K, M, choices]"""
+        return self.actor(obs.transpose(0, 1)).transpose(0, 1)
+
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """Centralized V_m(o_1..o_M).  obs [K, M, D] -> [K, M]"""
+        k, m = obs.shape[0], obs.shape[1]
+        joint = obs.reshape(1, k, -1).expand(m, k, -1)
+        return self.value(joint).squeeze(-1).transpose(0, 1)
+
+    def apply(self, engine: EdgeEngine, tasks: TaskBatch, choice: torch.Tensor) -> tuple[Action, TaskBatch, torch.Tensor]:
+        """Choice indices [B, M] -> (action, tasks with scaled density, quality factor [B, M])."""
+        levels = len(self.hp.step_levels)
+        placement, level = choice // levels, choice % levels
+        n = self.config.n_servers
+        split = torch.nn.functional.one_hot(placement, n + 2).to(engine.dtype)
+        action = Action(split, torch.ones_like(placement, dtype=torch.bool))
+        steps = self.levels[level]
+        share = (steps / max(self.hp.step_levels)).to(engine.dtype)
+        run = replace(tasks, density=tasks.density * share)
+        return action, run, quality_factor(steps, self.hp).to(engine.dtype)
+
+    @torch.no_grad()
+    def explore(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator) -> Decision:
+        """Sample each device's (placement, steps) from its actor."""
+        obs = observe(engine, tasks, True).to(self.dtype)
+        logits = self.logits(obs)
+        gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+                                       .clamp(1e-10, 1 - 1e-7))).to(logits.device)
+        choice = (logits + gumbel).argmax(dim=-1)  # a sample of the categorical
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+        action, run, factor = self.apply(engine, tasks, choice)
+        memory = {"obs": obs, "choice": choice, "logp": logp, "value": self.values(obs)}
+        return Decision(action, run, factor, memory)
+
+    @torch.no_grad()
+    def decide(self, engine: EdgeEngine, tasks: TaskBatch) -> tuple[Action, TaskBatch, torch.Tensor]:
+        """The most likely choice of every device (evaluation)."""
+        obs = observe(engine, tasks, True).to(self.dtype)
+        return self.apply(engine, tasks, self.logits(obs).argmax(dim=-1))
+
+    # -- learning -----------------------------------------------------------------------------------------
+
+    def record(self, decision: Decision, reward: torch.Tensor, out: dict[str, torch.Tensor], engine: EdgeEngine,
+               next_tasks: TaskBatch, generator: torch.Generator) -> None:
+        """Keep the step for the end-of-episode update; the reward adds the weighted quality."""
+        quality = out["quality"] * decision.quality_factor
+        self.rollout.append({**decision.memory, "reward": (reward + self.hp.quality_weight * quality).to(self.dtype)})
+
+    def advantages(self, last_value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE over the stored episode (truncated: bootstraps from `last_value` [B, M]).  -> [T, B, M] twice"""
+        rewards = torch.stack([s["reward"] for s in self.rollout])
+        values = torch.stack([s["value"] for s in self.rollout])
+        next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+        deltas = rewards + self.hp.gamma * next_values - values
+        advantage = torch.zeros_like(deltas)
+        running = torch.zeros_like(last_value)
+        for t in range(deltas.shape[0] - 1, -1, -1):  # over time, not over the batch
+            running = deltas[t] + self.hp.gamma * self.hp.gae_lambda * running
+            advantage[t] = running
+        return advantage, advantage + values
+
+    def end_episode(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator) -> None:
+        """PPO-clip epochs over the episode's rollout, then forget it."""
+        if not self.rollout:
+            return
+        with torch.no_grad():
+            last_value = self.values(observe(engine, tasks, True).to(self.dtype))
+        advantage, returns = self.advantages(last_value)
+        obs = torch.cat([s["obs"] for s in self.rollout])  # [T B, M, D]
+        choice = torch.cat([s["choice"] for s in self.rollout])
+        old_logp = torch.cat([s["logp"] for s in self.rollout])
+        advantage, returns = advantage.flatten(0, 1), returns.flatten(0, 1)
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        count = obs.shape[0]
+        size = max(1, count // self.hp.minibatches)
+        for _ in range(self.hp.epochs):
+            order = torch.randperm(count, generator=generator).to(obs.device)
+            for start in range(0, count, size):
+                index = order[start : start + size]
+                self.ppo_step(obs[index], choice[index], old_logp[index], advantage[index], returns[index])
+        self.rollout = []
+
+    def ppo_step(self, obs: torch.Tensor, choice: torch.Tensor, old_logp: torch.Tensor, advantage: torch.Tensor,
+                 returns: torch.Tensor) -> float:
+        """One clipped-surrogate step.  obs [K, M, D]; the rest [K, M]"""
+        log_probs = torch.log_softmax(self.logits(obs), dim=-1)
+        logp = log_probs.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+        ratio = torch.exp(logp - old_logp)
+        surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - self.hp.clip, 1 + self.hp.clip) * advantage)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        value_loss = ((self.values(obs) - returns) ** 2).mean()
+        loss = -surrogate.mean() - self.hp.entropy_coef * entropy.mean() + self.hp.value_coef * value_loss
+        self.optim.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(list(self.actor.parameters()) + list(self.value.parameters()), self.hp.grad_clip)
+        self.optim.step()
+        return loss.item()
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {"hp": asdict(self.hp), "actor": self.actor.state_dict(), "value": self.value.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.value.load_state_dict(state["value"])
