@@ -71,6 +71,8 @@ class MarketContext:
     contents: dict[int, bytes] = field(default_factory=dict)
     """Plaintext of every registered product (public once its key is revealed on chain)."""
     selection_strategy: str | None = None
+    temperature: float = 1.0
+    """Softmax temperature of reputation-based selection."""
     generator_rng: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
     owners: dict[int, str] = field(default_factory=dict)
     """Current owner of every live product, kept from the ERC-721 Transfer events of our receipts."""
@@ -132,7 +134,7 @@ class GenerationOutcome:
 def select_esps(ctx: MarketContext, producers: list[Producer], now: float) -> list[Esp]:
     """One ESP per producer, chosen by the context's selector (reputation or a baseline)."""
     chosen = ctx.selector.select(torch.tensor([p.index for p in producers]), now, strategy=ctx.selection_strategy,
-                                 generator=ctx.generator_rng)
+                                 temperature=ctx.temperature, generator=ctx.generator_rng)
     return [ctx.esps[int(i)] for i in chosen.tolist()]
 
 

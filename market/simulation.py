@@ -78,6 +78,8 @@ class SimulationConfig:
     """Chance that a seller never claims a purchase (the buyer refunds)."""
     attack_probability: float = 0.2
     """Chance that an attacker copies a product in a period."""
+    temperature: float = 0.1
+    """Softmax temperature over reputations in [0, 1]: at 1.0 the choice is almost uniform."""
     random_periods: int = 10
     """Periods of random selection before reputation is used (exploration, DESIGN section 5)."""
     period_s: int = 3600
@@ -99,6 +101,8 @@ class SimulationConfig:
         for name in ("purchase_probability", "seller_absent_probability", "attack_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.period_s <= MarketTerms().lock_duration_s:
             raise ValueError(f"period_s must exceed the lock duration ({MarketTerms().lock_duration_s} s)")
         return self
@@ -157,7 +161,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     selector, strategy = make_selector(config.selection, config.producers, config.esps)
     exploring = RandomSelection(config.producers, config.esps)
     ctx = MarketContext(market=market, engine=engine, selector=selector, store=ContentStore(workdir / "content"),
-                        esps=esps, selection_strategy=strategy,
+                        esps=esps, selection_strategy=strategy, temperature=config.temperature,
                         generator_rng=torch.Generator().manual_seed(config.seed))
 
     records: list[PeriodRecord] = []
@@ -236,8 +240,8 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
             on_period(period)
 
     revoked_blocks = {
-        int(log["args"]["tokenId"]): int(log["blockNumber"])
-        for log in market.registry.contract.events.ProductRevoked().get_logs(from_block=market.deployment.block)
+        int(event.args["tokenId"]): event.block_number
+        for event in chain.events(market.registry.contract, "ProductRevoked", market.deployment.block)
     }
     invariants = {name: result.holds for name, result in check_market(market, before).items()}
     invariants["no_revoked_product_sold_after_revocation"] = all(

@@ -97,7 +97,9 @@ class Chain:
         # Two connections to one node (a test fixture and a simulation, say) must not derive the
         # same keys: an account that already holds ether would break the conservation check.
         self._salt = secrets.token_hex(8)
-        self._books: dict[Any, tuple[int, int, int]] = {}
+        self._books: dict[Any, tuple[int, int, int, int]] = {}
+        #: Every decoded event of the transactions sent through this connection, in order.
+        self._event_log: list[DecodedEvent] = []
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -197,14 +199,34 @@ class Chain:
         self.fees_paid_wei += fee
         if receipt["status"] != 1:
             raise TransactionRevertedError(f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on chain")
+        events = self._decode_logs(receipt["logs"])
+        self._event_log.extend(events)
         return TxResult(
             tx_hash=HexBytes(tx_hash).to_0x_hex(),
             block_number=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
             fee_wei=fee,
-            events=self._decode_logs(receipt["logs"]),
+            events=events,
             contract_address=receipt.get("contractAddress"),
         )
+
+    def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
+        """Events `name` of `contract` since `from_block`.
+
+        On the embedded chain every transaction goes through this object, so its own log is
+        complete (and eth-tester's get_logs, which re-reads every receipt, takes seconds); on a node,
+        eth_getLogs, which also sees other clients' transactions.
+        """
+        address = to_checksum_address(contract.address)
+        if self.tester is not None:
+            return [e for e in self._event_log
+                    if e.address == address and e.name == name and e.block_number >= from_block]
+        known = self._contracts.get(address)
+        contract_name = known[0] if known else "?"
+        return [
+            DecodedEvent(contract_name, name, dict(log["args"]), log["address"], log["blockNumber"], log["logIndex"])
+            for log in contract.events[name]().get_logs(from_block=from_block)
+        ]
 
     def _block_gas_limit(self) -> int:
         return int(self.w3.eth.get_block("latest")["gasLimit"])
@@ -295,7 +317,7 @@ class Chain:
             snapshot_id = self.tester.take_snapshot()
         else:
             snapshot_id = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-        self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed))
+        self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed), len(self._event_log))
         return snapshot_id
 
     def revert(self, snapshot_id: Any) -> None:
@@ -304,7 +326,8 @@ class Chain:
             self.tester.revert_to_snapshot(snapshot_id)
         else:
             self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
-        fees, accounts, deployed = self._books.pop(snapshot_id)
+        fees, accounts, deployed, events = self._books.pop(snapshot_id)
         self.fees_paid_wei = fees
         del self.accounts[accounts:]
         del self.deployed[deployed:]
+        del self._event_log[events:]

@@ -193,8 +193,7 @@ class Exchange(_Wrapper):
 
     def lock_ids(self, from_block: int = 0) -> list[bytes]:
         """Ids of every lock opened since `from_block`, from the Locked events."""
-        logs = self.contract.events.Locked().get_logs(from_block=from_block)
-        return [bytes(log["args"]["id"]) for log in logs]
+        return [bytes(event.args["id"]) for event in self.chain.events(self.contract, "Locked", from_block)]
 
     def min_timelock(self) -> int:
         return int(self.chain.call(self.contract.functions.minTimelock()))
