@@ -797,7 +797,12 @@ class MarketMachine(RuleBasedStateMachine):
             if (info.state, info.amount, info.sender, info.receiver) != (
                 model.state, model.amount, model.sender, model.receiver
             ):
-                self._fail("a lock settles at most once", f"lock 0x{model.lock_id.hex()}: chain {info} vs model")
+                settled = (LockState.WITHDRAWN, LockState.REFUNDED)
+                if model.state in settled and info.state in settled:
+                    self._fail("lock settles at most once",
+                               f"lock 0x{model.lock_id.hex()} settled twice (model {model.state.name}, chain "
+                               f"{info.state.name}): double payout of {model.amount} wei")
+                self._fail("lock settles at most once", f"lock 0x{model.lock_id.hex()}: chain {info} vs model")
             if self.ledger.is_rated(model.lock_id) != model.rated:
                 self._fail("a rating exists only for a settled generation lock", f"lock 0x{model.lock_id.hex()}")
         for (producer, esp), (positives, negatives) in self.ratings.items():
