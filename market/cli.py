@@ -224,6 +224,9 @@ def simulate(
 
 
 import market.offload_train_cli  # noqa: E402,F401  (registers offload train/evaluate/sweep)
+from market.serve_cli import register as register_serve  # noqa: E402
+
+register_serve(app)
 
 
 def main(argv: list[str] | None = None) -> int:

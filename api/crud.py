@@ -1,0 +1,84 @@
+"""Database reads and writes that need no chain, and the conversion of rows to response models."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from api import models, schemas
+from api.errors import not_found
+
+
+def account_by_address(session: Session, address: str) -> models.Account | None:
+    return session.scalar(select(models.Account).where(func.lower(models.Account.address) == address.lower()))
+
+
+def esp_by_address(session: Session, address: str) -> models.Esp:
+    esp = session.scalar(select(models.Esp).where(func.lower(models.Esp.address) == address.lower()))
+    if esp is None:
+        raise not_found(f"ESP {address}")
+    return esp
+
+
+def esp_out(esp: models.Esp) -> schemas.EspOut:
+    return schemas.EspOut(address=esp.address, name=esp.name, profile=esp.profile, index=esp.id - 1,
+                          positives=esp.positives, negatives=esp.negatives)
+
+
+T = TypeVar("T")
+
+
+def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
+    row = session.get(model, key)
+    if row is None:
+        raise not_found(what)
+    return row
+
+
+def page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return list(session.scalars(query.limit(limit).offset(offset))), total
+
+
+def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
+    producer = session.get(models.Account, task.producer_id)
+    esp = session.get(models.Esp, task.esp_id)
+    assert producer is not None and esp is not None
+    return schemas.TaskOut(
+        id=task.id, producer=producer.address, esp=esp.address, prompt=task.prompt, state=task.state,
+        selected_by=task.selected_by, lock_id=task.lock_id, fee_wei=int(task.fee_wei), timelock=task.timelock,
+        ciphertext_sha256=task.ciphertext_sha256, content_sha256=task.content_sha256, rated=task.rated,
+        token_id=task.token_id,
+        cost=schemas.CostOut(latency_s=task.latency_s, energy_j=task.energy_j, completed=task.completed,
+                             quality=task.quality, breakdown=task.breakdown),
+    )
+
+
+def product_out(product: models.Product) -> schemas.ProductOut:
+    return schemas.ProductOut(
+        token_id=product.token_id, producer=product.producer, esp=product.esp, owner=product.owner,
+        content_hash=product.content_hash, perceptual_hash=product.perceptual_hash, revoked=product.revoked,
+        block_number=product.block_number, task_id=product.task_id,
+        content_url=f"/products/{product.token_id}/content" if product.content_sha256 else None,
+    )
+
+
+def trade_out(session: Session, trade: models.Trade) -> schemas.TradeOut:
+    buyer = session.get(models.Account, trade.buyer_id)
+    seller = session.get(models.Account, trade.seller_id)
+    assert buyer is not None and seller is not None
+    return schemas.TradeOut(id=trade.id, token_id=trade.token_id, lock_id=trade.lock_id, buyer=buyer.address,
+                            seller=seller.address, price_wei=int(trade.price_wei), timelock=trade.timelock, state=trade.state)
+
+
+def challenge_out(challenge: models.Challenge) -> schemas.ChallengeOut:
+    return schemas.ChallengeOut(original_id=challenge.original_id, duplicate_id=challenge.duplicate_id,
+                                challenger=challenge.challenger, upheld=challenge.upheld, distance=challenge.distance,
+                                block_number=challenge.block_number)
+
+
+def simulation_out(sim: models.Simulation) -> schemas.SimulationOut:
+    return schemas.SimulationOut(id=sim.id, status=sim.status, periods=sim.periods, periods_done=sim.periods_done,
+                                 config=sim.config, summary=sim.summary, error=sim.error)

@@ -1,0 +1,118 @@
+"""Copies the market's chain events into `chain_events`, idempotently, and keeps the projections.
+
+Each run reads the events of blocks (cursor, head], inserts the ones whose (block_number,
+log_index) is not stored yet and applies each projection only for a row it inserted, then moves the
+cursor to head, all in one database transaction: a crash leaves either everything or nothing, a
+rerun (or a reset cursor) finds the rows already there and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
+from market.chain.connection import DecodedEvent
+from market.chain.deploy import Market
+
+ZERO_ADDRESS = "0x" + "0" * 40
+
+#: Which events of which contract are indexed.
+INDEXED = {
+    "registry": ("Transfer", "ProductRegistered", "ProductRevoked", "ChallengeResolved"),
+    "exchange": ("Locked", "Withdrawn", "Refunded"),
+    "ledger": ("Rated",),
+}
+
+
+def jsonable(value: Any) -> Any:
+    """Event arguments as JSON: bytes as 0x-hex, integers beyond 2**53 as decimal strings."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)
+    return value
+
+
+class Indexer:
+    """Indexes one market into one database; call `run_once` after every write and at start."""
+
+    def __init__(self, market: Market, sessions: sessionmaker[Session]) -> None:
+        self.market = market
+        self.sessions = sessions
+
+    def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
+        """The indexed events in [from_block, to_block], in chain order."""
+        found: list[DecodedEvent] = []
+        for attribute, names in INDEXED.items():
+            contract = getattr(self.market, attribute).contract
+            for name in names:
+                found += [e for e in self.market.chain.events(contract, name, from_block) if e.block_number <= to_block]
+        return sorted(found, key=lambda e: (e.block_number, e.log_index))
+
+    def run_once(self) -> int:
+        """Index up to the current head; returns how many events were new."""
+        head = int(self.market.chain.w3.eth.block_number)
+        with self.sessions.begin() as session:
+            cursor = session.get(IndexerCursor, 1)
+            if cursor is None:
+                cursor = IndexerCursor(id=1, last_block=max(0, self.market.deployment.block - 3))
+                session.add(cursor)
+            if head <= cursor.last_block:
+                return 0
+            new = 0
+            for event in self.fetch(cursor.last_block + 1, head):
+                stored = session.scalar(select(ChainEvent.id).where(
+                    ChainEvent.block_number == event.block_number, ChainEvent.log_index == event.log_index))
+                if stored is not None:
+                    continue
+                args = {key: jsonable(value) for key, value in event.args.items()}
+                session.add(ChainEvent(block_number=event.block_number, log_index=event.log_index,
+                                       contract=event.contract, name=event.name, args=args))
+                session.flush()
+                self.project(session, event)
+                new += 1
+            cursor.last_block = head
+            return new
+
+    def project(self, session: Session, event: DecodedEvent) -> None:
+        """Apply one newly stored event to the tables that summarise the chain."""
+        args = event.args
+        if event.name == "ProductRegistered":
+            token_id = int(args["tokenId"])
+            if session.get(Product, token_id) is None:
+                session.add(Product(token_id=token_id, producer=str(args["producer"]), esp=str(args["esp"]),
+                                    owner=str(args["producer"]), content_hash="0x" + bytes(args["contentHash"]).hex(),
+                                    perceptual_hash=f"{int(args['perceptualHash']):016x}", block_number=event.block_number))
+                session.flush()
+        elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
+            product = session.get(Product, int(args["tokenId"]))
+            if product is not None:
+                product.owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
+        elif event.name == "ProductRevoked":
+            product = session.get(Product, int(args["tokenId"]))
+            if product is not None:
+                product.revoked, product.owner = True, None
+        elif event.name == "ChallengeResolved":
+            session.add(Challenge(original_id=int(args["originalId"]), duplicate_id=int(args["duplicateId"]),
+                                  challenger=str(args["challenger"]), upheld=bool(args["upheld"]),
+                                  distance=int(args["distance"]), block_number=event.block_number, log_index=event.log_index))
+        elif event.name == "Rated":
+            esp = session.scalar(select(Esp).where(Esp.address == str(args["esp"])))
+            if esp is not None:
+                if args["positive"]:
+                    esp.positives += 1
+                else:
+                    esp.negatives += 1
+        elif event.name in ("Withdrawn", "Refunded"):
+            lock_id = "0x" + bytes(args["id"]).hex()
+            task = session.scalar(select(Task).where(Task.lock_id == lock_id))
+            if task is not None and task.state == "locked":
+                task.state = "fulfilled" if event.name == "Withdrawn" else "refunded"
+            trade = session.scalar(select(Trade).where(Trade.lock_id == lock_id))
+            if trade is not None and trade.state == "locked":
+                trade.state = "claimed" if event.name == "Withdrawn" else "refunded"

@@ -1,0 +1,179 @@
+"""SQLAlchemy 2 models: what the chain does not keep, plus an idempotent index of what it does.
+
+The chain is the truth for money and ownership. `chain_events` is a copy of its logs, unique by
+(block_number, log_index), and the projections (`products.owner`, `esps.positives`, `challenges`)
+are updated only when an event row is inserted for the first time, so re-indexing never counts twice.
+Wei amounts are decimal strings: they exceed every SQL integer type.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class ChainMeta(Base):
+    """The one chain this database indexes (a single row, id 1)."""
+
+    __tablename__ = "chain_meta"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    registry_address: Mapped[str] = mapped_column(String(42))
+    exchange_address: Mapped[str] = mapped_column(String(42))
+    ledger_address: Mapped[str] = mapped_column(String(42))
+    deploy_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """HMAC-SHA256 of the API key under the server secret (hex); the key itself is never stored."""
+    encrypted_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """AES-GCM(nonce || ciphertext) of the private key, associated data = address."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Esp(Base):
+    __tablename__ = "esps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    """Also the ESP's index (id - 1) in the MWSL reputation matrix."""
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    profile: Mapped[str] = mapped_column(String(16))
+    positives: Mapped[int] = mapped_column(Integer, default=0)
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Task(Base):
+    """A generation request with its placement and cost breakdown and its generation lock."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    producer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    esp_id: Mapped[int] = mapped_column(ForeignKey("esps.id"), index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    lock_id: Mapped[str] = mapped_column(String(66), unique=True)
+    fee_wei: Mapped[str] = mapped_column(String(80))
+    timelock: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    """locked (ESP has not revealed), fulfilled (key revealed on chain), refunded."""
+    selected_by: Mapped[str] = mapped_column(String(16))
+    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    encrypted_content_key: Mapped[bytes] = mapped_column(LargeBinary)
+    latency_s: Mapped[float] = mapped_column(Float)
+    energy_j: Mapped[float] = mapped_column(Float)
+    completed: Mapped[bool] = mapped_column(Boolean)
+    quality: Mapped[float] = mapped_column(Float)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rated: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Product(Base):
+    """A registered product (from ProductRegistered), with its owner kept from Transfer events."""
+
+    __tablename__ = "products"
+    token_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    producer: Mapped[str] = mapped_column(String(42), index=True)
+    esp: Mapped[str] = mapped_column(String(42), index=True)
+    owner: Mapped[str | None] = mapped_column(String(42), index=True, nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    perceptual_hash: Mapped[str] = mapped_column(String(18))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Address of the plaintext in the content store, when this server has it."""
+
+
+class Trade(Base):
+    """A purchase HTLC: the buyer locked the price under sha256(secret); the seller's secret is kept encrypted."""
+
+    __tablename__ = "trades"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lock_id: Mapped[str] = mapped_column(String(66), unique=True)
+    token_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    price_wei: Mapped[str] = mapped_column(String(80))
+    timelock: Mapped[int] = mapped_column(BigInteger)
+    encrypted_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16))
+    """locked, claimed, refunded."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Challenge(Base):
+    """A ChallengeResolved event: the verdict of the registry on one fraud proof."""
+
+    __tablename__ = "challenges"
+    __table_args__ = (UniqueConstraint("block_number", "log_index", name="uq_challenges_log"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    original_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    duplicate_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    challenger: Mapped[str] = mapped_column(String(42))
+    upheld: Mapped[bool] = mapped_column(Boolean)
+    distance: Mapped[int] = mapped_column(Integer)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(Integer)
+
+
+class ChainEvent(Base):
+    __tablename__ = "chain_events"
+    __table_args__ = (UniqueConstraint("block_number", "log_index", name="uq_chain_events_log"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(32), index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IndexerCursor(Base):
+    """The last block whose events are all stored (a single row, id 1)."""
+
+    __tablename__ = "indexer_cursor"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_block: Mapped[int] = mapped_column(BigInteger)
+
+
+class Simulation(Base):
+    __tablename__ = "simulations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    """running, done, failed, interrupted (the server stopped before the end)."""
+    periods: Mapped[int] = mapped_column(Integer)
+    periods_done: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotentReply(Base):
+    """The first reply to a write sent with an Idempotency-Key, replayed for the same key and body."""
+
+    __tablename__ = "idempotent_replies"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)

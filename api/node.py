@@ -1,0 +1,87 @@
+"""The chain the server talks to: an injected one, `--rpc URL`, or a supervised local anvil node.
+
+A server must keep its chain across restarts, so the default is an anvil node on 127.0.0.1 with
+`--state` under the data directory (anvil writes it when stopped gracefully). A node already
+answering on the port (left running by a server that was killed) is reused, not restarted. The
+contracts are deployed once; their addresses live in the database (`chain_meta`) and in
+`<data_dir>/deployment.json`. A database that indexes another chain refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.models import ChainMeta, IndexerCursor
+from api.settings import Settings
+from market.chain.anvil import LOOPBACK, AnvilNode, rpc_answers
+from market.chain.connection import Chain
+from market.chain.deploy import Deployment, Market, attach_market, deploy_market
+
+log = logging.getLogger("api.node")
+
+
+class ChainMismatchError(RuntimeError):
+    """The database records a different chain (or contracts) than the one connected: refuse to start."""
+
+
+@dataclass
+class ChainHandle:
+    chain: Chain
+    node: AnvilNode | None
+    """The anvil process this server started (and stops); None when the chain is someone else's."""
+
+    def alive(self) -> bool:
+        return self.node is None or (self.node.process is not None and self.node.process.poll() is None)
+
+    def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
+
+
+def open_chain(settings: Settings) -> ChainHandle:
+    """Connect to the configured chain, starting anvil under the data directory if none is given."""
+    if settings.chain is not None:
+        return ChainHandle(settings.chain, None)
+    if settings.rpc_url:
+        return ChainHandle(Chain.connect(settings.rpc_url, settings.private_key), None)
+    url = f"http://{LOOPBACK}:{settings.anvil_port}"
+    if rpc_answers(url):
+        log.info("reusing the anvil node already answering at %s", url)
+        return ChainHandle(Chain.connect(url, settings.private_key), None)
+    node = AnvilNode(port=settings.anvil_port, state_path=(settings.data_dir / "anvil-state.json").resolve()).start()
+    log.info("started anvil at %s with state under %s", node.url, settings.data_dir)
+    return ChainHandle(Chain.connect(node.url, settings.private_key), node)
+
+
+def bind_market(chain: Chain, sessions: sessionmaker[Session], settings: Settings) -> Market:
+    """Deploy the contracts once and remember them, or attach to the remembered ones after checking them."""
+    with sessions.begin() as session:
+        meta = session.get(ChainMeta, 1)
+        if meta is None:
+            market, _ = deploy_market(chain)
+            contracts = market.deployment.contracts
+            session.add(ChainMeta(id=1, chain_id=chain.chain_id, registry_address=contracts["AIGCRegistry"],
+                                  exchange_address=contracts["AIGCExchange"], ledger_address=contracts["ReputationLedger"],
+                                  deploy_block=market.deployment.block))
+            session.add(IndexerCursor(id=1, last_block=max(0, market.deployment.block - 3)))
+            market.deployment.write(settings.data_dir / "deployment.json")
+            return market
+        deployment = Deployment(meta.chain_id, meta.deploy_block, {
+            "AIGCRegistry": meta.registry_address, "AIGCExchange": meta.exchange_address,
+            "ReputationLedger": meta.ledger_address})
+    check_same_chain(chain, deployment)
+    return attach_market(chain, deployment)
+
+
+def check_same_chain(chain: Chain, deployment: Deployment) -> None:
+    """Raise ChainMismatchError unless `chain` has the recorded id and code at every recorded address."""
+    if chain.chain_id != deployment.chain_id:
+        raise ChainMismatchError(f"the database indexes chain {deployment.chain_id}, but the node is chain "
+                                 f"{chain.chain_id}: refusing to start (use the matching --rpc or another --db)")
+    for name, address in deployment.contracts.items():
+        if not chain.w3.eth.get_code(address):  # type: ignore[arg-type]
+            raise ChainMismatchError(f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
+                                     "but the node has no contract there: refusing to start (a different chain?)")

@@ -1,0 +1,66 @@
+"""ESPs: a registered account whose key the server uses to serve generation tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from api import crud, models, reputation
+from api.deps import DB, CurrentAccount, State
+from api.errors import ApiError, forbidden
+from api.routes.common import ERRORS, AddressPath, Limit, Offset
+from api.schemas import Address, EspCreate, EspOut, EspUpdate, Page, ReputationOut
+
+router = APIRouter(prefix="/esps", tags=["esps"])
+
+
+@router.post("", status_code=201, response_model=EspOut, responses=ERRORS)
+def register_esp(body: EspCreate, session: DB, account: CurrentAccount) -> EspOut:
+    """Register the caller's account as an ESP (one per account)."""
+    if session.scalar(select(models.Esp).where(models.Esp.account_id == account.id)) is not None:
+        raise ApiError(409, "already_registered", "this account is an ESP already")
+    esp = models.Esp(account_id=account.id, address=account.address, name=body.name, profile=body.profile,
+                     positives=0, negatives=0)
+    session.add(esp)
+    session.commit()
+    return crud.esp_out(esp)
+
+
+@router.get("", response_model=Page[EspOut])
+def list_esps(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[EspOut]:
+    rows, total = crud.page(session, select(models.Esp).order_by(models.Esp.id), limit, offset)
+    return Page[EspOut](items=[crud.esp_out(e) for e in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{address}", response_model=EspOut, responses=ERRORS)
+def get_esp(address: AddressPath, session: DB) -> EspOut:
+    return crud.esp_out(crud.esp_by_address(session, address))
+
+
+@router.patch("/{address}", response_model=EspOut, responses=ERRORS)
+def update_esp(address: AddressPath, body: EspUpdate, session: DB, account: CurrentAccount) -> EspOut:
+    """Change an ESP's name or profile: only its own account may."""
+    esp = crud.esp_by_address(session, address)
+    if esp.account_id != account.id:
+        raise forbidden("this ESP belongs to another account")
+    if body.name is not None:
+        esp.name = body.name
+    if body.profile is not None:
+        esp.profile = body.profile
+    session.commit()
+    return crud.esp_out(esp)
+
+
+@router.get("/{address}/reputation", response_model=ReputationOut, responses=ERRORS)
+def esp_reputation(address: AddressPath, state: State, session: DB,
+                   producer: Annotated[Address | None, Query(description="Reputation as seen by this producer.")] = None,
+                   ) -> ReputationOut:
+    """MWSL reputation from the on-chain ratings (as indexed); averaged over producers unless ?producer=."""
+    esp = crud.esp_by_address(session, address)
+    now = state.chain.now()
+    model = reputation.build(session, now, state.settings.reputation_period_s)
+    trust, b, d, u = reputation.opinion_of(model, esp, producer)
+    return ReputationOut(address=esp.address, reputation=trust, belief=b, disbelief=d, uncertainty=u,
+                         positives=esp.positives, negatives=esp.negatives, producers=len(model.producers), at=now)

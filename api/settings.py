@@ -1,0 +1,70 @@
+"""The one place where the server's configuration lives (environment variables prefixed AIGC_MARKET_).
+
+The server secret encrypts account keys at rest: it comes from `AIGC_MARKET_SECRET` or, failing
+that, from `<data_dir>/server.secret`, created once with mode 0600 so that a restart can still
+decrypt the keys it stored before.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE = "server.secret"
+
+
+class Settings(BaseSettings):
+    """Server configuration; tests build one directly (and may inject an embedded `Chain`)."""
+
+    model_config = SettingsConfigDict(env_prefix="AIGC_MARKET_", arbitrary_types_allowed=True)
+
+    data_dir: Path = Path("data")
+    """Holds the SQLite file, anvil's state, content blobs, simulation outputs and the secret file."""
+    db_url: str | None = None
+    """SQLAlchemy URL; default: a SQLite file (WAL) under data_dir."""
+    rpc_url: str | None = None
+    """JSON-RPC URL of the chain; default: a supervised anvil node with state under data_dir."""
+    private_key: str | None = None
+    """Key that deploys and funds new accounts on an --rpc chain (default: anvil's dev key)."""
+    anvil_port: int = 8545
+    """Port of the supervised anvil node on 127.0.0.1."""
+    secret: str | None = Field(default=None, repr=False)
+    """Server secret (env AIGC_MARKET_SECRET); default: the secret file under data_dir."""
+    account_funds_wei: int = 10 * 10**18
+    """Ether the deployer gives every new account, so that it can pay fees and bonds."""
+    generation_fee_wei: int = 10**16
+    """Default generation fee locked by POST /tasks."""
+    lock_duration_s: int = 600
+    """Timelock of every HTLC the server opens, counted from the latest block."""
+    reputation_period_s: float = 3600.0
+    """MWSL freshness period in chain seconds."""
+    max_body_bytes: int = 64 * 1024
+    """Requests with a larger body are refused with 413 before they are read."""
+    max_simulation_periods: int = 50
+    """Largest `periods` a POST /simulations may ask for."""
+    max_running_simulations: int = 1
+    """Simulations running at once; more are refused with 429."""
+    chain: Any = Field(default=None, exclude=True, repr=False)
+    """An already connected `market.chain.connection.Chain` (tests use the embedded one)."""
+
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'market.sqlite3').resolve()}"
+
+    def server_secret(self) -> bytes:
+        """The secret from the environment, or the secret file (created once, mode 0600)."""
+        if self.secret:
+            return self.secret.encode()
+        path = self.data_dir / SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
