@@ -31,7 +31,7 @@ import solcx
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from market.chain.artifacts import Artifact, load_artifact
 from market.chain.compiler import COMPILER_SETTINGS, solc_binary
@@ -746,6 +746,45 @@ class MarketMachine(RuleBasedStateMachine):
             model.rated = True
             counts = self.ratings.setdefault((model.sender, model.receiver), [0, 0])
             counts[0 if positive else 1] += 1
+
+    def _challengeable(self) -> list[tuple[int, int]]:
+        """(original index, duplicate index) argument pairs of `challenge` that reach a well-formed
+        challenge: the original live, the duplicate live and owned by someone else."""
+        n = len(self.tokens)
+        pairs = []
+        for original in range(min(n, 14)):
+            orig = self.tokens.get(1 + original)
+            for duplicate in range(16):
+                if original + 1 + duplicate >= 14:
+                    break
+                dup_id = self._pick_token(original + 1 + duplicate)
+                dup = self.tokens.get(dup_id)
+                if (orig is not None and dup is not None and dup_id != 1 + original and orig.owner is not None
+                        and dup.owner is not None and not dup.revoked and dup.owner != orig.owner):
+                    pairs.append((original, duplicate))
+        return pairs
+
+    @precondition(lambda self: bool(self._challengeable()))
+    @rule(pick=indices)
+    def challenge_another_owners_product(self, pick: int) -> None:
+        """A well-formed challenge (upheld or rejected), so that both verdicts are exercised in every run."""
+        pairs = self._challengeable()
+        original, duplicate = pairs[pick % len(pairs)]
+        self.challenge(0, original, duplicate, True, True)
+
+    def _rateable(self) -> list[int]:
+        """Indices (into self.locks, reachable by `rate`) of settled generation locks nobody rated yet."""
+        return [i for i, m in enumerate(self.locks[:14])
+                if m.kind is LockKind.GENERATION and m.state is not LockState.LOCKED and not m.rated]
+
+    @precondition(lambda self: bool(self._rateable()))
+    @rule(pick=indices, score=st.integers(0, 2**16 - 1))
+    def rate_a_settled_lock(self, pick: int, score: int) -> None:
+        """A valid rating by the lock's sender (positive unless refunded), so that the success path
+        of `rate` is exercised in every run, not only when the random arguments happen to fit."""
+        rateable = self._rateable()
+        index = rateable[pick % len(rateable)]
+        self.rate(index, "role", 0, self.locks[index].state is LockState.WITHDRAWN, score)
 
     # -- invariants ----------------------------------------------------------------------------
 
