@@ -7,6 +7,7 @@ decrypt the keys it stored before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -63,8 +64,18 @@ class Settings(BaseSettings):
             return self.secret.encode()
         path = self.data_dir / SECRET_FILE
         if not path.exists():
+            # Written in full and synced under a temporary name, then linked into place: a server killed
+            # half-way never leaves an empty secret (which would lock every stored key out for good).
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            temporary = path.with_name(f"{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                with contextlib.suppress(FileExistsError):  # another process got there first: use its secret
+                    os.link(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
         return path.read_text().strip().encode()

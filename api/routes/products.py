@@ -27,7 +27,11 @@ router = APIRouter(prefix="/products", tags=["products"])
 
 @router.post("", status_code=201, response_model=ProductOut, responses=ERRORS)
 def register_product(body: ProductCreate, state: State, session: DB, account: CurrentAccount) -> ProductOut:
-    """Register the content of one of the caller's fulfilled tasks, with its ESP's EIP-712 signature."""
+    """Register the content of one of the caller's fulfilled tasks, with its ESP's EIP-712 signature.
+
+    A retry after a crash between the registry transaction and the database commit finds the
+    content registered by the caller on chain and records that token: registration is exactly once.
+    """
     task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
@@ -45,10 +49,17 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     signature = sign_generation(state.signer(esp_account), chain_id=state.chain.chain_id, registry=registry.address,
                                 producer=account.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
     with state.writing(session):
-        registered = registry.register(producer_key, content_hash=c_hash, perceptual_hash=phash, prompt_hash=p_hash,
-                                       esp=esp.address, signature=signature, uri=body.uri or f"sha256://{task.content_sha256}")
-        task.token_id = registered.token_id
-    product = crud.get_or_404(session, models.Product, registered.token_id, f"product {registered.token_id}")
+        token_id = registry.token_of_content(c_hash)
+        adoptable = (token_id and registry.product(token_id).producer.lower() == account.address.lower()
+                     and session.scalar(select(models.Task.id).where(models.Task.token_id == token_id)) is None)
+        if not adoptable:
+            token_id = registry.register(producer_key, content_hash=c_hash, perceptual_hash=phash, prompt_hash=p_hash,
+                                         esp=esp.address, signature=signature,
+                                         uri=body.uri or f"sha256://{task.content_sha256}").token_id
+        # else: an earlier request registered this content on chain and died before recording it (a killed
+        # server): adopt that token instead of failing on the registry's duplicate check forever.
+        task.token_id = token_id
+    product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     product.task_id, product.content_sha256 = task.id, task.content_sha256
     session.commit()
     return crud.product_out(product)

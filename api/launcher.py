@@ -1,0 +1,120 @@
+"""Run `aigc-market serve` as a child process on 127.0.0.1: for the durability test, the load benchmark
+and the end-to-end tests, which need the real server (and need to SIGKILL it).
+
+The child gets its own process group, so `kill()` takes down whatever it started with it (a
+supervised anvil node included); `stop()` asks politely first. Every start takes a fresh free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from market.chain.anvil import LOOPBACK, free_port
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not answer GET /health in time."""
+
+
+def serve_command() -> list[str]:
+    """`aigc-market serve` from this interpreter's environment (the console script, or `-m market.cli`)."""
+    script = Path(sys.executable).with_name("aigc-market")
+    if script.exists():
+        return [str(script), "serve"]
+    return [sys.executable, "-c", "from market.cli import run; raise SystemExit(run())", "serve"]
+
+
+@dataclass
+class ServerProcess:
+    """`aigc-market serve --host 127.0.0.1 --data DIR [--rpc URL] [--db URL]`, restartable."""
+
+    data_dir: Path
+    rpc_url: str | None = None
+    db_url: str | None = None
+    anvil_port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    startup_timeout: float = 60.0
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> ServerProcess:
+        """Start on a fresh free port and wait until /health answers 200."""
+        if self.process is not None:
+            raise RuntimeError("the server is already running")
+        self.port = free_port()
+        command = serve_command() + ["--host", LOOPBACK, "--port", str(self.port), "--data", str(self.data_dir)]
+        if self.rpc_url:
+            command += ["--rpc", self.rpc_url]
+        if self.db_url:
+            command += ["--db", self.db_url]
+        if self.anvil_port:
+            command += ["--anvil-port", str(self.anvil_port)]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
+        try:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            env=os.environ | self.env)
+        finally:
+            log.close()
+        self.starts += 1
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                tail = (self.data_dir / f"server-{self.starts - 1}.log").read_text(errors="replace")[-2000:]
+                raise ServerStartError(f"the server exited with code {code}: {tail}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise ServerStartError(f"the server did not answer {self.url}/health within {self.startup_timeout:.0f} s")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` (default SIGKILL) to the server's process group and reap it."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM (uvicorn's graceful shutdown, which also stops a supervised anvil), SIGKILL after 20 s."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

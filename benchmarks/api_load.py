@@ -1,0 +1,172 @@
+"""Sustained load on the REST API against anvil: reads, product registration, raw web3 transactions.
+
+Starts its own anvil node and `aigc-market serve --rpc` (both on 127.0.0.1, fresh ports, a temporary
+data directory, the default SQLite database) and stops both at the end. Three figures, same run:
+
+- reads: GET /products?limit=10 (a real database read: a count and a page of rows), `--reads`
+  requests from `--concurrency` concurrent httpx clients (asyncio, keep-alive);
+- registration: POST /products, the one-transaction write path (one registry transaction, plus the
+  database rows and the indexer run that follow it). Each needs a fulfilled task, so the tasks are
+  made first (POST /tasks: lock + withdraw, two transactions; its rate is shown too, not a target);
+  then `--registrations` POST /products from `--concurrency` concurrent clients;
+- raw web3: `--transfers` signed value transfers through `market.chain.connection.Chain.send_ether`
+  (estimate, nonce, sign, send, wait for the receipt), one after the other from one sender, the
+  way the server sends its own transactions (it serialises every chain write under one lock).
+
+Targets (issue 7): reads >= 1,000 requests/s; registration >= 0.5x the raw web3 rate.
+
+    python benchmarks/api_load.py [--reads 3000] [--registrations 100] [--transfers 100] [--concurrency 16] [--json]
+
+With --json the last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.launcher import ServerProcess
+from market.chain.anvil import AnvilNode, free_port
+from market.chain.connection import Chain
+
+READ_TARGET_RPS = 1000.0
+REGISTRATION_TARGET_RATIO = 0.5
+
+
+def summarise(name: str, latencies: list[float], elapsed: float, errors: int) -> dict[str, Any]:
+    ordered = sorted(latencies)
+
+    def quantile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+    return {"name": name, "requests": len(latencies), "errors": errors, "seconds": round(elapsed, 3),
+            "per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+            "p50_ms": round(quantile(0.50), 2), "p99_ms": round(quantile(0.99), 2),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else float("nan")}
+
+
+async def drive(url: str, requests: list[tuple[str, str, dict[str, Any]]], concurrency: int) -> tuple[list[float], int, float]:
+    """Send `requests` (method, path, httpx kwargs) from `concurrency` workers; latencies of the 2xx ones."""
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(requests)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for method, path, kwargs in queue:
+                started = time.perf_counter()
+                try:
+                    reply = await client.request(method, path, **kwargs)
+                    ok = reply.is_success
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def bench_transfers(rpc_url: str, count: int) -> dict[str, Any]:
+    chain = Chain.connect(rpc_url)
+    sender = chain.new_account(10**20, "bench-sender")
+    to = chain.new_account(0, "bench-receiver").address
+    chain.send_ether(sender, to, 1)  # warm-up
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(count):
+        t = time.perf_counter()
+        chain.send_ether(sender, to, 1)
+        latencies.append(time.perf_counter() - t)
+    return summarise("raw web3 value transfer", latencies, time.perf_counter() - started, 0)
+
+
+def run(reads: int, registrations: int, transfers: int, concurrency: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="aigc-api-load-") as tmp, AnvilNode(port=free_port()) as node:
+        server = ServerProcess(Path(tmp) / "data", rpc_url=node.url)
+        try:
+            server.start()
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                esp = http.post("/accounts").json()
+                assert http.post("/esps", json={"name": "bench"}, headers={"Authorization": f"Bearer {esp['api_key']}"}).is_success
+                producer = http.post("/accounts").json()
+            headers = {"Authorization": f"Bearer {producer['api_key']}"}
+            task_requests = [("POST", "/tasks", {"json": {"prompt": f"load {i} {time.time_ns()}", "esp": esp["address"]},
+                                                 "headers": headers}) for i in range(registrations)]
+            task_ids: list[int] = []
+
+            async def make_tasks() -> tuple[list[float], int, float]:
+                latencies, errors, elapsed = await drive(server.url, task_requests, concurrency)
+                return latencies, errors, elapsed
+
+            latencies, errors, elapsed = asyncio.run(make_tasks())
+            tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors)
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                offset = 0
+                while True:
+                    page = http.get("/tasks", params={"limit": 100, "offset": offset}, headers=headers).json()
+                    task_ids += [t["id"] for t in page["items"] if t["state"] == "fulfilled" and t["token_id"] is None]
+                    offset += len(page["items"])
+                    if offset >= page["total"] or not page["items"]:
+                        break
+            reg_requests = [("POST", "/products", {"json": {"task_id": i}, "headers": headers}) for i in task_ids]
+            latencies, errors, elapsed = asyncio.run(drive(server.url, reg_requests, concurrency))
+            registration = summarise("POST /products (1 tx)", latencies, elapsed, errors)
+
+            read_requests = [("GET", "/products", {"params": {"limit": 10}}) for _ in range(reads)]
+            asyncio.run(drive(server.url, read_requests[: max(1, reads // 10)], concurrency))  # warm-up
+            latencies, errors, elapsed = asyncio.run(drive(server.url, read_requests, concurrency))
+            read = summarise("GET /products?limit=10", latencies, elapsed, errors)
+
+            raw = bench_transfers(node.url, transfers)
+        finally:
+            server.stop()
+    ratio = registration["per_s"] / raw["per_s"] if raw["per_s"] else 0.0
+    return {
+        "read": read, "registration": registration, "tasks": tasks, "raw_web3": raw,
+        "registration_to_raw_ratio": round(ratio, 3),
+        "targets": {"read_per_s": READ_TARGET_RPS, "registration_to_raw_ratio": REGISTRATION_TARGET_RATIO},
+        "met": {"read": read["per_s"] >= READ_TARGET_RPS, "registration": ratio >= REGISTRATION_TARGET_RATIO},
+        "concurrency": concurrency, "server": "aigc-market serve (uvicorn, 1 process) on 127.0.0.1, SQLite, anvil via --rpc",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reads", type=int, default=3000, help="GET requests timed")
+    parser.add_argument("--registrations", type=int, default=100, help="POST /products timed (as many tasks made first)")
+    parser.add_argument("--transfers", type=int, default=100, help="raw web3 value transfers timed")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    args = parser.parse_args(argv)
+    result = run(args.reads, args.registrations, args.transfers, args.concurrency)
+    print(f"{'measure':<30} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for key in ("read", "registration", "tasks", "raw_web3"):
+        row = result[key]
+        print(f"{row['name']:<30} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
+              f"{row['p99_ms']:>8.2f}")
+    print(f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: "
+          f"{'met' if result['met']['read'] else 'NOT met'})")
+    print(f"registration / raw web3: {result['registration_to_raw_ratio']:.2f}x (target >= {REGISTRATION_TARGET_RATIO}x: "
+          f"{'met' if result['met']['registration'] else 'NOT met'})")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

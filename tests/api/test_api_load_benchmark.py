@@ -1,0 +1,25 @@
+"""benchmarks/api_load.py works end to end at a tiny size (its figures are not checked here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "api_load.py"
+
+
+def test_api_load_benchmark_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("api_load", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--reads", "40", "--registrations", "3", "--transfers", "3", "--concurrency", "4", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["read"]["requests"] == 40 and result["read"]["errors"] == 0
+    assert result["registration"]["requests"] == 3 and result["registration"]["errors"] == 0
+    assert result["raw_web3"]["requests"] == 3 and result["raw_web3"]["per_s"] > 0
+    assert result["registration_to_raw_ratio"] > 0 and "GET /products?limit=10" in "\n".join(lines)
