@@ -4,7 +4,10 @@ An environment step is one step of one environment (M tasks placed, costed and s
 `updates_per_step` gradient steps per batched step). Both loops run the same number of batched steps
 and gradient updates; the batched one collects B times the experience for the same updates.
 
-    python benchmarks/maddpg_speed.py [--envs 16] [--episodes 4] [--device cpu] [--json]
+Wall time to convergence: the first episode from which the windowed mean reward stays within 5%
+of the final level, times the wall time per episode.
+
+    python benchmarks/maddpg_speed.py [--envs 16] [--episodes 8] [--device cpu] [--json]
 """
 
 from __future__ import annotations
@@ -20,6 +23,27 @@ from offload_core.maddpg import MADDPGConfig
 from offload_core.training import TrainSettings, evaluate, train
 
 
+CONVERGENCE_WINDOW = 3
+CONVERGENCE_TOLERANCE = 0.05
+
+
+def convergence_episode(rewards: list[float]) -> int:
+    """First episode from which the moving mean reward (window 3) stays within 5% of the final level.
+
+    The final level is the moving mean at the last episode; a short run can only give a lower bound
+    on the true time to convergence.
+    """
+    moving = [sum(rewards[max(0, e - CONVERGENCE_WINDOW + 1) : e + 1]) / min(e + 1, CONVERGENCE_WINDOW)
+              for e in range(len(rewards))]
+    band = CONVERGENCE_TOLERANCE * abs(moving[-1])
+    converged = len(rewards) - 1
+    for episode in range(len(rewards) - 1, -1, -1):
+        if abs(moving[episode] - moving[-1]) > band:
+            break
+        converged = episode
+    return converged
+
+
 def timed_training(envs: int, episodes: int, steps: int, device: str, batch_size: int) -> dict[str, float]:
     """Train with B = envs; returns env steps/s, wall seconds and the final evaluation reward."""
     config = preset("mato").config
@@ -31,14 +55,17 @@ def timed_training(envs: int, episodes: int, steps: int, device: str, batch_size
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
     reward = evaluate(config, "maddpg-mato", result.agent, 32, 25, 0, device=device)["reward"]
+    rewards = [row["reward"] for row in result.curve]
+    converged = convergence_episode(rewards)
     return {"envs": envs, "env_steps_per_s": envs * episodes * steps / wall, "wall_s": wall,
-            "first_reward": result.curve[0]["reward"], "last_reward": result.curve[-1]["reward"], "eval_reward": reward}
+            "convergence_episode": converged, "wall_s_to_convergence": wall * (converged + 1) / episodes,
+            "first_reward": rewards[0], "last_reward": rewards[-1], "eval_reward": reward}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=16)
-    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
@@ -49,6 +76,7 @@ def main() -> None:
     card = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     for row in rows:
         print(f"B={row['envs']:>4}: {row['env_steps_per_s']:9.1f} env steps/s, {row['wall_s']:.1f} s, "
+              f"converged at episode {row['convergence_episode']} after {row['wall_s_to_convergence']:.1f} s, "
               f"reward first {row['first_reward']:.3f} last {row['last_reward']:.3f} eval {row['eval_reward']:.3f}")
     print(f"speed-up of batched collection: {rows[1]['env_steps_per_s'] / rows[0]['env_steps_per_s']:.1f}x on {card}")
     if args.json:
