@@ -22,7 +22,6 @@ from offload_core.config import preset
 from offload_core.maddpg import MADDPGConfig
 from offload_core.training import TrainSettings, evaluate, train
 
-
 CONVERGENCE_WINDOW = 3
 CONVERGENCE_TOLERANCE = 0.05
 
