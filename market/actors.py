@@ -12,7 +12,19 @@ ESP_PROFILES: tuple[EspProfile, ...] = ("honest", "slow", "delaying", "cheating"
 
 
 @dataclass(frozen=True)
-class Esp:
+class Party:
+    """A market participant: its position among its peers and its chain account."""
+
+    index: int
+    account: LocalAccount
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+
+@dataclass(frozen=True)
+class Esp(Party):
     """An edge service provider running server `index` of the offloading core.
 
     honest: serves at full speed and reveals the key; slow: its server runs at a quarter of the
@@ -20,47 +32,21 @@ class Esp:
     path but never reveals the key (the producer refunds after the timelock).
     """
 
-    index: int
-    account: LocalAccount
     profile: EspProfile = "honest"
 
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
-
 
 @dataclass(frozen=True)
-class Producer:
+class Producer(Party):
     """Commissions content from ESPs; device `index` of the offloading core."""
 
-    index: int
-    account: LocalAccount
-
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
-
 
 @dataclass(frozen=True)
-class Consumer:
+class Consumer(Party):
     """Buys products from their owners."""
 
-    index: int
-    account: LocalAccount
-
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
-
 
 @dataclass(frozen=True)
-class Attacker:
+class Attacker(Party):
     """Registers near-duplicates of others' products, signed by an accomplice ESP key."""
 
-    index: int
-    account: LocalAccount
     accomplice: LocalAccount
-
-    @property
-    def address(self) -> str:
-        return str(self.account.address)

@@ -10,8 +10,8 @@ import torch
 
 from reputation.evidence import EvidenceStore
 from reputation.inputs import FloatLike, RatingBatch, as_time
-from reputation.mwsl import FusedOpinions, densify, fuse
-from reputation.opinions import Opinion, expectation, local_opinion
+from reputation.mwsl import FusedOpinions, FusedReputation, fuse
+from reputation.opinions import local_opinion
 from reputation.selection import Selector, choose
 
 
@@ -156,7 +156,7 @@ class PlainSLConfig:
             raise ValueError(f"PlainSLConfig.prior_weight must be >= 0, got {self.prior_weight!r}")
 
 
-class PlainSL(_CountingSelector):
+class PlainSL(FusedReputation, _CountingSelector):
     """Subjective logic without MWSL's weights: alpha = r, beta = s (kappa = eta, no decay), and the
     recommended opinion is the plain average of the other raters' local opinions."""
 
@@ -172,14 +172,3 @@ class PlainSL(_CountingSelector):
         local = local_opinion(r, s, prior_weight=self.config.prior_weight)  # 3 x [R]
         return fuse(local, torch.ones_like(r), pairs, self.n_esps)  # equal weights
 
-    def opinions(self, now: FloatLike) -> Opinion:
-        """Final opinions (b, d, u), each [P, E]."""
-        f = self.fused(now)
-        b, d, u = (densify(col, f.pairs, x, self.n_producers) for col, x in zip(f.column, f.rated, strict=True))
-        return b, d, u
-
-    def reputation(self, now: FloatLike) -> torch.Tensor:
-        """T = b + a * u, [P, E]."""
-        f = self.fused(now)
-        a = self.config.base_rate
-        return densify(expectation(f.column, a), f.pairs, expectation(f.rated, a), self.n_producers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -90,7 +91,36 @@ def fuse(local: Opinion, weights: torch.Tensor, pairs: RatedPairs, n_esps: int) 
                          column=recommended_col)
 
 
-class MWSL(Selector):
+class _HasBaseRate(Protocol):
+    base_rate: float
+
+
+class FusedReputation:
+    """Opinions and reputations of a selector that fuses local and recommended opinions.
+
+    Subclasses provide `fused(now)`, `config.base_rate` and `n_producers` (MWSL and plain SL).
+    """
+
+    config: _HasBaseRate
+    n_producers: int
+
+    def fused(self, now: FloatLike) -> FusedOpinions:
+        raise NotImplementedError
+
+    def opinions(self, now: FloatLike) -> Opinion:
+        """Final opinions (b, d, u) of every producer about every ESP, each [P, E]."""
+        f = self.fused(now)
+        b, d, u = (densify(col, f.pairs, x, self.n_producers) for col, x in zip(f.column, f.rated, strict=True))
+        return b, d, u
+
+    def reputation(self, now: FloatLike) -> torch.Tensor:
+        """T_ij = b + a * u, [P, E]."""
+        f = self.fused(now)
+        a = self.config.base_rate
+        return densify(expectation(f.column, a), f.pairs, expectation(f.rated, a), self.n_producers)
+
+
+class MWSL(FusedReputation, Selector):
     """Reputation of every ESP for every producer by multi-weight subjective logic.
 
     State: an EvidenceStore of [P, E] freshness-weighted sums. Every query recomputes all P x E
@@ -136,18 +166,6 @@ class MWSL(Selector):
         """w_yj = delta1 * IF_yj + delta2 * TL_yj for every rater y of ESP j, 0 elsewhere, [P, E] (unnormalized)."""
         f = self.fused(now)
         return densify(torch.zeros(self.n_esps, dtype=self.dtype, device=self.device), f.pairs, f.weights, self.n_producers)
-
-    def opinions(self, now: FloatLike) -> Opinion:
-        """Final opinions (b, d, u) of every producer about every ESP, each [P, E]."""
-        f = self.fused(now)
-        b, d, u = (densify(col, f.pairs, x, self.n_producers) for col, x in zip(f.column, f.rated, strict=True))
-        return b, d, u
-
-    def reputation(self, now: FloatLike) -> torch.Tensor:
-        """T_ij = b + a * u, [P, E]."""
-        f = self.fused(now)
-        a = self.config.base_rate
-        return densify(expectation(f.column, a), f.pairs, expectation(f.rated, a), self.n_producers)
 
     def mean_score(self) -> torch.Tensor:
         """Freshness-weighted mean of the scores given with ratings, [P, E] (NaN where none); not part of T."""

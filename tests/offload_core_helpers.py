@@ -46,3 +46,17 @@ def float64_engine(config, batch: int = 4, policy: str = "lfu", seed: int = 0) -
     engine = EdgeEngine(config, batch, policy, dtype=torch.float64)
     engine.reset(seed)
     return engine
+
+
+def assert_step_matches_references(out: dict[str, torch.Tensor], references: list[ScalarEdge], tasks: TaskBatch,
+                                   action: Action) -> None:
+    """Step every reference on the same tasks and actions; each breakdown term equals (rel 1e-6)."""
+    import pytest
+
+    from offload_core.reference import BREAKDOWN_KEYS
+
+    for b, reference in enumerate(references):
+        expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
+        for m, row in enumerate(expected):
+            for key in BREAKDOWN_KEYS:
+                assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9), (b, m, key)

@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
-from offload_core_helpers import random_action, references_for, scalar_tasks
+from offload_core_helpers import assert_step_matches_references, random_action, references_for
 
 from offload_core.config import CACHING_POLICIES, preset
 from offload_core.engine import EdgeEngine
-from offload_core.reference import BREAKDOWN_KEYS
 
 TASKS_PER_CASE = 1000
 
@@ -27,12 +26,7 @@ def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity
         tasks = engine.sample_tasks()
         action = random_action(engine, decisions, sparsity)
         out = engine.step(tasks, action)
-        for b, reference in enumerate(references):
-            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
-            for m, row in enumerate(expected):
-                for key in BREAKDOWN_KEYS:
-                    got = float(out[key][b, m])
-                    assert got == pytest.approx(row[key], rel=1e-6, abs=1e-9), (name, policy, b, m, key)
+        assert_step_matches_references(out, references, tasks, action)
         seen["tasks"] += out["T"].numel()
         seen["queued"] += int((out["T_wait"] > 0).sum())
         seen["loads"] += int((out["T_sw"] > 0).sum())
@@ -75,11 +69,7 @@ def test_engine_equals_reference_when_a_model_can_never_fit():
         tasks = engine.sample_tasks()
         action = random_action(engine, decisions, sparsity=0.3)
         out = engine.step(tasks, action)
-        for b, reference in enumerate(references):
-            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
-            for m, row in enumerate(expected):
-                for key in BREAKDOWN_KEYS:
-                    assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9)
+        assert_step_matches_references(out, references, tasks, action)
         failures += int(out["failed"].sum())
     assert failures > 0
 
@@ -95,8 +85,4 @@ def test_engine_equals_reference_with_one_slow_server():
         tasks = engine.sample_tasks()
         action = random_action(engine, decisions)
         out = engine.step(tasks, action)
-        for b, reference in enumerate(references):
-            expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
-            for m, row in enumerate(expected):
-                for key in BREAKDOWN_KEYS:
-                    assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9)
+        assert_step_matches_references(out, references, tasks, action)
