@@ -54,13 +54,20 @@ class EdgeEngine:
     """B environments of one EdgeConfig, with one caching policy."""
 
     def __init__(self, config: EdgeConfig, batch: int, policy: str = "lfu", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, backend: str = "torch") -> None:
+        """backend "torch" runs anywhere torch does; "numba" runs the compiled CPU kernel of
+        `offload_core.kernel` (FIFO servers on the CPU; ASP presets fall back to torch)."""
         config.validate()
         if batch < 1:
             raise ValueError(f"batch (B) must be at least 1, got {batch}")
         if policy not in CACHING_POLICIES:
             raise ValueError(f"policy must be one of {list(CACHING_POLICIES)}, got {policy!r}")
+        if backend not in ("torch", "numba"):
+            raise ValueError(f"backend must be 'torch' or 'numba', got {backend!r}")
+        if backend == "numba" and torch.device(device).type != "cpu":
+            raise ValueError("backend 'numba' runs on the CPU only; use backend 'torch' on a GPU")
         self.config, self.batch, self.policy = config, batch, policy
+        self.backend = backend
         self.device, self.dtype = torch.device(device), dtype
         self.generator = torch.Generator(device=self.device)
         self.topology: Topology
@@ -108,6 +115,8 @@ class EdgeEngine:
         c = self.config
         b, m_count, n = self.batch, c.n_devices, c.n_servers
         _validate_action(action, b, m_count, n)
+        if self.backend == "numba" and self.running is None:
+            return self._step_compiled(tasks, action)
         top = self.topology
         split = action.split.to(self.dtype)
         x, rho = tasks.size, tasks.density  # [B, M]
@@ -167,6 +176,27 @@ class EdgeEngine:
         }
         assert set(result) == set(BREAKDOWN_KEYS)
         return result
+
+    def _step_compiled(self, tasks: TaskBatch, action: Action) -> dict[str, torch.Tensor]:
+        """The same step through the compiled kernel, updating the state tensors in place."""
+        from offload_core.kernel import POLICY_CODES, kernel_params, step_kernel
+
+        c, top, cache = self.config, self.topology, self.cache
+        out = torch.empty((self.batch, c.n_devices, len(BREAKDOWN_KEYS)), dtype=self.dtype)
+        keys = tasks.evict_keys if tasks.evict_keys is not None else torch.zeros((1, 1, 1, c.n_models), dtype=self.dtype)
+        split = action.split.to(self.dtype).contiguous()
+        step_kernel(
+            self.time, kernel_params(c), POLICY_CODES[self.policy], top.device_freq.numpy(), top.model_size.numpy(),
+            top.server_quality.numpy(), top.server_freq.numpy(), top.up_rate.numpy(), top.down_rate.numpy(),
+            tasks.model.numpy(), tasks.size.numpy(), tasks.density.numpy(), tasks.deadline.numpy(), tasks.demand.numpy(),
+            keys.numpy(), int(tasks.evict_keys is not None), split.numpy(), action.download.numpy(),
+            cache.cached.numpy(), cache.free_memory.numpy(), cache.loaded_at.numpy(), cache.last_used.numpy(),
+            cache.frequency.numpy(), cache.context.numpy(), cache.context_time.numpy(), self.busy_until.numpy(),
+            out.numpy(),
+        )
+        self.steps += 1
+        flags = {"completed", "model_hit", "offloaded", "failed", "crashed"}
+        return {key: out[..., k] > 0.5 if key in flags else out[..., k] for k, key in enumerate(BREAKDOWN_KEYS)}
 
     def _edge_parts(self, now: float | torch.Tensor, x: torch.Tensor, rho: torch.Tensor, demand_task: torch.Tensor,
                     model: torch.Tensor, s: torch.Tensor, download: torch.Tensor, t_up: torch.Tensor,

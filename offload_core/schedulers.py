@@ -71,6 +71,12 @@ def round_robin(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator
 def greedy(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, scores: torch.Tensor | None = None) -> Action:
     """The nearest server that holds the task's model, else local (seed 002's Greedy)."""
     c, top = engine.config, engine.topology
+    if engine.backend == "numba":
+        from offload_core.kernel import greedy_kernel
+
+        split = torch.empty((engine.batch, c.n_devices, c.n_servers + 2), dtype=engine.dtype)
+        greedy_kernel(engine.cache.cached.numpy(), tasks.model.numpy(), top.distance.numpy(), split.numpy())
+        return Action(split, _all_download(engine))
     holds = engine.cache.cached.gather(2, tasks.model.unsqueeze(1).expand(-1, c.n_servers, -1))  # [B, N, M]
     holds = holds.transpose(1, 2)  # [B, M, N]
     # A running minimum over the few servers: much faster on the CPU than argmin over a tiny last axis.

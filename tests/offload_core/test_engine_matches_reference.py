@@ -14,9 +14,10 @@ from offload_core.engine import EdgeEngine
 TASKS_PER_CASE = 1000
 
 
-def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity: float = 0.5) -> dict[str, float]:
+def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity: float = 0.5,
+                 backend: str = "torch") -> dict[str, float]:
     config = preset(name).config
-    engine = EdgeEngine(config, batch, policy, dtype=torch.float64)
+    engine = EdgeEngine(config, batch, policy, dtype=torch.float64, backend=backend)
     engine.reset(seed)
     references = references_for(engine)
     decisions = torch.Generator().manual_seed(seed + 7)
@@ -37,18 +38,20 @@ def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity
     return seen
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
 @pytest.mark.parametrize("policy", CACHING_POLICIES)
-def test_engine_equals_reference_on_mato(policy):
-    seen = compare_runs("mato", policy)
+def test_engine_equals_reference_on_mato(policy, backend):
+    seen = compare_runs("mato", policy, backend=backend)
     assert seen["tasks"] >= TASKS_PER_CASE
     assert seen["queued"] > 0, "the queueing path was never exercised"
     if policy != "cloud":
         assert seen["loads"] > 0, "no model switch (eviction path) was exercised"
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
 @pytest.mark.parametrize("policy", ["lc", "lfu", "random"])
-def test_engine_equals_reference_on_lc(policy):
-    seen = compare_runs("lc", policy)
+def test_engine_equals_reference_on_lc(policy, backend):
+    seen = compare_runs("lc", policy, backend=backend)
     assert seen["tasks"] >= TASKS_PER_CASE and seen["loads"] > 0 and seen["forwarded"] > 0
 
 
@@ -86,3 +89,13 @@ def test_engine_equals_reference_with_one_slow_server():
         action = random_action(engine, decisions)
         out = engine.step(tasks, action)
         assert_step_matches_references(out, references, tasks, action)
+
+
+def test_the_numba_backend_keeps_asp_presets_on_the_torch_path_with_crashes():
+    seen = compare_runs("asp", "lfu", sparsity=0.93, backend="numba")
+    assert seen["crashed"] > 0
+
+
+def test_the_numba_backend_is_refused_off_the_cpu():
+    with pytest.raises(ValueError, match="backend"):
+        EdgeEngine(preset("mato").config, 1, backend="numba", device="meta")

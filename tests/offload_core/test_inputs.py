@@ -54,3 +54,8 @@ def test_reputation_scheduler_needs_a_score_tensor_of_the_right_shape():
     tasks = engine.sample_tasks()
     with pytest.raises(ValueError, match="scores"):
         scheduler("reputation")(engine, tasks, torch.Generator(), torch.ones((2, 7)))
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        EdgeEngine(EdgeConfig(), 1, backend="jax")

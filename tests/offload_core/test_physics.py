@@ -119,3 +119,21 @@ def test_target_ratio_action_is_the_special_case_of_a_split(ratio):
     assert torch.allclose(action.split[..., 0], torch.tensor(1.0 - ratio, dtype=torch.float64))
     assert torch.allclose(action.split[..., 2], torch.tensor(ratio, dtype=torch.float64))
     assert torch.allclose(action.split.sum(-1), torch.ones((), dtype=torch.float64))
+
+
+def test_greedy_decides_the_same_on_both_backends():
+    from offload_core.schedulers import greedy
+
+    config = preset("mato").config
+    engines = [EdgeEngine(config, 16, "lfu", dtype=torch.float64, backend=b) for b in ("torch", "numba")]
+    for engine in engines:
+        engine.reset(4)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        tasks = engines[0].sample_tasks()
+        engines[1].sample_tasks()  # keep the two engines' generators in step
+        actions = [greedy(engine, tasks, generator, None) for engine in engines]
+        assert torch.equal(actions[0].split, actions[1].split)
+        outs = [engine.step(tasks, action) for engine, action in zip(engines, actions, strict=True)]
+        for key in outs[0]:
+            torch.testing.assert_close(outs[1][key], outs[0][key])
