@@ -10,15 +10,14 @@ environments and the episode's steps.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import torch
-from scipy import stats
 
+from offload_core.compare import MetricSummary, confidence_interval
 from offload_core.config import EdgeConfig
 from offload_core.engine import Action, EdgeEngine
 from offload_core.maddpg import MADDPG, MADDPGConfig
@@ -185,22 +184,6 @@ def scheduler_curve(config: EdgeConfig, name: str, settings: TrainSettings) -> l
     return rewards
 
 
-@dataclass(frozen=True)
-class Summary:
-    mean: float
-    half_width: float
-    """Half-width of the 95% t-interval."""
-
-
-def summarize(values: torch.Tensor) -> Summary:
-    """Mean and 95% t-interval half-width.  values: [K]"""
-    data = values.double()
-    if data.numel() < 2:
-        return Summary(float(data.mean()), math.nan)
-    sem = float(data.std(unbiased=True)) / math.sqrt(data.numel())
-    return Summary(float(data.mean()), float(stats.t.ppf(0.975, data.numel() - 1)) * sem)
-
-
 def evaluate(config: EdgeConfig, algo: str, agent: Learner | None, envs: int, steps: int, seed: int,
              policy: str = "lfu", device: str | torch.device = "cpu") -> dict[str, float]:
     """Mean metrics of a policy on the held-out streams of `seed`."""
@@ -271,10 +254,10 @@ def sweep(base: EdgeConfig, vary: str, settings: TrainSettings, seeds: int, algo
     return rows
 
 
-def sweep_summary(rows: list[dict[str, float | str]]) -> dict[tuple[int, str], dict[str, Summary]]:
+def sweep_summary(rows: list[dict[str, float | str]]) -> dict[tuple[int, str], dict[str, MetricSummary]]:
     """Mean and 95% CI over seeds per (value, algo)."""
     groups: dict[tuple[int, str], list[dict[str, float | str]]] = {}
     for row in rows:
         groups.setdefault((int(row["value"]), str(row["algo"])), []).append(row)
-    return {key: {metric: summarize(torch.tensor([float(r[metric]) for r in group])) for metric in METRICS}
+    return {key: {metric: confidence_interval(torch.tensor([float(r[metric]) for r in group])) for metric in METRICS}
             for key, group in groups.items()}
