@@ -16,12 +16,12 @@ import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
-from web3._utils.events import get_event_data
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import RPCEndpoint
 
 from market.chain.artifacts import Artifact, all_abis
 from market.chain.errors import (
@@ -31,6 +31,7 @@ from market.chain.errors import (
     TransactionRevertedError,
     revert_data,
 )
+from market.chain.events import DecodedEvent, EventDecoder
 
 #: The first development account of anvil's default mnemonic ("test test ... junk"); it is funded
 #: with 10,000 ether on every fresh anvil node. Public knowledge: never use it on a real network.
@@ -43,18 +44,6 @@ GAS_MARGIN = 1.2
 EMBEDDED_GAS_LIMIT = 5_000_000
 
 Backend = Literal["eth-tester", "rpc"]
-
-
-@dataclass(frozen=True)
-class DecodedEvent:
-    """One log of a receipt, decoded against the ABI of the contract that emitted it."""
-
-    contract: str
-    name: str
-    args: dict[str, Any]
-    address: str
-    block_number: int
-    log_index: int
 
 
 @dataclass(frozen=True)
@@ -93,6 +82,7 @@ class Chain:
         #: Addresses of every contract deployed through this connection (for balance accounting).
         self.deployed: list[str] = []
         self._contracts: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._event_decoder = EventDecoder(w3.codec)
         self._account_counter = 0
         # Two connections to one node (a test fixture and a simulation, say) must not derive the
         # same keys: an account that already holds ether would break the conservation check.
@@ -114,7 +104,15 @@ class Chain:
     @classmethod
     def connect(cls, url: str, private_key: str | None = None, timeout: float = 10.0) -> Chain:
         """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key)."""
-        w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        session = requests.Session()
+        # Proxy variables do not apply to a node on this machine, and looking them up on every request
+        # costs more CPU than the request itself.
+        session.trust_env = False
+        # A node's chain id never changes, but web3 asks for it before every call and transaction
+        # (its validation middleware): cache that one answer, nothing else.
+        provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
+                                cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+        w3 = Web3(provider)
         try:
             _ = w3.eth.chain_id  # the cheapest call that proves a node answers
         except (requests.exceptions.RequestException, OSError) as exc:
@@ -135,6 +133,15 @@ class Chain:
             self.send_ether(self.funder, account.address, funds_wei)
         return account
 
+    def head(self) -> int:
+        """Number of the latest block (on a node, eth_blockNumber sent to the provider as it is)."""
+        if self.tester is not None:
+            return int(self.w3.eth.block_number)
+        reply = self.w3.provider.make_request(RPCEndpoint("eth_blockNumber"), [])
+        if "error" in reply:
+            raise ChainError(f"eth_blockNumber failed: {reply['error']}")
+        return int(reply["result"], 16)
+
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(to_checksum_address(address))
 
@@ -147,6 +154,7 @@ class Chain:
         """A web3 contract object at `address`, whose events this chain will decode."""
         address = to_checksum_address(address)
         self._contracts[address] = (artifact.contract_name, artifact.abi)
+        self._event_decoder.register(address, artifact.contract_name, artifact.abi)
         return self.w3.eth.contract(address=address, abi=artifact.abi)
 
     def deploy(self, artifact: Artifact, sender: LocalAccount, *args: Any) -> tuple[Contract, TxResult]:
@@ -167,8 +175,10 @@ class Chain:
 
     def transact(self, fn: ContractFunction | ContractConstructor, sender: LocalAccount, value: int = 0) -> TxResult:
         """Sign and send a contract call (or constructor) from `sender`, with `value` wei."""
-        tx = fn.build_transaction({"from": sender.address, "value": value, "gas": 1})
-        tx.pop("gas")
+        # Every field web3 would fill from the node is given (placeholders): only the calldata is wanted
+        # here, and _send asks the node for the real gas, fees and nonce once.
+        tx = fn.build_transaction({"from": sender.address, "value": value, "gas": 1, "chainId": self.chain_id,
+                                   "maxFeePerGas": 1, "maxPriorityFeePerGas": 1, "nonce": 0})
         return self._send({k: tx[k] for k in ("data", "to") if k in tx} | {"value": value}, sender)
 
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
@@ -183,9 +193,10 @@ class Chain:
                 gas = int(self.w3.eth.estimate_gas(tx, "pending") * GAS_MARGIN)  # type: ignore[arg-type]
         except Exception as exc:
             raise self._as_revert(exc) from exc
-        tx["gas"] = min(gas, self._block_gas_limit())
+        pending = self.w3.eth.get_block("pending")
+        tx["gas"] = min(gas, int(pending["gasLimit"]))
         tx["nonce"] = self.w3.eth.get_transaction_count(sender.address, "pending")
-        base_fee = self.w3.eth.get_block("pending").get("baseFeePerGas", 0)
+        base_fee = pending.get("baseFeePerGas", 0)
         tip = 10**9
         tx["maxPriorityFeePerGas"] = tip
         tx["maxFeePerGas"] = 2 * base_fee + tip
@@ -211,6 +222,22 @@ class Chain:
             contract_address=receipt.get("contractAddress"),
         )
 
+    def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
+        """The decoded events of the contracts at `addresses` in blocks [from_block, to_block], in chain order.
+
+        On a node, one eth_getLogs sent to the provider as it is: web3's result formatters would
+        rebuild every log only for the decoder to take it apart again.
+        """
+        if self.tester is not None:
+            wanted = {to_checksum_address(address) for address in addresses}
+            return [e for e in self._event_log if e.address in wanted and from_block <= e.block_number <= to_block]
+        reply = self.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [{
+            "fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}])
+        if "error" in reply:
+            raise ChainError(f"eth_getLogs failed: {reply['error']}")
+        events = self._decode_logs(list(reply["result"]))
+        return sorted(events, key=lambda e: (e.block_number, e.log_index))
+
     def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
         """Events `name` of `contract` since `from_block`.
 
@@ -229,9 +256,6 @@ class Chain:
             for log in contract.events[name]().get_logs(from_block=from_block)
         ]
 
-    def _block_gas_limit(self) -> int:
-        return int(self.w3.eth.get_block("latest")["gasLimit"])
-
     def _as_revert(self, exc: BaseException) -> ChainError:
         data = revert_data(exc)
         if data:
@@ -244,28 +268,7 @@ class Chain:
         return TransactionRevertedError(f"{exc.__class__.__name__}: {exc}")
 
     def _decode_logs(self, logs: list[Any]) -> list[DecodedEvent]:
-        decoded = []
-        for log in logs:
-            known = self._contracts.get(to_checksum_address(log["address"]))
-            if known is None or not log["topics"]:
-                continue
-            name, abi = known
-            for entry in abi:
-                if entry.get("type") != "event" or event_abi_to_log_topic(entry) != bytes(log["topics"][0]):
-                    continue
-                data = get_event_data(self.w3.codec, entry, log)
-                decoded.append(
-                    DecodedEvent(
-                        contract=name,
-                        name=data["event"],
-                        args=dict(data["args"]),
-                        address=log["address"],
-                        block_number=log["blockNumber"],
-                        log_index=log["logIndex"],
-                    )
-                )
-                break
-        return decoded
+        return self._event_decoder.decode_all(logs)
 
     # -- time and snapshots ---------------------------------------------------------------------
 

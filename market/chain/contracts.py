@@ -84,6 +84,13 @@ class _Wrapper:
     def __init__(self, chain: Chain, contract: Contract) -> None:
         self.chain = chain
         self.contract = contract
+        self._immutables: dict[str, int] = {}
+
+    def _immutable(self, getter: str) -> int:
+        """A value fixed at deployment (a Solidity `immutable`): read from the chain once per wrapper."""
+        if getter not in self._immutables:
+            self._immutables[getter] = int(self.chain.call(getattr(self.contract.functions, getter)()))
+        return self._immutables[getter]
 
     @property
     def address(self) -> str:
@@ -150,16 +157,16 @@ class Registry(_Wrapper):
         return int(self.chain.call(self.contract.functions.hammingDistance(a, b)))
 
     def registration_bond(self) -> int:
-        return int(self.chain.call(self.contract.functions.registrationBond()))
+        return self._immutable("registrationBond")
 
     def challenge_deposit(self) -> int:
-        return int(self.chain.call(self.contract.functions.challengeDeposit()))
+        return self._immutable("challengeDeposit")
 
     def similarity_threshold(self) -> int:
-        return int(self.chain.call(self.contract.functions.similarityThreshold()))
+        return self._immutable("similarityThreshold")
 
     def royalty_bps(self) -> int:
-        return int(self.chain.call(self.contract.functions.royaltyBps()))
+        return self._immutable("royaltyBps")
 
 
 class Exchange(_Wrapper):
@@ -196,7 +203,7 @@ class Exchange(_Wrapper):
         return [bytes(event.args["id"]) for event in self.chain.events(self.contract, "Locked", from_block)]
 
     def min_timelock(self) -> int:
-        return int(self.chain.call(self.contract.functions.minTimelock()))
+        return self._immutable("minTimelock")
 
 
 class Ledger(_Wrapper):

@@ -1,0 +1,105 @@
+"""Decoding of contract logs into `DecodedEvent`s, from receipts or from raw eth_getLogs results.
+
+The topic of every event of a contract is hashed once, when the contract is registered, and a log
+is decoded with eth_abi directly: web3's `get_event_data` re-derives the topic of every event in
+the ABI for each log and normalises every value through its formatter pipeline, which made
+decoding the largest cost of indexing. Values come out as web3 gives them: addresses checksummed,
+`bytesN` as bytes, integers as int; an indexed dynamic value (string, bytes, array) is its 32-byte
+topic hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.codec import ABICodec
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from hexbytes import HexBytes
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """One log of a receipt, decoded against the ABI of the contract that emitted it."""
+
+    contract: str
+    name: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    log_index: int
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event of one contract: where each argument comes from and how it is typed."""
+
+    contract: str
+    name: str
+    indexed: tuple[tuple[str, str], ...]
+    """(name, ABI type) of the indexed arguments, in topic order."""
+    data: tuple[tuple[str, str], ...]
+    """(name, ABI type) of the arguments ABI-encoded in the log's data."""
+
+    @classmethod
+    def from_abi(cls, contract: str, entry: dict[str, Any]) -> EventSpec:
+        inputs = entry.get("inputs", [])
+        return cls(contract, entry["name"],
+                   tuple((i["name"], i["type"]) for i in inputs if i.get("indexed")),
+                   tuple((i["name"], i["type"]) for i in inputs if not i.get("indexed")))
+
+
+def _as_bytes(value: Any) -> bytes:
+    return bytes(HexBytes(value))
+
+
+def _as_int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _is_static(abi_type: str) -> bool:
+    return not (abi_type in ("string", "bytes") or abi_type.endswith("]") or abi_type.startswith("("))
+
+
+def _normalise(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    return value
+
+
+class EventDecoder:
+    """Decodes the logs of the contracts registered with it; other logs are skipped."""
+
+    def __init__(self, codec: ABICodec) -> None:
+        self.codec = codec
+        self._specs: dict[str, dict[bytes, EventSpec]] = {}
+        """Lower-case address -> topic0 -> event."""
+
+    def register(self, address: str, contract: str, abi: list[dict[str, Any]]) -> None:
+        self._specs[address.lower()] = {
+            event_abi_to_log_topic(entry): EventSpec.from_abi(contract, entry)  # type: ignore[arg-type]
+            for entry in abi if entry.get("type") == "event" and not entry.get("anonymous")
+        }
+
+    def knows(self, address: str) -> bool:
+        return address.lower() in self._specs
+
+    def decode(self, log: Any) -> DecodedEvent | None:
+        """`log` as web3 formats it (a receipt's logs) or as a node sends it (hex strings)."""
+        topics = [_as_bytes(topic) for topic in log["topics"]]
+        events = self._specs.get(str(log["address"]).lower())
+        spec = events.get(topics[0]) if events and topics else None
+        if spec is None or len(topics) != len(spec.indexed) + 1:
+            return None
+        args: dict[str, Any] = {}
+        for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True):
+            args[name] = _normalise(abi_type, self.codec.decode([abi_type], topic)[0]) if _is_static(abi_type) else topic
+        if spec.data:
+            values = self.codec.decode([abi_type for _, abi_type in spec.data], _as_bytes(log["data"]))
+            for (name, abi_type), value in zip(spec.data, values, strict=True):
+                args[name] = _normalise(abi_type, value)
+        return DecodedEvent(contract=spec.contract, name=spec.name, args=args, address=to_checksum_address(log["address"]),
+                            block_number=_as_int(log["blockNumber"]), log_index=_as_int(log["logIndex"]))
+
+    def decode_all(self, logs: list[Any]) -> list[DecodedEvent]:
+        return [event for event in map(self.decode, logs) if event is not None]
