@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api import models, schemas
@@ -37,9 +38,39 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
     return row
 
 
+def count(session: Session, query: Select[Any]) -> int:
+    """How many rows `query` has: the same FROM and WHERE under count(*), no subquery."""
+    return session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)) or 0
+
+
 def page(session: Session, query: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    return list(session.scalars(query.limit(limit).offset(offset))), total
+    """One page of the ORM entities that `query` selects, and the number of all its rows."""
+    return list(session.scalars(query.limit(limit).offset(offset))), count(session, query)
+
+
+@functools.cache
+def product_page_queries(filters: frozenset[str]) -> tuple[Select[Any], Select[Any]]:
+    """The page and count statements of the products filtered by equality on `filters` (column names).
+
+    Built once per combination of filters, with bound parameters: a statement SQLAlchemy has seen
+    keeps its cache key and compiled form, where rebuilding it costs more than running it.
+    """
+    table = models.Product.__table__
+    where = [table.c[name] == bindparam(name) for name in sorted(filters)]
+    page = select(table).where(*where).order_by(table.c.token_id).limit(bindparam("limit")).offset(bindparam("offset"))
+    return page, select(func.count()).select_from(table).where(*where)
+
+
+def product_page(session: Session, filters: dict[str, str], limit: int, offset: int) -> tuple[list[Row[Any]], int]:
+    """One page of rows of the products table whose columns equal `filters`, and how many there are in all.
+
+    Plain rows through the session's connection: a page is read-only, and the ORM's loading of
+    instances costs more than the query itself.
+    """
+    page, count_query = product_page_queries(frozenset(filters))
+    connection = session.connection()
+    rows = list(connection.execute(page, filters | {"limit": limit, "offset": offset}))
+    return rows, connection.execute(count_query, filters).scalar_one()
 
 
 def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
@@ -56,7 +87,8 @@ def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
     )
 
 
-def product_out(product: models.Product) -> schemas.ProductOut:
+def product_out(product: models.Product | Row[Any]) -> schemas.ProductOut:
+    """A product entity or a row of the products table (same attribute names) as its response model."""
     return schemas.ProductOut(
         token_id=product.token_id, producer=product.producer, esp=product.esp, owner=product.owner,
         content_hash=product.content_hash, perceptual_hash=product.perceptual_hash, revoked=product.revoked,

@@ -18,13 +18,25 @@ from sqlalchemy.orm import Session, sessionmaker
 ALEMBIC_DIR = Path(__file__).parent / "alembic"
 
 
+#: Connections kept open between requests; more are opened on demand, up to MAX_CONNECTIONS in all.
+POOL_SIZE = 8
+#: Above what the server can use at once: the thread pool's 40 workers, the event loop (which runs the
+#: read-only routes and the dependencies inline), the indexer and the idempotency layer. The event loop
+#: must never wait for a connection: a connection is handed back on the loop itself when its request
+#: ends, so a loop blocked in the pool's queue waits for nothing but its timeout.
+MAX_CONNECTIONS = 64
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their parent directory and the durability pragmas."""
+    pool = {"pool_size": POOL_SIZE, "max_overflow": MAX_CONNECTIONS - POOL_SIZE}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        else:
+            pool = {}  # an in-memory database lives in one connection (SingletonThreadPool)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +47,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def alembic_config() -> Config:

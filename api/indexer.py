@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
-from market.chain.connection import DecodedEvent
 from market.chain.deploy import Market
+from market.chain.events import DecodedEvent
 
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -46,27 +46,15 @@ class Indexer:
         self.sessions = sessions
 
     def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
-        """The indexed events in [from_block, to_block], in chain order."""
-        chain = self.market.chain
-        if chain.tester is None:
-            # One eth_getLogs for the three contracts (not one per event name): the indexer runs after
-            # every write, so this is most of its cost on a node.
-            wanted = {(getattr(self.market, attribute).contract.address, name)
-                      for attribute, names in INDEXED.items() for name in names}
-            logs = chain.w3.eth.get_logs({"fromBlock": from_block, "toBlock": to_block,  # type: ignore[typeddict-item]
-                                          "address": [address for address, _ in wanted]})
-            decoded = [e for e in chain._decode_logs(list(logs)) if (e.address, e.name) in wanted]  # noqa: SLF001
-            return sorted(decoded, key=lambda e: (e.block_number, e.log_index))
-        found: list[DecodedEvent] = []
-        for attribute, names in INDEXED.items():
-            contract = getattr(self.market, attribute).contract
-            for name in names:
-                found += [e for e in self.market.chain.events(contract, name, from_block) if e.block_number <= to_block]
-        return sorted(found, key=lambda e: (e.block_number, e.log_index))
+        """The indexed events in [from_block, to_block], in chain order (one eth_getLogs on a node)."""
+        wanted = {(getattr(self.market, attribute).contract.address, name)
+                  for attribute, names in INDEXED.items() for name in names}
+        addresses = sorted({address for address, _ in wanted})
+        return [e for e in self.market.chain.logs(addresses, from_block, to_block) if (e.address, e.name) in wanted]
 
     def run_once(self) -> int:
         """Index up to the current head; returns how many events were new."""
-        head = int(self.market.chain.w3.eth.block_number)
+        head = self.market.chain.head()
         with self.sessions.begin() as session:
             cursor = session.get(IndexerCursor, 1)
             if cursor is None:
@@ -74,16 +62,16 @@ class Indexer:
                 session.add(cursor)
             if head <= cursor.last_block:
                 return 0
+            first = cursor.last_block + 1
+            stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
+                ChainEvent.block_number.between(first, head))).tuples())
             new = 0
-            for event in self.fetch(cursor.last_block + 1, head):
-                stored = session.scalar(select(ChainEvent.id).where(
-                    ChainEvent.block_number == event.block_number, ChainEvent.log_index == event.log_index))
-                if stored is not None:
+            for event in self.fetch(first, head):
+                if (event.block_number, event.log_index) in stored:
                     continue
                 args = {key: jsonable(value) for key, value in event.args.items()}
                 session.add(ChainEvent(block_number=event.block_number, log_index=event.log_index,
                                        contract=event.contract, name=event.name, args=args))
-                session.flush()
                 self.project(session, event)
                 new += 1
             cursor.last_block = head

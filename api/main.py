@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors, middleware
+from api import errors
 from api.db import make_engine, migrate, session_factory
 from api.indexer import Indexer
+from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
 from api.node import bind_market, open_chain
 from api.routes import accounts, esps, health, products, simulations, tasks, trades
 from api.security import Vault
@@ -57,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.market = state
     app.state.simulations = runner
     errors.install(app)
-    middleware.install(app, settings.max_body_bytes)
+    # The last added runs first: the body limit is checked before an idempotent write reads the body.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (accounts, esps, tasks, products, trades, simulations, health):
         app.include_router(module.router)
     return app

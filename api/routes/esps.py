@@ -29,13 +29,13 @@ def register_esp(body: EspCreate, session: DB, account: CurrentAccount) -> EspOu
 
 
 @router.get("", response_model=Page[EspOut])
-def list_esps(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[EspOut]:
+async def list_esps(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[EspOut]:
     rows, total = crud.page(session, select(models.Esp).order_by(models.Esp.id), limit, offset)
     return Page[EspOut](items=[crud.esp_out(e) for e in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{address}", response_model=EspOut, responses=ERRORS)
-def get_esp(address: AddressPath, session: DB) -> EspOut:
+async def get_esp(address: AddressPath, session: DB) -> EspOut:
     return crud.esp_out(crud.esp_by_address(session, address))
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from api import crud, models
 from api.deps import DB, CurrentAccount, State
@@ -18,6 +19,7 @@ from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.routes.tasks import prompt_hash
 from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
+from market.chain.contracts import Registry
 from market.chain.errors import ContractRevert
 from market.chain.signing import sign_generation
 from market.content import content_hash, perceptual_hash
@@ -49,15 +51,14 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     signature = sign_generation(state.signer(esp_account), chain_id=state.chain.chain_id, registry=registry.address,
                                 producer=account.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
     with state.writing(session):
-        token_id = registry.token_of_content(c_hash)
-        adoptable = (token_id and registry.product(token_id).producer.lower() == account.address.lower()
-                     and session.scalar(select(models.Task.id).where(models.Task.token_id == token_id)) is None)
-        if not adoptable:
+        try:
             token_id = registry.register(producer_key, content_hash=c_hash, perceptual_hash=phash, prompt_hash=p_hash,
                                          esp=esp.address, signature=signature,
                                          uri=body.uri or f"sha256://{task.content_sha256}").token_id
-        # else: an earlier request registered this content on chain and died before recording it (a killed
-        # server): adopt that token instead of failing on the registry's duplicate check forever.
+        except ContractRevert as exc:
+            token_id = adoptable_token(session, registry, exc, account.address)
+            if token_id is None:
+                raise
         task.token_id = token_id
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     product.task_id, product.content_sha256 = task.id, task.content_sha256
@@ -65,26 +66,42 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     return crud.product_out(product)
 
 
+def adoptable_token(session: DB, registry: Registry, revert: ContractRevert, producer: str) -> int | None:
+    """The token of content that an earlier request of `producer` registered and died before recording.
+
+    A server killed between the registry transaction and its database commit leaves the content on
+    chain and the task unregistered; the retry's transaction then reverts as a duplicate. Adopting
+    that token (the caller's own, linked to no task) makes registration exactly once instead of
+    failing forever. Any other revert, or someone else's product, is not adoptable.
+    """
+    if revert.error != "AIGCRegistryDuplicateContent":
+        return None
+    token_id = int(revert.params["tokenId"])
+    if registry.product(token_id).producer.lower() != producer.lower():
+        return None
+    if session.scalar(select(models.Task.id).where(models.Task.token_id == token_id)) is not None:
+        return None
+    return token_id
+
+
 @router.get("", response_model=Page[ProductOut])
-def list_products(session: DB, owner: Annotated[Address | None, Query()] = None,
+async def list_products(session: DB, owner: Annotated[Address | None, Query()] = None,
                   producer: Annotated[Address | None, Query()] = None, esp: Annotated[Address | None, Query()] = None,
                   limit: Limit = 50, offset: Offset = 0) -> Page[ProductOut]:
     """Products (revoked ones too), filtered by current owner, producer or ESP, oldest first."""
-    query = select(models.Product).order_by(models.Product.token_id)
-    for column, value in ((models.Product.owner, owner), (models.Product.producer, producer), (models.Product.esp, esp)):
-        if value is not None:
-            query = query.where(func.lower(column) == value.lower())
-    rows, total = crud.page(session, query, limit, offset)
+    filters = {name: to_checksum_address(value)  # stored checksummed, so that the column's index applies
+               for name, value in (("owner", owner), ("producer", producer), ("esp", esp)) if value is not None}
+    rows, total = crud.product_page(session, filters, limit, offset)
     return Page[ProductOut](items=[crud.product_out(p) for p in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{token_id}", response_model=ProductOut, responses=ERRORS)
-def get_product(token_id: IdPath, session: DB) -> ProductOut:
+async def get_product(token_id: IdPath, session: DB) -> ProductOut:
     return crud.product_out(crud.get_or_404(session, models.Product, token_id, f"product {token_id}"))
 
 
 @router.get("/{token_id}/content", responses={200: {"content": {"image/png": {}}}, **ERRORS})
-def product_content(token_id: IdPath, state: State, session: DB) -> Response:
+async def product_content(token_id: IdPath, state: State, session: DB) -> Response:
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     if product.content_sha256 is None:
         raise not_found(f"content of product {token_id}")
@@ -111,7 +128,7 @@ def challenge(token_id: IdPath, body: ChallengeCreate, state: State, session: DB
 
 
 @router.get("/{token_id}/challenges", response_model=list[ChallengeOut], responses=ERRORS)
-def list_challenges(token_id: IdPath, session: DB) -> list[ChallengeOut]:
+async def list_challenges(token_id: IdPath, session: DB) -> list[ChallengeOut]:
     """Every verdict in which the product was the original or the accused duplicate."""
     crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     query = select(models.Challenge).where(or_(models.Challenge.original_id == token_id,

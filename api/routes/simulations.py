@@ -35,13 +35,13 @@ def start(body: SimulationCreate, request: Request, state: State, session: DB, a
 
 
 @router.get("", response_model=Page[SimulationOut])
-def list_simulations(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[SimulationOut]:
+async def list_simulations(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[SimulationOut]:
     rows, total = crud.page(session, select(models.Simulation).order_by(models.Simulation.created_at), limit, offset)
     return Page[SimulationOut](items=[crud.simulation_out(s) for s in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{sim_id}", response_model=SimulationOut, responses=ERRORS)
-def get_simulation(sim_id: str, session: DB) -> SimulationOut:
+async def get_simulation(sim_id: str, session: DB) -> SimulationOut:
     if len(sim_id) > 32:
         raise ApiError(404, "not_found", "simulation not found")
     return crud.simulation_out(crud.get_or_404(session, models.Simulation, sim_id, f"simulation {sim_id}"))

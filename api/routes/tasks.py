@@ -81,7 +81,7 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
 
 
 @router.get("", response_model=Page[TaskOut])
-def list_tasks(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TaskOut]:
+async def list_tasks(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TaskOut]:
     """The caller's own tasks (prompts are private to their producer)."""
     query = select(models.Task).where(models.Task.producer_id == account.id).order_by(models.Task.id)
     rows, total = crud.page(session, query, limit, offset)
@@ -96,7 +96,7 @@ def own_task(session: DB, task_id: int, account: models.Account) -> models.Task:
 
 
 @router.get("/{task_id}", response_model=TaskOut, responses=ERRORS)
-def get_task(task_id: IdPath, session: DB, account: CurrentAccount) -> TaskOut:
+async def get_task(task_id: IdPath, session: DB, account: CurrentAccount) -> TaskOut:
     return crud.task_out(session, own_task(session, task_id, account))
 
 

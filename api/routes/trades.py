@@ -48,7 +48,7 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
 
 
 @router.get("", response_model=Page[TradeOut])
-def list_trades(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TradeOut]:
+async def list_trades(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TradeOut]:
     """The caller's trades, as buyer or seller."""
     query = select(models.Trade).where(or_(models.Trade.buyer_id == account.id, models.Trade.seller_id == account.id))
     rows, total = crud.page(session, query.order_by(models.Trade.id), limit, offset)
@@ -56,7 +56,7 @@ def list_trades(session: DB, account: CurrentAccount, limit: Limit = 50, offset:
 
 
 @router.get("/{trade_id}", response_model=TradeOut, responses=ERRORS)
-def get_trade(trade_id: IdPath, session: DB, account: CurrentAccount) -> TradeOut:
+async def get_trade(trade_id: IdPath, session: DB, account: CurrentAccount) -> TradeOut:
     trade = crud.get_or_404(session, models.Trade, trade_id, f"trade {trade_id}")
     if account.id not in (trade.buyer_id, trade.seller_id):
         raise forbidden("this trade is between other accounts")
