@@ -3,8 +3,11 @@
 Starts its own anvil node and `aigc-market serve --rpc` (both on 127.0.0.1, fresh ports, a temporary
 data directory, the default SQLite database) and stops both at the end. Three figures, same run:
 
-- reads: GET /products?limit=10 (a real database read: a count and a page of rows), `--reads`
-  requests from `--concurrency` concurrent httpx clients (asyncio, keep-alive);
+- reads: GET /products?limit=10 (a real database read: a page of rows and their count), `--reads`
+  requests from `--concurrency` keep-alive connections of autocannon (npm, pinned in
+  package-lock.json), after a warm-up of a tenth as many. The load generator is not Python on
+  purpose: an httpx client spends more CPU per request (~1.4 ms) than the server does, on the same
+  two cores, so it would measure itself;
 - registration: POST /products, the one-transaction write path (one registry transaction, plus the
   database rows and the indexer run that follow it). Each needs a fulfilled task, so the tasks are
   made first (POST /tasks: lock + withdraw, two transactions; its rate is shown too, not a target);
@@ -15,7 +18,10 @@ data directory, the default SQLite database) and stops both at the end. Three fi
 
 Targets (issue 7): reads >= 1,000 requests/s; registration >= 0.5x the raw web3 rate.
 
-    python benchmarks/api_load.py [--reads 3000] [--registrations 100] [--transfers 100] [--concurrency 16] [--json]
+    python benchmarks/api_load.py [--reads 20000] [--registrations 100] [--transfers 100] [--concurrency 16] [--json]
+
+Each row also shows the CPU milliseconds per request spent by the load client, the server process
+and the anvil node during that phase, which says where the time goes.
 
 With --json the last line is one JSON object with every figure.
 """
@@ -25,10 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +47,45 @@ import httpx
 from api.launcher import ServerProcess
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
+from market.chain.paths import NODE_MODULES
 
 READ_TARGET_RPS = 1000.0
 REGISTRATION_TARGET_RATIO = 0.5
+AUTOCANNON = NODE_MODULES / ".bin" / "autocannon"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by this process (the load client), the server and the node during one phase."""
+
+    pids: dict[str, int]
+    children: bool = False
+    """Count the CPU of this process's finished children as the client's (a load generator run to its end)."""
+    start: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+
+    def client_seconds(self) -> float:
+        if not self.children:
+            return time.process_time()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {"client": self.client_seconds()} | {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = {"client": self.client_seconds() - self.start["client"]} | {
+            name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        return {f"{name}_cpu_ms": round(1000 * used / max(1, requests), 3) for name, used in self.used.items()}
 
 
 def summarise(name: str, latencies: list[float], elapsed: float, errors: int) -> dict[str, Any]:
@@ -81,6 +127,21 @@ async def drive(url: str, requests: list[tuple[str, str, dict[str, Any]]], concu
         return latencies, errors, time.perf_counter() - started
 
 
+def autocannon(url: str, requests: int, connections: int) -> dict[str, Any]:
+    """GET `url` `requests` times from `connections` keep-alive connections; rate and latency quantiles."""
+    if not AUTOCANNON.is_file():
+        raise SystemExit(f"{AUTOCANNON} not found: run `make install`")
+    command = [str(AUTOCANNON), "--json", "--connections", str(connections), "--amount", str(requests), url]
+    reply = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    report = json.loads(reply.stdout)
+    errors = int(report["errors"]) + int(report["timeouts"]) + int(report["non2xx"])
+    seconds = float(report["duration"])
+    done = int(report["requests"]["total"]) - errors
+    return {"name": "GET /products?limit=10", "requests": done, "errors": errors, "seconds": round(seconds, 3),
+            "per_s": round(done / seconds, 1) if seconds > 0 else 0.0, "p50_ms": float(report["latency"]["p50"]),
+            "p99_ms": float(report["latency"]["p99"]), "mean_ms": float(report["latency"]["mean"])}
+
+
 def bench_transfers(rpc_url: str, count: int) -> dict[str, Any]:
     chain = Chain.connect(rpc_url)
     sender = chain.new_account(10**20, "bench-sender")
@@ -113,8 +174,11 @@ def run(reads: int, registrations: int, transfers: int, concurrency: int) -> dic
                 latencies, errors, elapsed = await drive(server.url, task_requests, concurrency)
                 return latencies, errors, elapsed
 
-            latencies, errors, elapsed = asyncio.run(make_tasks())
-            tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors)
+            assert server.process is not None and node.process is not None
+            pids = {"server": server.process.pid, "anvil": node.process.pid}
+            with CpuMeter(pids) as meter:
+                latencies, errors, elapsed = asyncio.run(make_tasks())
+            tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
             with httpx.Client(base_url=server.url, timeout=60) as http:
                 offset = 0
                 while True:
@@ -124,15 +188,19 @@ def run(reads: int, registrations: int, transfers: int, concurrency: int) -> dic
                     if offset >= page["total"] or not page["items"]:
                         break
             reg_requests = [("POST", "/products", {"json": {"task_id": i}, "headers": headers}) for i in task_ids]
-            latencies, errors, elapsed = asyncio.run(drive(server.url, reg_requests, concurrency))
-            registration = summarise("POST /products (1 tx)", latencies, elapsed, errors)
+            with CpuMeter(pids) as meter:
+                latencies, errors, elapsed = asyncio.run(drive(server.url, reg_requests, concurrency))
+            registration = summarise("POST /products (1 tx)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
 
-            read_requests = [("GET", "/products", {"params": {"limit": 10}}) for _ in range(reads)]
-            asyncio.run(drive(server.url, read_requests[: max(1, reads // 10)], concurrency))  # warm-up
-            latencies, errors, elapsed = asyncio.run(drive(server.url, read_requests, concurrency))
-            read = summarise("GET /products?limit=10", latencies, elapsed, errors)
+            read_url = f"{server.url}/products?limit=10"
+            autocannon(read_url, max(1, reads // 10), concurrency)  # warm-up
+            with CpuMeter(pids, children=True) as meter:
+                read = autocannon(read_url, reads, concurrency)
+            read |= meter.per_request_ms(read["requests"])
 
-            raw = bench_transfers(node.url, transfers)
+            with CpuMeter(pids) as meter:
+                raw = bench_transfers(node.url, transfers)
+            raw |= meter.per_request_ms(raw["requests"])
         finally:
             server.stop()
     ratio = registration["per_s"] / raw["per_s"] if raw["per_s"] else 0.0
@@ -142,23 +210,26 @@ def run(reads: int, registrations: int, transfers: int, concurrency: int) -> dic
         "targets": {"read_per_s": READ_TARGET_RPS, "registration_to_raw_ratio": REGISTRATION_TARGET_RATIO},
         "met": {"read": read["per_s"] >= READ_TARGET_RPS, "registration": ratio >= REGISTRATION_TARGET_RATIO},
         "concurrency": concurrency, "server": "aigc-market serve (uvicorn, 1 process) on 127.0.0.1, SQLite, anvil via --rpc",
+        "clients": {"read": "autocannon (npm)", "writes": "httpx.AsyncClient", "raw_web3": "market.chain.connection.Chain"},
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reads", type=int, default=3000, help="GET requests timed")
+    parser.add_argument("--reads", type=int, default=20000, help="GET requests timed (autocannon)")
     parser.add_argument("--registrations", type=int, default=100, help="POST /products timed (as many tasks made first)")
     parser.add_argument("--transfers", type=int, default=100, help="raw web3 value transfers timed")
-    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients (connections)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)
     result = run(args.reads, args.registrations, args.transfers, args.concurrency)
-    print(f"{'measure':<30} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'measure':<30} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per request: "
+          f"{'client':>7} {'server':>7} {'anvil':>7}")
     for key in ("read", "registration", "tasks", "raw_web3"):
         row = result[key]
         print(f"{row['name']:<30} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
-              f"{row['p99_ms']:>8.2f}")
+              f"{row['p99_ms']:>8.2f}   {'':>20}{row['client_cpu_ms']:>7.2f} {row['server_cpu_ms']:>7.2f} "
+              f"{row['anvil_cpu_ms']:>7.2f}")
     print(f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: "
           f"{'met' if result['met']['read'] else 'NOT met'})")
     print(f"registration / raw web3: {result['registration_to_raw_ratio']:.2f}x (target >= {REGISTRATION_TARGET_RATIO}x: "
