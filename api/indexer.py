@@ -44,6 +44,8 @@ class Indexer:
     def __init__(self, market: Market, sessions: sessionmaker[Session]) -> None:
         self.market = market
         self.sessions = sessions
+        self.last_block = -1
+        """The cursor as of this indexer's last run (-1 before the first one)."""
 
     def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
         """The indexed events in [from_block, to_block], in chain order (one eth_getLogs on a node)."""
@@ -52,15 +54,16 @@ class Indexer:
         addresses = sorted({address for address, _ in wanted})
         return [e for e in self.market.chain.logs(addresses, from_block, to_block) if (e.address, e.name) in wanted]
 
-    def run_once(self) -> int:
-        """Index up to the current head; returns how many events were new."""
-        head = self.market.chain.head()
+    def run_once(self, through: int | None = None) -> int:
+        """Index up to block `through` (default: the head) in one transaction; returns how many events were new."""
+        head = self.market.chain.head() if through is None else through
         with self.sessions.begin() as session:
             cursor = session.get(IndexerCursor, 1)
             if cursor is None:
                 cursor = IndexerCursor(id=1, last_block=max(0, self.market.deployment.block - 3))
                 session.add(cursor)
             if head <= cursor.last_block:
+                self.last_block = cursor.last_block
                 return 0
             first = cursor.last_block + 1
             stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
@@ -75,7 +78,8 @@ class Indexer:
                 self.project(session, event)
                 new += 1
             cursor.last_block = head
-            return new
+        self.last_block = head
+        return new
 
     def project(self, session: Session, event: DecodedEvent) -> None:
         """Apply one newly stored event to the tables that summarise the chain."""

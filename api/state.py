@@ -1,11 +1,14 @@
 """Everything one app instance holds, built by `create_app` and stored on `app.state.market`.
 
-The chain connection is not thread-safe (nonces come from the pending block), so every chain write
-and the indexer run under `chain_lock`; FastAPI runs the sync endpoints on a thread pool.
+The chain connection's writes are not thread-safe (nonces come from the pending block), so every
+chain write runs under `chain_lock`; the indexer runs after it under `index_lock`, so that one run
+can index the writes of several requests while the next one talks to the chain. FastAPI runs the
+routes that write on its thread pool.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +27,8 @@ from api.settings import Settings
 from market.chain.deploy import Market
 from market.content import ContentStore
 
+log = logging.getLogger("api.state")
+
 
 @dataclass
 class AppState:
@@ -36,6 +41,9 @@ class AppState:
     indexer: Indexer
     store: ContentStore
     chain_lock: threading.RLock = field(default_factory=threading.RLock)
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+    indexable_block: int = 0
+    """Every write whose transactions are in blocks up to this one has committed its rows (under chain_lock)."""
 
     @property
     def chain(self):  # noqa: ANN201 - market.chain.connection.Chain
@@ -47,21 +55,42 @@ class AppState:
 
     @contextmanager
     def writing(self, session: Session) -> Iterator[None]:
-        """One write: chain transactions, then the route's rows, then the indexer, under the chain lock.
+        """One write: chain transactions and the route's rows under the chain lock, then the indexer.
 
         The session's read snapshot is ended first (SQLite in WAL mode cannot turn an old read into a
-        write once another connection committed); its rows are committed before the indexer runs so
-        that the projections find them; on failure they are rolled back and the indexer still
-        records whatever reached the chain.
+        write once another connection committed). The route's rows are committed before its blocks
+        are indexed, so that the projections find them (a registered task links its product); on
+        failure they are rolled back and the indexer still records whatever reached the chain.
+
+        Group commit: the indexer runs outside the chain lock, up to the last block whose writes have
+        all committed. While one request indexes, the next sends its transaction; a request whose
+        blocks another run already indexed skips its own. Events of other clients in later blocks
+        are indexed by the next write (or at start).
         """
         session.commit()
-        with self.chain_lock:
+        try:
+            with self.chain_lock:
+                try:
+                    yield
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+                finally:
+                    self.indexable_block = max(self.indexable_block, self.chain.last_block)
+                    through = self.indexable_block
+            self.index_through(through)
+        except BaseException:
             try:
-                yield
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                self.indexer.run_once()
-                session.expire_all()
+                self.index_through(self.indexable_block)
+            except Exception:  # the original error matters more; the next run catches up
+                log.exception("indexing after a failed write failed")
+            raise
+        finally:
+            session.expire_all()
+
+    def index_through(self, block: int) -> None:
+        """Make sure that the indexer has stored every event up to `block` (one run for many writers)."""
+        with self.index_lock:
+            if self.indexer.last_block < block:
+                self.indexer.run_once(through=block)

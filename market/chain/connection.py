@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
 
 from market.chain.artifacts import Artifact, all_abis
@@ -78,6 +80,8 @@ class Chain:
         self.chain_id: int = w3.eth.chain_id
         self.errors = ErrorDecoder(all_abis())
         self.fees_paid_wei = 0
+        #: Highest block of a receipt this connection has seen (0 before its first transaction).
+        self.last_block = 0
         self.accounts: list[LocalAccount] = [funder]
         #: Addresses of every contract deployed through this connection (for balance accounting).
         self.deployed: list[str] = []
@@ -87,7 +91,7 @@ class Chain:
         # Two connections to one node (a test fixture and a simulation, say) must not derive the
         # same keys: an account that already holds ether would break the conservation check.
         self._salt = secrets.token_hex(8)
-        self._books: dict[Any, tuple[int, int, int, int]] = {}
+        self._books: dict[Any, tuple[int, int, int, int, int]] = {}
         #: Every decoded event of the transactions sent through this connection, in order.
         self._event_log: list[DecodedEvent] = []
 
@@ -205,10 +209,10 @@ class Chain:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Exception as exc:
             raise self._as_revert(exc) from exc
-        # Nodes here mine at once; web3's default 0.1 s polling would dominate the run time.
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.005)
+        receipt = self._wait_for_receipt(tx_hash)
         fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
         self.fees_paid_wei += fee
+        self.last_block = max(self.last_block, int(receipt["blockNumber"]))
         if receipt["status"] != 1:
             raise TransactionRevertedError(f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on chain")
         events = self._decode_logs(receipt["logs"])
@@ -221,6 +225,24 @@ class Chain:
             events=events,
             contract_address=receipt.get("contractAddress"),
         )
+
+    def _wait_for_receipt(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
+        """The receipt of `tx_hash`, polled with a backoff from half a millisecond up to 50 ms.
+
+        A local node mines within a few milliseconds, but not always before it answers the send
+        (anvil mines asynchronously once its chain has a few hundred blocks): a fixed 5 ms poll made
+        the wait most of a transaction's time, and web3's default 0.1 s twenty times that.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                if time.monotonic() > deadline:
+                    raise ChainError(f"no receipt for {HexBytes(tx_hash).to_0x_hex()} after {timeout:.0f} s") from None
+                time.sleep(delay)
+                delay = min(2 * delay, 0.05)
 
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """The decoded events of the contracts at `addresses` in blocks [from_block, to_block], in chain order.
@@ -321,7 +343,8 @@ class Chain:
             snapshot_id = self.tester.take_snapshot()
         else:
             snapshot_id = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-        self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed), len(self._event_log))
+        self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed), len(self._event_log),
+                                    self.last_block)
         return snapshot_id
 
     def revert(self, snapshot_id: Any) -> None:
@@ -330,7 +353,7 @@ class Chain:
             self.tester.revert_to_snapshot(snapshot_id)
         else:
             self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
-        fees, accounts, deployed, events = self._books.pop(snapshot_id)
+        fees, accounts, deployed, events, self.last_block = self._books.pop(snapshot_id)
         self.fees_paid_wei = fees
         del self.accounts[accounts:]
         del self.deployed[deployed:]

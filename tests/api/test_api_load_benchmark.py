@@ -18,10 +18,10 @@ def test_api_load_benchmark_runs_and_reports(capsys: pytest.CaptureFixture[str],
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "api_load", module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    assert module.main(["--reads", "40", "--registrations", "3", "--transfers", "3", "--concurrency", "4", "--json"]) == 0
+    assert module.main(["--read-seconds", "1", "--registrations", "3", "--transfers", "3", "--concurrency", "4", "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     result = json.loads(lines[-1])
-    assert result["read"]["requests"] == 40 and result["read"]["errors"] == 0
+    assert result["read"]["requests"] > 0 and result["read"]["errors"] == 0
     assert result["registration"]["requests"] == 3 and result["registration"]["errors"] == 0
     assert result["raw_web3"]["requests"] == 3 and result["raw_web3"]["per_s"] > 0
     assert result["registration_to_raw_ratio"] > 0 and "GET /products?limit=10" in "\n".join(lines)
