@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
@@ -58,67 +58,59 @@ class Indexer:
         """Index up to block `through` (default: the head) in one transaction; returns how many events were new."""
         head = self.market.chain.head() if through is None else through
         with self.sessions.begin() as session:
-            cursor = session.get(IndexerCursor, 1)
-            if cursor is None:
-                cursor = IndexerCursor(id=1, last_block=max(0, self.market.deployment.block - 3))
-                session.add(cursor)
-            if head <= cursor.last_block:
-                self.last_block = cursor.last_block
+            last = session.scalar(select(IndexerCursor.last_block).where(IndexerCursor.id == 1))
+            if last is None:
+                last = max(0, self.market.deployment.block - 3)
+                session.execute(insert(IndexerCursor), [{"id": 1, "last_block": last}])
+            if head <= last:
+                self.last_block = last
                 return 0
-            first = cursor.last_block + 1
             stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
-                ChainEvent.block_number.between(first, head))).tuples())
-            new = 0
-            for event in self.fetch(first, head):
-                if (event.block_number, event.log_index) in stored:
-                    continue
-                args = {key: jsonable(value) for key, value in event.args.items()}
-                session.add(ChainEvent(block_number=event.block_number, log_index=event.log_index,
-                                       contract=event.contract, name=event.name, args=args))
+                ChainEvent.block_number.between(last + 1, head))).tuples())
+            new = [e for e in self.fetch(last + 1, head) if (e.block_number, e.log_index) not in stored]
+            if new:
+                session.execute(insert(ChainEvent), [
+                    {"block_number": e.block_number, "log_index": e.log_index, "contract": e.contract, "name": e.name,
+                     "args": {key: jsonable(value) for key, value in e.args.items()}} for e in new])
+            for event in new:
                 self.project(session, event)
-                new += 1
-            cursor.last_block = head
+            session.execute(update(IndexerCursor).where(IndexerCursor.id == 1).values(last_block=head))
         self.last_block = head
-        return new
+        return len(new)
 
     def project(self, session: Session, event: DecodedEvent) -> None:
-        """Apply one newly stored event to the tables that summarise the chain."""
+        """Apply one newly stored event to the tables that summarise the chain (set-based statements:
+        no ORM instances are loaded, and a route's session expires its own after every write)."""
         args = event.args
         if event.name == "ProductRegistered":
             token_id = int(args["tokenId"])
-            if session.get(Product, token_id) is None:
+            if session.scalar(select(Product.token_id).where(Product.token_id == token_id)) is None:
                 # The task that POST /products recorded (committed before the indexer runs) links the
                 # product to its content here, in the indexer's transaction: a crash cannot split them.
-                task = session.scalar(select(Task).where(Task.token_id == token_id))
-                session.add(Product(token_id=token_id, producer=str(args["producer"]), esp=str(args["esp"]),
-                                    owner=str(args["producer"]), content_hash="0x" + bytes(args["contentHash"]).hex(),
-                                    perceptual_hash=f"{int(args['perceptualHash']):016x}", block_number=event.block_number,
-                                    task_id=task.id if task else None, content_sha256=task.content_sha256 if task else None))
-                session.flush()
+                task = session.execute(select(Task.id, Task.content_sha256).where(Task.token_id == token_id)).first()
+                session.execute(insert(Product), [{
+                    "token_id": token_id, "producer": str(args["producer"]), "esp": str(args["esp"]),
+                    "owner": str(args["producer"]), "content_hash": "0x" + bytes(args["contentHash"]).hex(),
+                    "perceptual_hash": f"{int(args['perceptualHash']):016x}", "block_number": event.block_number,
+                    "revoked": False, "task_id": task.id if task else None,
+                    "content_sha256": task.content_sha256 if task else None}])
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
-            product = session.get(Product, int(args["tokenId"]))
-            if product is not None:
-                product.owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
+            owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
+            session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))
         elif event.name == "ProductRevoked":
-            product = session.get(Product, int(args["tokenId"]))
-            if product is not None:
-                product.revoked, product.owner = True, None
+            session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(revoked=True, owner=None))
         elif event.name == "ChallengeResolved":
-            session.add(Challenge(original_id=int(args["originalId"]), duplicate_id=int(args["duplicateId"]),
-                                  challenger=str(args["challenger"]), upheld=bool(args["upheld"]),
-                                  distance=int(args["distance"]), block_number=event.block_number, log_index=event.log_index))
+            session.execute(insert(Challenge), [{
+                "original_id": int(args["originalId"]), "duplicate_id": int(args["duplicateId"]),
+                "challenger": str(args["challenger"]), "upheld": bool(args["upheld"]), "distance": int(args["distance"]),
+                "block_number": event.block_number, "log_index": event.log_index}])
         elif event.name == "Rated":
-            esp = session.scalar(select(Esp).where(Esp.address == str(args["esp"])))
-            if esp is not None:
-                if args["positive"]:
-                    esp.positives += 1
-                else:
-                    esp.negatives += 1
+            counter = Esp.positives if args["positive"] else Esp.negatives
+            session.execute(update(Esp).where(Esp.address == str(args["esp"])).values({counter: counter + 1}))
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
-            task = session.scalar(select(Task).where(Task.lock_id == lock_id))
-            if task is not None and task.state == "locked":
-                task.state = "fulfilled" if event.name == "Withdrawn" else "refunded"
-            trade = session.scalar(select(Trade).where(Trade.lock_id == lock_id))
-            if trade is not None and trade.state == "locked":
-                trade.state = "claimed" if event.name == "Withdrawn" else "refunded"
+            withdrawn = event.name == "Withdrawn"
+            session.execute(update(Task).where(Task.lock_id == lock_id, Task.state == "locked")
+                            .values(state="fulfilled" if withdrawn else "refunded"))
+            session.execute(update(Trade).where(Trade.lock_id == lock_id, Trade.state == "locked")
+                            .values(state="claimed" if withdrawn else "refunded"))
