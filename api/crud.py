@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from api import models, schemas
-from api.errors import not_found
+from api.errors import ApiError, not_found
 
 
 def account_by_address(session: Session, address: str) -> models.Account | None:
@@ -36,6 +36,34 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
     if row is None:
         raise not_found(what)
     return row
+
+
+def lock_of(row: models.Task | models.Trade) -> bytes:
+    """The id of the row's lock on chain; 409 `lock_pending` while the row is only an intent."""
+    if row.lock_id is None:
+        raise ApiError(409, "lock_pending", f"the lock of this {row.__tablename__[:-1]} is not on chain (state {row.state})")
+    return bytes.fromhex(row.lock_id[2:])
+
+
+def secret_context(row: models.Task | models.Trade) -> str:
+    """What a row's sealed secret is bound to: its hashlock (rows older than intents: their lock id)."""
+    context = row.hashlock or row.lock_id
+    assert context is not None
+    return context
+
+
+def abandon_stale_intents(session: Session, chain_now: int) -> int:
+    """Mark `abandoned` the intents whose timelock has passed with no lock: none can be mined any more.
+
+    Run after the indexer has caught up, so that an intent whose lock did reach the chain is
+    already `locked`. Returns how many rows were marked.
+    """
+    marked = 0
+    for model in (models.Task, models.Trade):
+        result = session.execute(update(model).where(model.state == "pending", model.timelock <= chain_now)
+                                 .values(state="abandoned"))
+        marked += result.rowcount  # type: ignore[attr-defined]
+    return marked
 
 
 def count(session: Session, query: Select[Any]) -> int:

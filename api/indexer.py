@@ -107,6 +107,13 @@ class Indexer:
         elif event.name == "Rated":
             counter = Esp.positives if args["positive"] else Esp.negatives
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values({counter: counter + 1}))
+        elif event.name == "Locked":
+            # Completes an intent whose route died between the lock and its commit (else a no-op: the
+            # route already recorded the lock and left `pending`).
+            hashlock = "0x" + bytes(args["hashlock"]).hex()
+            for model in (Task, Trade):
+                session.execute(update(model).where(model.hashlock == hashlock, model.state == "pending").values(
+                    lock_id="0x" + bytes(args["id"]).hex(), state="locked", timelock=int(args["timelock"])))
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
             withdrawn = event.name == "Withdrawn"

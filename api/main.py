@@ -7,12 +7,13 @@ refused), indexer catch-up, simulation runs left over from a killed server marke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import crud, errors
 from api.db import make_engine, migrate, session_factory
 from api.indexer import Indexer
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
@@ -23,6 +24,8 @@ from api.settings import Settings
 from api.simulations import SimulationRunner
 from api.state import AppState
 from market.content import ContentStore
+
+log = logging.getLogger("api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         market = bind_market(handle.chain, sessions, settings)
         indexer = Indexer(market, sessions)
         indexer.run_once()
+        with sessions.begin() as session:
+            abandoned = crud.abandon_stale_intents(session, handle.chain.now())
+        if abandoned:
+            log.warning("%d lock intents expired with no lock on chain: marked abandoned", abandoned)
     except BaseException:
         handle.stop()
         engine.dispose()

@@ -67,11 +67,15 @@ class Task(Base):
     producer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     esp_id: Mapped[int] = mapped_column(ForeignKey("esps.id"), index=True)
     prompt: Mapped[str] = mapped_column(Text)
-    lock_id: Mapped[str] = mapped_column(String(66), unique=True)
+    lock_id: Mapped[str | None] = mapped_column(String(66), unique=True, nullable=True)
+    """None while the lock is an intent (state pending or abandoned)."""
+    hashlock: Mapped[str | None] = mapped_column(String(66), unique=True, index=True, nullable=True)
+    """sha256 of the content key, recorded before the lock is sent (None in rows older than intents)."""
     fee_wei: Mapped[str] = mapped_column(String(80))
     timelock: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16))
-    """locked (ESP has not revealed), fulfilled (key revealed on chain), refunded."""
+    """pending (intent committed, lock not seen on chain yet), locked (ESP has not revealed), fulfilled (key
+    revealed on chain), refunded, abandoned (the intent's timelock passed with no lock: none can follow)."""
     selected_by: Mapped[str] = mapped_column(String(16))
     ciphertext_sha256: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -108,7 +112,10 @@ class Trade(Base):
 
     __tablename__ = "trades"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    lock_id: Mapped[str] = mapped_column(String(66), unique=True)
+    lock_id: Mapped[str | None] = mapped_column(String(66), unique=True, nullable=True)
+    """None while the lock is an intent (state pending or abandoned)."""
+    hashlock: Mapped[str | None] = mapped_column(String(66), unique=True, index=True, nullable=True)
+    """sha256 of the seller's secret, recorded before the lock is sent (None in rows older than intents)."""
     token_id: Mapped[int] = mapped_column(BigInteger, index=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     seller_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -116,7 +123,7 @@ class Trade(Base):
     timelock: Mapped[int] = mapped_column(BigInteger)
     encrypted_secret: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16))
-    """locked, claimed, refunded."""
+    """pending, locked, claimed, refunded, abandoned (as for tasks)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

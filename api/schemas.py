@@ -93,7 +93,7 @@ class TaskOut(BaseModel):
     prompt: str
     state: str
     selected_by: str
-    lock_id: str
+    lock_id: str | None = Field(description="None while the lock is not on chain yet (state pending or abandoned).")
     fee_wei: int
     timelock: int
     ciphertext_sha256: str
@@ -157,7 +157,7 @@ class TradeCreate(Strict):
 class TradeOut(BaseModel):
     id: int
     token_id: int
-    lock_id: str
+    lock_id: str | None = Field(description="None while the lock is not on chain yet (state pending or abandoned).")
     buyer: str
     seller: str
     price_wei: int

@@ -21,6 +21,7 @@ from api.errors import ApiError, forbidden
 from api.placement import place
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
+from market.chain.errors import ContractRevert, TransactionRevertedError
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.content import DeterministicImageGenerator, encrypt
 
@@ -63,17 +64,26 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     key = new_secret()
     ciphertext = state.store.put(encrypt(key, content))
     fee = body.fee_wei or state.settings.generation_fee_wei
+    hashlock = hashlock_of(key)
     with state.writing(session):
         chain, exchange = state.chain, state.market.exchange
         timelock = chain.now() + state.settings.lock_duration_s
-        lock = exchange.lock_generation(producer_key, esp.address, hashlock_of(key), timelock, fee)
-        lock_hex = "0x" + lock.lock_id.hex()
         task = models.Task(
-            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, lock_id=lock_hex, fee_wei=str(fee),
-            timelock=timelock, state="locked", selected_by=selected_by, ciphertext_sha256=ciphertext,
-            encrypted_content_key=state.vault.seal(key, lock_hex), latency_s=cost.latency_s, energy_j=cost.energy_j,
-            completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
+            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, lock_id=None, hashlock="0x" + hashlock.hex(),
+            fee_wei=str(fee), timelock=timelock, state="pending", selected_by=selected_by, ciphertext_sha256=ciphertext,
+            encrypted_content_key=state.vault.seal(key, "0x" + hashlock.hex()), latency_s=cost.latency_s,
+            energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
         session.add(task)
+        # The intent is committed before the fee is locked: if the server dies after the lock, the
+        # indexer finds this row by its hashlock and records the lock, so the fee can be refunded.
+        session.commit()
+        try:
+            lock = exchange.lock_generation(producer_key, esp.address, hashlock, timelock, fee)
+        except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
+            session.delete(task)
+            session.commit()
+            raise
+        task.lock_id, task.state = "0x" + lock.lock_id.hex(), "locked"
         if esp.profile == "honest":
             exchange.withdraw(esp_key, lock.lock_id, key)
             task.state, task.content_sha256 = "fulfilled", state.store.put(content)
@@ -106,7 +116,7 @@ def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAcco
     task = own_task(session, task_id, account)
     signer = state.signer(account)
     with state.writing(session):
-        state.market.exchange.refund(signer, bytes.fromhex(task.lock_id[2:]))
+        state.market.exchange.refund(signer, crud.lock_of(task))
         task.state = "refunded"
     return crud.task_out(session, task)
 
@@ -117,7 +127,7 @@ def rate_task(task_id: IdPath, body: RatingCreate, state: State, session: DB, ac
     task = own_task(session, task_id, account)
     signer = state.signer(account)
     with state.writing(session):
-        state.market.ledger.rate(signer, bytes.fromhex(task.lock_id[2:]), body.positive, body.score)
+        state.market.ledger.rate(signer, crud.lock_of(task), body.positive, body.score)
         task.rated = True
     return crud.task_out(session, task)
 

@@ -16,7 +16,7 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, TradeCreate, TradeOut
-from market.chain.errors import ContractRevert
+from market.chain.errors import ContractRevert, TransactionRevertedError
 from market.chain.hashlocks import hashlock_of, new_secret
 
 router = APIRouter(prefix="/trades", tags=["trades"])
@@ -36,14 +36,21 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
         raise ApiError(422, "self_trade", "the caller already owns this product")
     signer = state.signer(account)
     secret = new_secret()
+    hashlock = "0x" + hashlock_of(secret).hex()
     with state.writing(session):
         timelock = state.chain.now() + state.settings.lock_duration_s
-        lock = state.market.exchange.lock_purchase(signer, body.token_id, hashlock_of(secret), timelock, body.price_wei)
-        lock_hex = "0x" + lock.lock_id.hex()
-        trade = models.Trade(lock_id=lock_hex, token_id=body.token_id, buyer_id=account.id, seller_id=seller.id,
-                             price_wei=str(body.price_wei), timelock=timelock,
-                             encrypted_secret=state.vault.seal(secret, lock_hex), state="locked")
+        trade = models.Trade(lock_id=None, hashlock=hashlock, token_id=body.token_id, buyer_id=account.id,
+                             seller_id=seller.id, price_wei=str(body.price_wei), timelock=timelock,
+                             encrypted_secret=state.vault.seal(secret, hashlock), state="pending")
         session.add(trade)
+        session.commit()  # the intent first, as for tasks: a lock without a row could never be refunded
+        try:
+            lock = state.market.exchange.lock_purchase(signer, body.token_id, hashlock_of(secret), timelock, body.price_wei)
+        except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
+            session.delete(trade)
+            session.commit()
+            raise
+        trade.lock_id, trade.state = "0x" + lock.lock_id.hex(), "locked"
     return crud.trade_out(session, trade)
 
 
@@ -69,11 +76,12 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
     if trade.seller_id != account.id:
         raise forbidden("only the seller of this trade can claim it")
     signer = state.signer(account)
-    secret = state.vault.open(trade.encrypted_secret, trade.lock_id)
+    lock_id = crud.lock_of(trade)
+    secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
     market = state.market
     with state.writing(session):
         market.registry.approve(signer, market.exchange.address, trade.token_id)
-        market.exchange.withdraw(signer, bytes.fromhex(trade.lock_id[2:]), secret)
+        market.exchange.withdraw(signer, lock_id, secret)
         trade.state = "claimed"
     return crud.trade_out(session, trade)
 
@@ -85,6 +93,6 @@ def refund(trade_id: IdPath, state: State, session: DB, account: CurrentAccount)
         raise forbidden("only the buyer of this trade can refund it")
     signer = state.signer(account)
     with state.writing(session):
-        state.market.exchange.refund(signer, bytes.fromhex(trade.lock_id[2:]))
+        state.market.exchange.refund(signer, crud.lock_of(trade))
         trade.state = "refunded"
     return crud.trade_out(session, trade)
