@@ -112,6 +112,7 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
     try:
         accounts = dict(db.execute("SELECT address, count(*) FROM accounts GROUP BY address").fetchall())
         task_rows = dict(db.execute("SELECT id, lock_id FROM tasks").fetchall())
+        intents = [state for (state,) in db.execute("SELECT state FROM tasks WHERE lock_id IS NULL")]
         events = db.execute("SELECT count(*), count(DISTINCT block_number || '/' || log_index) FROM chain_events").fetchone()
         product_tasks = dict(db.execute("SELECT token_id, task_id FROM products").fetchall())
     finally:
@@ -119,7 +120,10 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
     lost = [a for a in ledger.accounts if accounts.get(a) != 1]
     assert not lost, f"acknowledged accounts missing or doubled: {lost}"
     assert all(task_rows.get(i) == lock for i, lock in ledger.tasks.items()), "an acknowledged task is missing"
-    assert len(set(task_rows.values())) == len(task_rows)
+    locks = [lock for lock in task_rows.values() if lock is not None]
+    assert len(set(locks)) == len(locks), "two tasks share a lock"
+    # A kill between a task's intent and its lock leaves an intent; one whose lock was mined is completed.
+    assert set(intents) <= {"pending", "abandoned"}
     assert events[0] == events[1], "an event was stored twice"
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -144,6 +148,9 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
 
     market = attach_market(Chain.connect(server.rpc_url or ""), Deployment.read(server.data_dir / "deployment.json"))
     assert market.registry.total_registered() == len(product_tasks) == page["total"]
+    # No fee is locked on chain without a task row that can refund it (the lock intents' promise).
+    on_chain = {"0x" + lock_id.hex() for lock_id in market.exchange.lock_ids(market.deployment.block)}
+    assert on_chain <= set(locks), f"generation locks with no task: {sorted(on_chain - set(locks))}"
     for token in ledger.products:
         assert market.registry.owner_of(token) == producer_address
     stats = market.ledger.stats(producer_address, esp)
