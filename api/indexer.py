@@ -46,13 +46,13 @@ class Indexer:
         self.sessions = sessions
         self.last_block = -1
         """The cursor as of this indexer's last run (-1 before the first one)."""
+        self._wanted = {(getattr(market, attribute).contract.address, name)
+                        for attribute, names in INDEXED.items() for name in names}
+        self._addresses = sorted({address for address, _ in self._wanted})
 
     def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
         """The indexed events in [from_block, to_block], in chain order (one eth_getLogs on a node)."""
-        wanted = {(getattr(self.market, attribute).contract.address, name)
-                  for attribute, names in INDEXED.items() for name in names}
-        addresses = sorted({address for address, _ in wanted})
-        return [e for e in self.market.chain.logs(addresses, from_block, to_block) if (e.address, e.name) in wanted]
+        return [e for e in self.market.chain.logs(self._addresses, from_block, to_block) if (e.address, e.name) in self._wanted]
 
     def run_once(self, through: int | None = None) -> int:
         """Index up to block `through` (default: the head) in one transaction; returns how many events were new."""

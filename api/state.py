@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,7 +24,9 @@ from api.indexer import Indexer
 from api.node import ChainHandle
 from api.security import Vault
 from api.settings import Settings
+from market.chain.contracts import LockOpened
 from market.chain.deploy import Market
+from market.chain.errors import ContractRevert, TransactionRevertedError
 from market.content import ContentStore
 
 log = logging.getLogger("api.state")
@@ -88,6 +90,26 @@ class AppState:
             raise
         finally:
             session.expire_all()
+
+    def lock_as_intent(self, session: Session, row: models.Task | models.Trade,
+                       send_lock: Callable[[], LockOpened]) -> LockOpened:
+        """Commit `row` as an intent (state pending, its hashlock set, no lock id), then lock and record the lock.
+
+        If the server dies after the lock, the indexer finds the row by its hashlock (its Locked
+        projection) and records the lock, so the fee or price can still be refunded; a lock that the
+        node refuses or that reverts leaves nothing behind. Call inside `writing`.
+        """
+        row.lock_id, row.state = None, "pending"
+        session.add(row)
+        session.commit()
+        try:
+            lock = send_lock()
+        except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
+            session.delete(row)
+            session.commit()
+            raise
+        row.lock_id, row.state = "0x" + lock.lock_id.hex(), "locked"
+        return lock
 
     def index_through(self, block: int) -> None:
         """Make sure that the indexer has stored every event up to `block` (one run for many writers)."""

@@ -177,14 +177,10 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
                                                  "headers": headers}) for i in range(registrations)]
             task_ids: list[int] = []
 
-            async def make_tasks() -> tuple[list[float], int, float]:
-                latencies, errors, elapsed = await drive(server.url, task_requests, concurrency)
-                return latencies, errors, elapsed
-
             assert server.process is not None and node.process is not None
             pids = {"server": server.process.pid, "anvil": node.process.pid}
             with CpuMeter(pids) as meter:
-                latencies, errors, elapsed = asyncio.run(make_tasks())
+                latencies, errors, elapsed = asyncio.run(drive(server.url, task_requests, concurrency))
             tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
             with httpx.Client(base_url=server.url, timeout=60) as http:
                 offset = 0

@@ -21,7 +21,6 @@ from api.errors import ApiError, forbidden
 from api.placement import place
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
-from market.chain.errors import ContractRevert, TransactionRevertedError
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.content import DeterministicImageGenerator, encrypt
 
@@ -69,21 +68,12 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
         chain, exchange = state.chain, state.market.exchange
         timelock = chain.now() + state.settings.lock_duration_s
         task = models.Task(
-            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, lock_id=None, hashlock="0x" + hashlock.hex(),
-            fee_wei=str(fee), timelock=timelock, state="pending", selected_by=selected_by, ciphertext_sha256=ciphertext,
+            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock="0x" + hashlock.hex(), fee_wei=str(fee),
+            timelock=timelock, selected_by=selected_by, ciphertext_sha256=ciphertext,
             encrypted_content_key=state.vault.seal(key, "0x" + hashlock.hex()), latency_s=cost.latency_s,
             energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
-        session.add(task)
-        # The intent is committed before the fee is locked: if the server dies after the lock, the
-        # indexer finds this row by its hashlock and records the lock, so the fee can be refunded.
-        session.commit()
-        try:
-            lock = exchange.lock_generation(producer_key, esp.address, hashlock, timelock, fee)
-        except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
-            session.delete(task)
-            session.commit()
-            raise
-        task.lock_id, task.state = "0x" + lock.lock_id.hex(), "locked"
+        lock = state.lock_as_intent(
+            session, task, lambda: exchange.lock_generation(producer_key, esp.address, hashlock, timelock, fee))
         if esp.profile == "honest":
             exchange.withdraw(esp_key, lock.lock_id, key)
             task.state, task.content_sha256 = "fulfilled", state.store.put(content)

@@ -16,7 +16,7 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, TradeCreate, TradeOut
-from market.chain.errors import ContractRevert, TransactionRevertedError
+from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
 
 router = APIRouter(prefix="/trades", tags=["trades"])
@@ -36,21 +36,14 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
         raise ApiError(422, "self_trade", "the caller already owns this product")
     signer = state.signer(account)
     secret = new_secret()
-    hashlock = "0x" + hashlock_of(secret).hex()
+    hashlock = hashlock_of(secret)
     with state.writing(session):
         timelock = state.chain.now() + state.settings.lock_duration_s
-        trade = models.Trade(lock_id=None, hashlock=hashlock, token_id=body.token_id, buyer_id=account.id,
+        trade = models.Trade(hashlock="0x" + hashlock.hex(), token_id=body.token_id, buyer_id=account.id,
                              seller_id=seller.id, price_wei=str(body.price_wei), timelock=timelock,
-                             encrypted_secret=state.vault.seal(secret, hashlock), state="pending")
-        session.add(trade)
-        session.commit()  # the intent first, as for tasks: a lock without a row could never be refunded
-        try:
-            lock = state.market.exchange.lock_purchase(signer, body.token_id, hashlock_of(secret), timelock, body.price_wei)
-        except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
-            session.delete(trade)
-            session.commit()
-            raise
-        trade.lock_id, trade.state = "0x" + lock.lock_id.hex(), "locked"
+                             encrypted_secret=state.vault.seal(secret, "0x" + hashlock.hex()))
+        state.lock_as_intent(session, trade, lambda: state.market.exchange.lock_purchase(
+            signer, body.token_id, hashlock, timelock, body.price_wei))
     return crud.trade_out(session, trade)
 
 

@@ -85,7 +85,6 @@ class Chain:
         self.accounts: list[LocalAccount] = [funder]
         #: Addresses of every contract deployed through this connection (for balance accounting).
         self.deployed: list[str] = []
-        self._contracts: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._event_decoder = EventDecoder(w3.codec)
         self._account_counter = 0
         # Two connections to one node (a test fixture and a simulation, say) must not derive the
@@ -141,10 +140,7 @@ class Chain:
         """Number of the latest block (on a node, eth_blockNumber sent to the provider as it is)."""
         if self.tester is not None:
             return int(self.w3.eth.block_number)
-        reply = self.w3.provider.make_request(RPCEndpoint("eth_blockNumber"), [])
-        if "error" in reply:
-            raise ChainError(f"eth_blockNumber failed: {reply['error']}")
-        return int(reply["result"], 16)
+        return int(self._raw_request("eth_blockNumber", []), 16)
 
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(to_checksum_address(address))
@@ -157,7 +153,6 @@ class Chain:
     def contract(self, artifact: Artifact, address: str) -> Contract:
         """A web3 contract object at `address`, whose events this chain will decode."""
         address = to_checksum_address(address)
-        self._contracts[address] = (artifact.contract_name, artifact.abi)
         self._event_decoder.register(address, artifact.contract_name, artifact.abi)
         return self.w3.eth.contract(address=address, abi=artifact.abi)
 
@@ -247,36 +242,28 @@ class Chain:
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """The decoded events of the contracts at `addresses` in blocks [from_block, to_block], in chain order.
 
-        On a node, one eth_getLogs sent to the provider as it is: web3's result formatters would
-        rebuild every log only for the decoder to take it apart again.
+        On the embedded chain every transaction goes through this object, so its own log is complete
+        (and eth-tester's get_logs, which re-reads every receipt, takes seconds). On a node, one
+        eth_getLogs, which also sees other clients' transactions, sent to the provider as it is: web3's
+        result formatters would rebuild every log only for the decoder to take it apart again.
         """
         if self.tester is not None:
             wanted = {to_checksum_address(address) for address in addresses}
             return [e for e in self._event_log if e.address in wanted and from_block <= e.block_number <= to_block]
-        reply = self.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [{
+        logs = self._raw_request("eth_getLogs", [{
             "fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}])
+        return sorted(self._decode_logs(list(logs)), key=lambda e: (e.block_number, e.log_index))
+
+    def _raw_request(self, method: str, params: list[Any]) -> Any:
+        """The result of one JSON-RPC call sent to the provider as it is (no web3 formatting)."""
+        reply = self.w3.provider.make_request(RPCEndpoint(method), params)
         if "error" in reply:
-            raise ChainError(f"eth_getLogs failed: {reply['error']}")
-        events = self._decode_logs(list(reply["result"]))
-        return sorted(events, key=lambda e: (e.block_number, e.log_index))
+            raise ChainError(f"{method} failed: {reply['error']}")
+        return reply["result"]
 
     def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
-        """Events `name` of `contract` since `from_block`.
-
-        On the embedded chain every transaction goes through this object, so its own log is
-        complete (and eth-tester's get_logs, which re-reads every receipt, takes seconds); on a node,
-        eth_getLogs, which also sees other clients' transactions.
-        """
-        address = to_checksum_address(contract.address)
-        if self.tester is not None:
-            return [e for e in self._event_log
-                    if e.address == address and e.name == name and e.block_number >= from_block]
-        known = self._contracts.get(address)
-        contract_name = known[0] if known else "?"
-        return [
-            DecodedEvent(contract_name, name, dict(log["args"]), log["address"], log["blockNumber"], log["logIndex"])
-            for log in contract.events[name]().get_logs(from_block=from_block)
-        ]
+        """Events `name` of `contract` since `from_block` (see `logs`)."""
+        return [e for e in self.logs([str(contract.address)], from_block, self.head()) if e.name == name]
 
     def _as_revert(self, exc: BaseException) -> ChainError:
         data = revert_data(exc)
