@@ -22,7 +22,6 @@ from hexbytes import HexBytes
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
 
 from market.chain.artifacts import Artifact, all_abis
@@ -34,6 +33,8 @@ from market.chain.errors import (
     revert_data,
 )
 from market.chain.events import DecodedEvent, EventDecoder
+from market.chain.rpc import METHOD_NOT_FOUND, JsonRpcClient, RpcError
+from market.chain.transactions import sign_dynamic_fee
 
 #: The first development account of anvil's default mnemonic ("test test ... junk"); it is funded
 #: with 10,000 ether on every fresh anvil node. Public knowledge: never use it on a real network.
@@ -44,6 +45,13 @@ GAS_MARGIN = 1.2
 
 #: Gas limit of every transaction on the embedded chain (enough for any deployment here).
 EMBEDDED_GAS_LIMIT = 5_000_000
+
+#: Priority fee (tip) of every transaction; the fee cap is twice the base fee plus this.
+PRIORITY_FEE_WEI = 10**9
+
+#: Error code of `eth_sendRawTransactionSync` when the node took the transaction but did not mine it
+#: within its wait (EIP-7966).
+SYNC_SEND_TIMEOUT = 4
 
 Backend = Literal["eth-tester", "rpc"]
 
@@ -71,10 +79,14 @@ class Chain:
     """A connection with a funded deployer, local signing, error decoding and time control."""
 
     def __init__(
-        self, w3: Web3, backend: Backend, funder: LocalAccount, tester: EthereumTester | None = None
+        self, w3: Web3, backend: Backend, funder: LocalAccount, tester: EthereumTester | None = None,
+        rpc: JsonRpcClient | None = None,
     ) -> None:
         self.w3 = w3
         self.backend = backend
+        #: The lean client that sends transactions and reads logs on a node (None on eth-tester).
+        self.rpc = rpc
+        self._sync_send = True
         self.funder = funder
         self.tester = tester
         self.chain_id: int = w3.eth.chain_id
@@ -107,22 +119,23 @@ class Chain:
     @classmethod
     def connect(cls, url: str, private_key: str | None = None, timeout: float = 10.0) -> Chain:
         """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key)."""
+        rpc = JsonRpcClient(url, timeout=timeout)
+        try:
+            rpc.call("eth_chainId", [])  # the cheapest call that proves a node answers
+        except RpcUnreachableError as exc:
+            raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {exc.__cause__.__class__.__name__}") from exc
+        except ChainError as exc:
+            raise RpcUnreachableError(f"{url} is not an EVM JSON-RPC endpoint: {exc}") from exc
         session = requests.Session()
         # Proxy variables do not apply to a node on this machine, and looking them up on every request
         # costs more CPU than the request itself.
         session.trust_env = False
-        # A node's chain id never changes, but web3 asks for it before every call and transaction
-        # (its validation middleware): cache that one answer, nothing else.
+        # web3 serves the contract calls (views). A node's chain id never changes, but web3 asks for it
+        # before every call (its validation middleware): cache that one answer, nothing else.
         provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
                                 cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
         w3 = Web3(provider)
-        try:
-            _ = w3.eth.chain_id  # the cheapest call that proves a node answers
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {exc.__class__.__name__}") from exc
-        except ValueError as exc:
-            raise RpcUnreachableError(f"{url} is not an EVM JSON-RPC endpoint: {exc}") from exc
-        return cls(w3, "rpc", Account.from_key(private_key or ANVIL_DEV_KEY))
+        return cls(w3, "rpc", Account.from_key(private_key or ANVIL_DEV_KEY), rpc=rpc)
 
     # -- accounts and balances ------------------------------------------------------------------
 
@@ -138,9 +151,9 @@ class Chain:
 
     def head(self) -> int:
         """Number of the latest block (on a node, eth_blockNumber sent to the provider as it is)."""
-        if self.tester is not None:
+        if self.rpc is None:
             return int(self.w3.eth.block_number)
-        return int(self._raw_request("eth_blockNumber", []), 16)
+        return int(self.rpc.call("eth_blockNumber", []), 16)
 
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(to_checksum_address(address))
@@ -180,48 +193,101 @@ class Chain:
                                    "maxFeePerGas": 1, "maxPriorityFeePerGas": 1, "nonce": 0})
         return self._send({k: tx[k] for k in ("data", "to") if k in tx} | {"value": value}, sender)
 
+    def send_call(self, to: str, data: str, sender: LocalAccount, value: int = 0) -> TxResult:
+        """Sign and send a call of the contract at `to` with ready calldata (see `calldata`), with `value` wei."""
+        return self._send({"to": to, "data": data, "value": value}, sender)
+
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
         tx = dict(tx, **{"from": sender.address, "chainId": self.chain_id})
+        if self.rpc is not None:
+            return self._send_to_node(tx, sender, self.rpc)
         try:
-            if self.tester is not None:
-                # py-evm estimates by binary search (a dozen executions); one eth_call on the pending
-                # block finds a revert as surely, and the fee depends on the gas used, not the limit.
-                self.w3.eth.call(tx, "pending")  # type: ignore[arg-type]
-                gas = EMBEDDED_GAS_LIMIT
-            else:
-                gas = int(self.w3.eth.estimate_gas(tx, "pending") * GAS_MARGIN)  # type: ignore[arg-type]
+            # py-evm estimates by binary search (a dozen executions); one eth_call on the pending
+            # block finds a revert as surely, and the fee depends on the gas used, not the limit.
+            self.w3.eth.call(tx, "pending")  # type: ignore[arg-type]
         except Exception as exc:
             raise self._as_revert(exc) from exc
         pending = self.w3.eth.get_block("pending")
-        tx["gas"] = min(gas, int(pending["gasLimit"]))
+        tx["gas"] = min(EMBEDDED_GAS_LIMIT, int(pending["gasLimit"]))
         tx["nonce"] = self.w3.eth.get_transaction_count(sender.address, "pending")
         base_fee = pending.get("baseFeePerGas", 0)
-        tip = 10**9
-        tx["maxPriorityFeePerGas"] = tip
-        tx["maxFeePerGas"] = 2 * base_fee + tip
+        tx["maxPriorityFeePerGas"] = PRIORITY_FEE_WEI
+        tx["maxFeePerGas"] = 2 * base_fee + PRIORITY_FEE_WEI
         signed = sender.sign_transaction(tx)
         try:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Exception as exc:
             raise self._as_revert(exc) from exc
-        receipt = self._wait_for_receipt(tx_hash)
-        fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        self.fees_paid_wei += fee
-        self.last_block = max(self.last_block, int(receipt["blockNumber"]))
-        if receipt["status"] != 1:
-            raise TransactionRevertedError(f"transaction {HexBytes(tx_hash).to_0x_hex()} reverted on chain")
-        events = self._decode_logs(receipt["logs"])
-        self._event_log.extend(events)
-        return TxResult(
-            tx_hash=HexBytes(tx_hash).to_0x_hex(),
-            block_number=receipt["blockNumber"],
-            gas_used=receipt["gasUsed"],
-            fee_wei=fee,
-            events=events,
-            contract_address=receipt.get("contractAddress"),
-        )
+        receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # eth-tester mines on send
+        return self._record(HexBytes(tx_hash).to_0x_hex(), int(receipt["status"]), int(receipt["blockNumber"]),
+                            int(receipt["gasUsed"]), int(receipt["effectiveGasPrice"]), receipt["logs"],
+                            receipt.get("contractAddress"))
 
-    def _wait_for_receipt(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
+    def _send_to_node(self, tx: dict[str, Any], sender: LocalAccount, rpc: JsonRpcClient) -> TxResult:
+        """Estimate, read the pending block and the nonce (one batched request), sign, send, take the receipt."""
+        call = {"from": sender.address, "value": hex(tx.get("value", 0))}
+        if tx.get("to"):
+            call["to"] = tx["to"]
+        if tx.get("data"):
+            call["data"] = tx["data"]
+        estimate, pending, nonce = rpc.batch([("eth_estimateGas", [call, "pending"]),
+                                              ("eth_getBlockByNumber", ["pending", False]),
+                                              ("eth_getTransactionCount", [sender.address, "pending"])])
+        if isinstance(estimate, Exception):
+            raise self._as_revert(estimate) from estimate
+        for answer in (pending, nonce):
+            if isinstance(answer, Exception):
+                raise answer
+        tx["gas"] = min(int(int(estimate, 16) * GAS_MARGIN), int(pending["gasLimit"], 16))
+        tx["nonce"] = int(nonce, 16)
+        base_fee = int(pending.get("baseFeePerGas") or "0x0", 16)
+        tx["maxPriorityFeePerGas"] = PRIORITY_FEE_WEI
+        tx["maxFeePerGas"] = 2 * base_fee + PRIORITY_FEE_WEI
+        signed = sign_dynamic_fee(sender, tx)
+        tx_hash = "0x" + signed.hash.hex()
+        receipt = self._submit(rpc, "0x" + signed.raw.hex(), tx_hash)
+        contract_address = receipt.get("contractAddress")
+        return self._record(tx_hash, int(receipt["status"], 16), int(receipt["blockNumber"], 16),
+                            int(receipt["gasUsed"], 16), int(receipt["effectiveGasPrice"], 16), receipt["logs"],
+                            to_checksum_address(contract_address) if contract_address else None)
+
+    def _submit(self, rpc: JsonRpcClient, raw: str, tx_hash: str) -> dict[str, Any]:
+        """Send a signed transaction and return its receipt as the node wrote it.
+
+        `eth_sendRawTransactionSync` (EIP-7966: anvil answers it) returns the receipt in the reply,
+        which saves the polling; a node that does not know it gets the plain send and the poll from
+        then on. The send is never repeated: if the connection fails midway, whether the node took the
+        transaction is unknown, and `RpcUnreachableError` says so (not a revert).
+        """
+        if self._sync_send:
+            try:
+                return dict(rpc.call("eth_sendRawTransactionSync", [raw], retry=False))
+            except RpcError as exc:
+                if exc.code == SYNC_SEND_TIMEOUT:  # taken, not yet mined within the node's wait
+                    return self._wait_for_receipt(rpc, tx_hash)
+                if not _unknown_method(exc):
+                    raise self._as_revert(exc) from exc
+                self._sync_send = False
+        try:
+            rpc.call("eth_sendRawTransaction", [raw], retry=False)
+        except RpcError as exc:
+            raise self._as_revert(exc) from exc
+        return self._wait_for_receipt(rpc, tx_hash)
+
+    def _record(self, tx_hash: str, status: int, block_number: int, gas_used: int, gas_price: int,
+                logs: list[Any], contract_address: str | None) -> TxResult:
+        """Book a mined transaction's fee and events; a failed one raises after its fee is booked."""
+        fee = gas_used * gas_price
+        self.fees_paid_wei += fee
+        self.last_block = max(self.last_block, block_number)
+        if status != 1:
+            raise TransactionRevertedError(f"transaction {tx_hash} reverted on chain")
+        events = self._decode_logs(logs)
+        self._event_log.extend(events)
+        return TxResult(tx_hash=tx_hash, block_number=block_number, gas_used=gas_used, fee_wei=fee, events=events,
+                        contract_address=contract_address)
+
+    def _wait_for_receipt(self, rpc: JsonRpcClient, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
         """The receipt of `tx_hash`, polled with a backoff from half a millisecond up to 50 ms.
 
         A local node mines within a few milliseconds, but not always before it answers the send
@@ -231,35 +297,28 @@ class Chain:
         deadline = time.monotonic() + timeout
         delay = 0.0005
         while True:
-            try:
-                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                if time.monotonic() > deadline:
-                    raise ChainError(f"no receipt for {HexBytes(tx_hash).to_0x_hex()} after {timeout:.0f} s") from None
-                time.sleep(delay)
-                delay = min(2 * delay, 0.05)
+            receipt = rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt:
+                return dict(receipt)
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for {tx_hash} after {timeout:.0f} s")
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """The decoded events of the contracts at `addresses` in blocks [from_block, to_block], in chain order.
 
         On the embedded chain every transaction goes through this object, so its own log is complete
         (and eth-tester's get_logs, which re-reads every receipt, takes seconds). On a node, one
-        eth_getLogs, which also sees other clients' transactions, sent to the provider as it is: web3's
+        eth_getLogs, which also sees other clients' transactions, through the lean client: web3's
         result formatters would rebuild every log only for the decoder to take it apart again.
         """
-        if self.tester is not None:
+        if self.rpc is None:
             wanted = {to_checksum_address(address) for address in addresses}
             return [e for e in self._event_log if e.address in wanted and from_block <= e.block_number <= to_block]
-        logs = self._raw_request("eth_getLogs", [{
+        logs = self.rpc.call("eth_getLogs", [{
             "fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}])
         return sorted(self._decode_logs(list(logs)), key=lambda e: (e.block_number, e.log_index))
-
-    def _raw_request(self, method: str, params: list[Any]) -> Any:
-        """The result of one JSON-RPC call sent to the provider as it is (no web3 formatting)."""
-        reply = self.w3.provider.make_request(RPCEndpoint(method), params)
-        if "error" in reply:
-            raise ChainError(f"{method} failed: {reply['error']}")
-        return reply["result"]
 
     def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
         """Events `name` of `contract` since `from_block` (see `logs`)."""
@@ -272,12 +331,20 @@ class Chain:
             if decoded is not None:
                 return decoded
             return TransactionRevertedError(f"reverted with unknown error data 0x{data.hex()}")
+        if isinstance(exc, RpcError):  # refused without revert data: insufficient funds, a stale nonce...
+            return TransactionRevertedError(f"the node refused {exc}")
         if isinstance(exc, ChainError):
             return exc
         return TransactionRevertedError(f"{exc.__class__.__name__}: {exc}")
 
     def _decode_logs(self, logs: list[Any]) -> list[DecodedEvent]:
         return self._event_decoder.decode_all(logs)
+
+    @property
+    def _node(self) -> JsonRpcClient:
+        if self.rpc is None:
+            raise ChainError("this call needs a JSON-RPC node, not the embedded chain")
+        return self.rpc
 
     # -- time and snapshots ---------------------------------------------------------------------
 
@@ -308,9 +375,9 @@ class Chain:
             # As on eth-tester: an empty block at timestamp - 1, so that the latest block (what
             # now() reads and timelocks are counted from) sits right before the next transaction.
             if timestamp - 1 > self.now():
-                self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp - 1])  # type: ignore[arg-type]
-                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
+                self._node.call("evm_setNextBlockTimestamp", [timestamp - 1])
+                self._node.call("evm_mine", [])
+            self._node.call("evm_setNextBlockTimestamp", [timestamp])
 
     def advance_time(self, seconds: int) -> int:
         """Move chain time forward: the next transaction runs `seconds` after the latest block.
@@ -329,7 +396,7 @@ class Chain:
         if self.tester is not None:
             snapshot_id = self.tester.take_snapshot()
         else:
-            snapshot_id = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            snapshot_id = self._node.call("evm_snapshot", [])
         self._books[snapshot_id] = (self.fees_paid_wei, len(self.accounts), len(self.deployed), len(self._event_log),
                                     self.last_block)
         return snapshot_id
@@ -339,9 +406,16 @@ class Chain:
         if self.tester is not None:
             self.tester.revert_to_snapshot(snapshot_id)
         else:
-            self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+            self._node.call("evm_revert", [snapshot_id])
         fees, accounts, deployed, events, self.last_block = self._books.pop(snapshot_id)
         self.fees_paid_wei = fees
         del self.accounts[accounts:]
         del self.deployed[deployed:]
         del self._event_log[events:]
+
+
+def _unknown_method(exc: RpcError) -> bool:
+    """Whether a node's error says that it does not have the method (codes and wording vary)."""
+    text = exc.message.lower()
+    return exc.code == METHOD_NOT_FOUND or any(
+        words in text for words in ("not found", "does not exist", "not supported", "unsupported", "not available"))

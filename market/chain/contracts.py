@@ -13,6 +13,7 @@ from enum import IntEnum
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
+from market.chain.calldata import CalldataEncoder
 from market.chain.connection import Chain, TxResult
 
 
@@ -85,6 +86,12 @@ class _Wrapper:
         self.chain = chain
         self.contract = contract
         self._immutables: dict[str, int] = {}
+        self._calldata = CalldataEncoder(contract.abi)
+        self._address = str(contract.address)
+
+    def _transact(self, sender: LocalAccount, function: str, *args: object, value: int = 0) -> TxResult:
+        """Send `function(*args)` from `sender` with `value` wei."""
+        return self.chain.send_call(self._address, self._calldata.encode(function, *args), sender, value)
 
     def _immutable(self, getter: str) -> int:
         """A value fixed at deployment (a Solidity `immutable`): read from the chain once per wrapper."""
@@ -94,7 +101,7 @@ class _Wrapper:
 
     @property
     def address(self) -> str:
-        return str(self.contract.address)
+        return self._address
 
     def balance(self) -> int:
         return self.chain.balance(self.address)
@@ -115,23 +122,23 @@ class Registry(_Wrapper):
         uri: str = "",
         bond: int | None = None,
     ) -> Registered:
-        fn = self.contract.functions.register(content_hash, perceptual_hash, prompt_hash, esp, signature, uri)
-        tx = self.chain.transact(fn, producer, value=self.registration_bond() if bond is None else bond)
+        tx = self._transact(producer, "register", content_hash, perceptual_hash, prompt_hash, esp, signature, uri,
+                            value=self.registration_bond() if bond is None else bond)
         return Registered(tx, tx.event("ProductRegistered").args["tokenId"])
 
     def challenge(
         self, challenger: LocalAccount, original_id: int, duplicate_id: int, deposit: int | None = None
     ) -> ChallengeOutcome:
-        fn = self.contract.functions.challenge(original_id, duplicate_id)
-        tx = self.chain.transact(fn, challenger, value=self.challenge_deposit() if deposit is None else deposit)
+        tx = self._transact(challenger, "challenge", original_id, duplicate_id,
+                            value=self.challenge_deposit() if deposit is None else deposit)
         resolved = tx.event("ChallengeResolved").args
         return ChallengeOutcome(tx, resolved["upheld"], resolved["distance"])
 
     def approve(self, owner: LocalAccount, spender: str, token_id: int) -> TxResult:
-        return self.chain.transact(self.contract.functions.approve(spender, token_id), owner)
+        return self._transact(owner, "approve", spender, token_id)
 
     def transfer(self, owner: LocalAccount, to: str, token_id: int) -> TxResult:
-        return self.chain.transact(self.contract.functions.transferFrom(owner.address, to, token_id), owner)
+        return self._transact(owner, "transferFrom", owner.address, to, token_id)
 
     def product(self, token_id: int) -> ProductRecord:
         fields = self.chain.call(self.contract.functions.product(token_id))
@@ -173,22 +180,20 @@ class Exchange(_Wrapper):
     """AIGCExchange: HTLC escrow for generation fees and product purchases."""
 
     def lock_generation(self, producer: LocalAccount, esp: str, hashlock: bytes, timelock: int, fee: int) -> LockOpened:
-        fn = self.contract.functions.lockGeneration(esp, hashlock, timelock)
-        tx = self.chain.transact(fn, producer, value=fee)
+        tx = self._transact(producer, "lockGeneration", esp, hashlock, timelock, value=fee)
         return LockOpened(tx, bytes(tx.event("Locked").args["id"]))
 
     def lock_purchase(
         self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int, price: int
     ) -> LockOpened:
-        fn = self.contract.functions.lockPurchase(token_id, hashlock, timelock)
-        tx = self.chain.transact(fn, buyer, value=price)
+        tx = self._transact(buyer, "lockPurchase", token_id, hashlock, timelock, value=price)
         return LockOpened(tx, bytes(tx.event("Locked").args["id"]))
 
     def withdraw(self, receiver: LocalAccount, lock_id: bytes, preimage: bytes) -> TxResult:
-        return self.chain.transact(self.contract.functions.withdraw(lock_id, preimage), receiver)
+        return self._transact(receiver, "withdraw", lock_id, preimage)
 
     def refund(self, sender: LocalAccount, lock_id: bytes) -> TxResult:
-        return self.chain.transact(self.contract.functions.refund(lock_id), sender)
+        return self._transact(sender, "refund", lock_id)
 
     def get_lock(self, lock_id: bytes) -> LockInfo:
         sender, receiver, amount, hashlock, timelock, token_id, kind, state = self.chain.call(
@@ -210,7 +215,7 @@ class Ledger(_Wrapper):
     """ReputationLedger: ratings of ESPs tied to settled generation locks."""
 
     def rate(self, producer: LocalAccount, lock_id: bytes, positive: bool, score: int) -> TxResult:
-        return self.chain.transact(self.contract.functions.rate(lock_id, positive, score), producer)
+        return self._transact(producer, "rate", lock_id, positive, score)
 
     def stats(self, producer: str, esp: str) -> RatingStats:
         return RatingStats(*self.chain.call(self.contract.functions.stats(producer, esp)))

@@ -11,6 +11,7 @@ topic hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi.codec import ABICodec
@@ -61,10 +62,27 @@ def _is_static(abi_type: str) -> bool:
     return not (abi_type in ("string", "bytes") or abi_type.endswith("]") or abi_type.startswith("("))
 
 
+@lru_cache(maxsize=65536)
+def _checksum(address: str) -> str:
+    """EIP-55 form of `address` (a keccak per call: the few addresses of a market recur in every log)."""
+    return to_checksum_address(address)
+
+
 def _normalise(abi_type: str, value: Any) -> Any:
     if abi_type == "address":
-        return to_checksum_address(value)
+        return _checksum(value)
     return value
+
+
+def _decode_topic(codec: ABICodec, abi_type: str, topic: bytes) -> Any:
+    """An indexed static argument from its 32-byte topic (the common types without the codec's dispatch)."""
+    if abi_type == "address":
+        return _checksum("0x" + topic[12:].hex())
+    if abi_type == "bytes32":
+        return topic
+    if abi_type.startswith("uint"):
+        return int.from_bytes(topic, "big")
+    return _normalise(abi_type, codec.decode([abi_type], topic)[0])
 
 
 class EventDecoder:
@@ -93,12 +111,12 @@ class EventDecoder:
             return None
         args: dict[str, Any] = {}
         for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True):
-            args[name] = _normalise(abi_type, self.codec.decode([abi_type], topic)[0]) if _is_static(abi_type) else topic
+            args[name] = _decode_topic(self.codec, abi_type, topic) if _is_static(abi_type) else topic
         if spec.data:
             values = self.codec.decode([abi_type for _, abi_type in spec.data], _as_bytes(log["data"]))
             for (name, abi_type), value in zip(spec.data, values, strict=True):
                 args[name] = _normalise(abi_type, value)
-        return DecodedEvent(contract=spec.contract, name=spec.name, args=args, address=to_checksum_address(log["address"]),
+        return DecodedEvent(contract=spec.contract, name=spec.name, args=args, address=_checksum(str(log["address"])),
                             block_number=_as_int(log["blockNumber"]), log_index=_as_int(log["logIndex"]))
 
     def decode_all(self, logs: list[Any]) -> list[DecodedEvent]:

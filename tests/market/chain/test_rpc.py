@@ -1,0 +1,195 @@
+"""The lean JSON-RPC client, and how `Chain` sends through it when the node misbehaves.
+
+A proxy on 127.0.0.1 stands between the client and the session's anvil node; each test tells it
+what to do with some calls (refuse a method, drop the connection after forwarding, close every
+kept-alive connection) and reads back which methods it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from market.chain.anvil import LOOPBACK, AnvilNode
+from market.chain.connection import Chain
+from market.chain.errors import ChainError, RpcUnreachableError, TransactionRevertedError
+from market.chain.rpc import METHOD_NOT_FOUND, JsonRpcClient, RpcError
+
+pytestmark = pytest.mark.anvil
+
+#: What a test's hook returns for one call: None forwards it, a dict is the reply, DROP forwards it
+#: and closes the connection without replying.
+DROP = "drop"
+Hook = Callable[[dict[str, Any]], Any]
+
+
+class Proxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.hook: Hook = lambda call: None
+        self.methods: list[str] = []
+        self.connections = 0
+        self.close_after_reply = False
+        self.reply_body: bytes | None = None
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                proxy.connections += 1
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                calls = payload if isinstance(payload, list) else [payload]
+                proxy.methods += [call["method"] for call in calls]
+                if proxy.reply_body is not None:
+                    return self._reply(proxy.reply_body)
+                replies = []
+                for call in calls:
+                    action = proxy.hook(call)
+                    if action is None or action == DROP:
+                        replies.append(proxy.forward(call))
+                        if action == DROP:
+                            self.close_connection = True
+                            return
+                    else:
+                        replies.append({"jsonrpc": "2.0", "id": call["id"], **action})
+                self._reply(json.dumps(replies if isinstance(payload, list) else replies[0]).encode())
+
+            def _reply(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                # Without a Connection: close header the client keeps the connection for its next call.
+                self.close_connection = proxy.close_after_reply
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+
+    def forward(self, call: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(self.upstream, json.dumps(call).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+
+@pytest.fixture
+def proxy(anvil_node: AnvilNode) -> Iterator[Proxy]:
+    proxy = Proxy(anvil_node.url)
+    thread = threading.Thread(target=proxy.server.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.server.shutdown()
+    proxy.server.server_close()
+
+
+def refuse(method: str, error: dict[str, Any]) -> Hook:
+    return lambda call: {"error": error} if call["method"] == method else None
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+def test_a_batch_answers_in_order_with_each_error_in_its_place(anvil_node: AnvilNode) -> None:
+    rpc = JsonRpcClient(anvil_node.url)
+    chain_id, unknown, block = rpc.batch([("eth_chainId", []), ("no_such_method", []), ("eth_blockNumber", [])])
+    assert int(chain_id, 16) == anvil_node.chain_id
+    assert isinstance(unknown, RpcError) and unknown.code == METHOD_NOT_FOUND and unknown.method == "no_such_method"
+    assert int(block, 16) >= 0
+
+
+def test_an_error_reply_raises_rpc_error_with_its_code(anvil_node: AnvilNode) -> None:
+    with pytest.raises(RpcError) as caught:
+        JsonRpcClient(anvil_node.url).call("no_such_method", [])
+    assert caught.value.code == METHOD_NOT_FOUND
+
+
+def test_a_connection_the_node_closed_while_idle_is_replaced_once(proxy: Proxy) -> None:
+    proxy.close_after_reply = True
+    rpc = JsonRpcClient(proxy.url)
+    assert [rpc.call("eth_chainId", []) for _ in range(3)] == [rpc.call("eth_chainId", [])] * 3
+    assert proxy.connections == 4
+
+
+def test_a_call_that_must_not_be_repeated_reports_the_closed_connection(proxy: Proxy) -> None:
+    proxy.close_after_reply = True
+    rpc = JsonRpcClient(proxy.url)
+    rpc.call("eth_chainId", [])
+    with pytest.raises(RpcUnreachableError, match="no answer from the JSON-RPC node"):
+        rpc.call("eth_chainId", [], retry=False)
+
+
+def test_a_reply_that_is_not_json_is_a_chain_error(proxy: Proxy) -> None:
+    proxy.reply_body = b"<html>bad gateway</html>"
+    with pytest.raises(ChainError, match="not JSON"):
+        JsonRpcClient(proxy.url).call("eth_chainId", [])
+
+
+def test_a_url_that_is_not_http_is_refused() -> None:
+    with pytest.raises(RpcUnreachableError, match="not an http"):
+        JsonRpcClient("ws://127.0.0.1:8545")
+
+
+# -- sending through it --------------------------------------------------------------------------
+
+def funded_sender(chain: Chain) -> Account:
+    return chain.new_account(10**18, "rpc-test")
+
+
+def test_a_node_without_the_synchronous_send_gets_a_plain_send_and_a_poll(proxy: Proxy) -> None:
+    proxy.hook = refuse("eth_sendRawTransactionSync", {"code": METHOD_NOT_FOUND, "message": "method not found"})
+    chain = Chain.connect(proxy.url)
+    sender = funded_sender(chain)
+    first = chain.send_ether(sender, chain.funder.address, 1)
+    second = chain.send_ether(sender, chain.funder.address, 1)
+    assert second.block_number > first.block_number
+    # The synchronous send is tried once (the funding transfer), then never again.
+    assert proxy.methods.count("eth_sendRawTransactionSync") == 1
+    assert proxy.methods.count("eth_sendRawTransaction") == 3
+    assert "eth_getTransactionReceipt" in proxy.methods
+
+
+def test_a_synchronous_send_that_times_out_is_followed_by_polling_for_the_receipt(proxy: Proxy) -> None:
+    def sent_but_timed_out(call: dict[str, Any]) -> Any:
+        if call["method"] != "eth_sendRawTransactionSync":
+            return None
+        proxy.forward({**call, "method": "eth_sendRawTransaction"})
+        return {"error": {"code": 4, "message": "the transaction was added to the pool but not mined in time"}}
+
+    proxy.hook = sent_but_timed_out
+    chain = Chain.connect(proxy.url)
+    before = chain.balance(chain.funder.address)
+    receiver = Account.create().address
+    tx = chain.send_ether(chain.funder, receiver, 7)
+    assert chain.balance(receiver) == 7
+    assert chain.balance(chain.funder.address) == before - 7 - tx.fee_wei
+    assert "eth_getTransactionReceipt" in proxy.methods
+
+
+def test_a_connection_lost_during_the_send_is_unreachable_not_a_revert(proxy: Proxy) -> None:
+    proxy.hook = lambda call: DROP if call["method"].startswith("eth_sendRawTransaction") else None
+    chain = Chain.connect(proxy.url)
+    receiver = Account.create().address
+    with pytest.raises(RpcUnreachableError):
+        chain.send_ether(chain.funder, receiver, 5)
+    # The node had taken it: whether a lost send happened is for the caller to find out, not to assume.
+    assert chain.balance(receiver) == 5
+
+
+def test_a_send_the_node_refuses_is_a_failed_transaction(anvil_node: AnvilNode) -> None:
+    chain = Chain.connect(anvil_node.url)
+    penniless = chain.new_account(0, "penniless")
+    with pytest.raises(TransactionRevertedError, match="the node refused"):
+        chain.send_ether(penniless, chain.funder.address, 10**18)
