@@ -38,6 +38,18 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
     return row
 
 
+def task_with_esp(session: Session, task_id: int) -> tuple[models.Task, models.Esp, models.Account]:
+    """A task, its ESP and the ESP's account, in one query; 404 if there is no such task."""
+    row = session.execute(
+        select(models.Task, models.Esp, models.Account)
+        .join(models.Esp, models.Esp.id == models.Task.esp_id)
+        .join(models.Account, models.Account.id == models.Esp.account_id)
+        .where(models.Task.id == task_id)).first()
+    if row is None:
+        raise not_found(f"task {task_id}")
+    return row.tuple()
+
+
 def lock_of(row: models.Task | models.Trade) -> bytes:
     """The id of the row's lock on chain; 409 `lock_pending` while the row is only an intent."""
     if row.lock_id is None:

@@ -3,7 +3,8 @@
 Each run reads the events of blocks (cursor, head], inserts the ones whose (block_number,
 log_index) is not stored yet and applies each projection only for a row it inserted, then moves the
 cursor to head, all in one database transaction: a crash leaves either everything or nothing, a
-rerun (or a reset cursor) finds the rows already there and counts nothing twice.
+rerun (or a reset cursor) finds the rows already there and counts nothing twice. (Each projection
+therefore runs once per event: a product row, say, is inserted without looking for it first.)
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
@@ -57,6 +59,12 @@ class Indexer:
     def run_once(self, through: int | None = None) -> int:
         """Index up to block `through` (default: the head) in one transaction; returns how many events were new."""
         head = self.market.chain.head() if through is None else through
+        try:
+            return self._run(head, trust_cursor=True)
+        except IntegrityError:  # an event past the cursor was stored after all: look the stored ones up
+            return self._run(head, trust_cursor=False)
+
+    def _run(self, head: int, trust_cursor: bool) -> int:
         with self.sessions.begin() as session:
             last = session.scalar(select(IndexerCursor.last_block).where(IndexerCursor.id == 1))
             if last is None:
@@ -65,9 +73,13 @@ class Indexer:
             if head <= last:
                 self.last_block = last
                 return 0
-            stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
-                ChainEvent.block_number.between(last + 1, head))).tuples())
-            new = [e for e in self.fetch(last + 1, head) if (e.block_number, e.log_index) not in stored]
+            new = self.fetch(last + 1, head)
+            # A run stores its events and moves the cursor past them in one transaction, so when the
+            # cursor is where this indexer left it, nothing after it is stored (a reset cursor is not).
+            if not (trust_cursor and last == self.last_block):
+                stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
+                    ChainEvent.block_number.between(last + 1, head))).tuples())
+                new = [e for e in new if (e.block_number, e.log_index) not in stored]
             if new:
                 session.execute(insert(ChainEvent), [
                     {"block_number": e.block_number, "log_index": e.log_index, "contract": e.contract, "name": e.name,
@@ -84,16 +96,15 @@ class Indexer:
         args = event.args
         if event.name == "ProductRegistered":
             token_id = int(args["tokenId"])
-            if session.scalar(select(Product.token_id).where(Product.token_id == token_id)) is None:
-                # The task that POST /products recorded (committed before the indexer runs) links the
-                # product to its content here, in the indexer's transaction: a crash cannot split them.
-                task = session.execute(select(Task.id, Task.content_sha256).where(Task.token_id == token_id)).first()
-                session.execute(insert(Product), [{
-                    "token_id": token_id, "producer": str(args["producer"]), "esp": str(args["esp"]),
-                    "owner": str(args["producer"]), "content_hash": "0x" + bytes(args["contentHash"]).hex(),
-                    "perceptual_hash": f"{int(args['perceptualHash']):016x}", "block_number": event.block_number,
-                    "revoked": False, "task_id": task.id if task else None,
-                    "content_sha256": task.content_sha256 if task else None}])
+            # The task that POST /products recorded (committed before the indexer runs) links the
+            # product to its content here, in the indexer's transaction: a crash cannot split them.
+            task = session.execute(select(Task.id, Task.content_sha256).where(Task.token_id == token_id)).first()
+            session.execute(insert(Product), [{
+                "token_id": token_id, "producer": str(args["producer"]), "esp": str(args["esp"]),
+                "owner": str(args["producer"]), "content_hash": "0x" + bytes(args["contentHash"]).hex(),
+                "perceptual_hash": f"{int(args['perceptualHash']):016x}", "block_number": event.block_number,
+                "revoked": False, "task_id": task.id if task else None,
+                "content_sha256": task.content_sha256 if task else None}])
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
             owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))

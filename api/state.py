@@ -112,7 +112,11 @@ class AppState:
         return lock
 
     def index_through(self, block: int) -> None:
-        """Make sure that the indexer has stored every event up to `block` (one run for many writers)."""
+        """Make sure that the indexer has stored every event up to `block` (one run for many writers).
+
+        A run goes as far as every committed write allows at the moment it starts, not only to
+        `block`: the writers that queued behind it then find their blocks indexed and skip their runs.
+        """
         with self.index_lock:
             if self.indexer.last_block < block:
-                self.indexer.run_once(through=block)
+                self.indexer.run_once(through=max(block, self.indexable_block))

@@ -34,16 +34,13 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     A retry after a crash between the registry transaction and the database commit finds the
     content registered by the caller on chain and records that token: registration is exactly once.
     """
-    task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
+    task, esp, esp_account = crud.task_with_esp(session, body.task_id)
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
     if task.state != "fulfilled" or task.content_sha256 is None:
         raise ApiError(409, "task_not_fulfilled", f"task {task.id} is {task.state}: no revealed content to register")
     if task.token_id is not None:
         raise ApiError(409, "already_registered", f"task {task.id} is registered as product {task.token_id}")
-    esp = session.get(models.Esp, task.esp_id)
-    esp_account = session.get(models.Account, esp.account_id) if esp else None
-    assert esp is not None and esp_account is not None
     content = state.store.get(task.content_sha256)
     c_hash, p_hash, phash = content_hash(content), prompt_hash(task.prompt), perceptual_hash(content)
     producer_key = state.signer(account)
