@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from market.chain.connection import Chain
+from market.chain.errors import RpcUnreachableError
 
 
 class ServerKilled(Exception):
@@ -53,6 +54,28 @@ def test_a_lock_sent_before_the_server_died_is_recovered_and_refundable(
     refunded = client.post(f"/tasks/{task['id']}/refund", headers=headers)
     assert refunded.status_code == 200 and refunded.json()["state"] == "refunded"
     assert exchange.balance() == 0 and chain.balance(producer) > before
+
+
+def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection to the node breaks after it took the lock (the chain layer then cannot say whether
+    the lock was sent: tests/market/chain/test_rpc.py): 503, and the intent is kept, not deleted."""
+    esp, _ = new_esp(client)
+    _, headers = new_account(client)
+    exchange = client.app.state.market.market.exchange  # type: ignore[attr-defined]
+    lock_generation = exchange.lock_generation
+
+    def sent_then_cut_off(*args: Any, **kwargs: Any) -> Any:
+        lock_generation(*args, **kwargs)
+        raise RpcUnreachableError("no answer from the JSON-RPC node: RemoteDisconnected")
+
+    monkeypatch.setattr(exchange, "lock_generation", sent_then_cut_off)
+    reply = client.post("/tasks", json={"prompt": "cut off", "esp": esp}, headers=headers)
+    assert reply.status_code == 503 and reply.json()["code"] == "chain_unreachable"
+    monkeypatch.undo()
+    task = only_task(client, headers)
+    assert task["state"] == "locked" and task["lock_id"] is not None
+    assert exchange.balance() == task["fee_wei"]
 
 
 def test_an_intent_whose_lock_never_left_is_abandoned_after_its_timelock(
