@@ -256,12 +256,14 @@ class Chain:
 
         `eth_sendRawTransactionSync` (EIP-7966: anvil answers it) returns the receipt in the reply,
         which saves the polling; a node that does not know it gets the plain send and the poll from
-        then on. The send is never repeated: if the connection fails midway, whether the node took the
-        transaction is unknown, and `RpcUnreachableError` says so (not a revert).
+        then on. If the connection fails during a send, whether the node took the transaction is
+        unknown: `_resend_if_lost` asks for it by hash before sending it again.
         """
         if self._sync_send:
             try:
                 return dict(rpc.call("eth_sendRawTransactionSync", [raw], retry=False))
+            except RpcUnreachableError:
+                return self._resend_if_lost(rpc, raw, tx_hash)
             except RpcError as exc:
                 if exc.code == SYNC_SEND_TIMEOUT:  # taken, not yet mined within the node's wait
                     return self._wait_for_receipt(rpc, tx_hash)
@@ -270,8 +272,25 @@ class Chain:
                 self._sync_send = False
         try:
             rpc.call("eth_sendRawTransaction", [raw], retry=False)
+        except RpcUnreachableError:
+            return self._resend_if_lost(rpc, raw, tx_hash)
         except RpcError as exc:
             raise self._as_revert(exc) from exc
+        return self._wait_for_receipt(rpc, tx_hash)
+
+    def _resend_if_lost(self, rpc: JsonRpcClient, raw: str, tx_hash: str) -> dict[str, Any]:
+        """The receipt of a transaction whose send lost its connection: sent again only if the node does not have it.
+
+        A signed transaction is its own idempotency key: its hash names it and its nonce lets it run at
+        most once, so sending it twice cannot pay twice. If the node cannot be reached at all,
+        `RpcUnreachableError` propagates and the caller must treat the transaction as maybe sent.
+        """
+        if rpc.call("eth_getTransactionByHash", [tx_hash]) is None:
+            try:
+                rpc.call("eth_sendRawTransaction", [raw], retry=False)
+            except RpcError as exc:
+                if rpc.call("eth_getTransactionByHash", [tx_hash]) is None:  # not a late arrival of the first
+                    raise self._as_revert(exc) from exc
         return self._wait_for_receipt(rpc, tx_hash)
 
     def _record(self, tx_hash: str, status: int, block_number: int, gas_used: int, gas_price: int,

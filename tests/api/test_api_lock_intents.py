@@ -58,8 +58,8 @@ def test_a_lock_sent_before_the_server_died_is_recovered_and_refundable(
 
 def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The connection to the node breaks after it took the lock (the chain layer then cannot say whether
-    the lock was sent: tests/market/chain/test_rpc.py): 503, and the intent is kept, not deleted."""
+    """The node stops answering after it took the lock, so the chain layer cannot tell whether the lock
+    was sent (tests/market/chain/test_rpc.py): 503, and the intent is kept, not deleted."""
     esp, _ = new_esp(client)
     _, headers = new_account(client)
     exchange = client.app.state.market.market.exchange  # type: ignore[attr-defined]

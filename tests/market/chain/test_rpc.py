@@ -25,8 +25,9 @@ from market.chain.rpc import METHOD_NOT_FOUND, JsonRpcClient, RpcError
 pytestmark = pytest.mark.anvil
 
 #: What a test's hook returns for one call: None forwards it, a dict is the reply, DROP forwards it
-#: and closes the connection without replying.
+#: and closes the connection without replying, CUT closes it without forwarding.
 DROP = "drop"
+CUT = "cut"
 Hook = Callable[[dict[str, Any]], Any]
 
 
@@ -56,6 +57,9 @@ class Proxy:
                 replies = []
                 for call in calls:
                     action = proxy.hook(call)
+                    if action == CUT:
+                        self.close_connection = True
+                        return
                     if action is None or action == DROP:
                         replies.append(proxy.forward(call))
                         if action == DROP:
@@ -178,14 +182,56 @@ def test_a_synchronous_send_that_times_out_is_followed_by_polling_for_the_receip
     assert "eth_getTransactionReceipt" in proxy.methods
 
 
-def test_a_connection_lost_during_the_send_is_unreachable_not_a_revert(proxy: Proxy) -> None:
-    proxy.hook = lambda call: DROP if call["method"].startswith("eth_sendRawTransaction") else None
+def once(method: str, action: str) -> Hook:
+    """`action` for the first call of `method` (either send), then forward everything."""
+    done: list[bool] = []
+
+    def hook(call: dict[str, Any]) -> Any:
+        if call["method"].startswith(method) and not done:
+            done.append(True)
+            return action
+        return None
+
+    return hook
+
+
+def test_a_send_whose_reply_was_lost_is_found_by_its_hash_and_not_sent_again(proxy: Proxy) -> None:
     chain = Chain.connect(proxy.url)
     receiver = Account.create().address
+    proxy.hook = once("eth_sendRawTransaction", DROP)
+    tx = chain.send_ether(chain.funder, receiver, 5)
+    assert chain.balance(receiver) == 5 and tx.block_number > 0
+    assert proxy.methods.count("eth_getTransactionByHash") == 1
+    assert sum(m.startswith("eth_sendRawTransaction") for m in proxy.methods) == 1
+
+
+def test_a_send_lost_before_the_node_took_it_is_sent_again_once(proxy: Proxy) -> None:
+    chain = Chain.connect(proxy.url)
+    receiver = Account.create().address
+    before = chain.balance(chain.funder.address)
+    proxy.hook = once("eth_sendRawTransaction", CUT)
+    tx = chain.send_ether(chain.funder, receiver, 5)
+    assert chain.balance(receiver) == 5
+    assert chain.balance(chain.funder.address) == before - 5 - tx.fee_wei
+    assert sum(m.startswith("eth_sendRawTransaction") for m in proxy.methods) == 2
+
+
+def test_a_node_that_stops_answering_during_a_send_is_unreachable_not_a_revert(proxy: Proxy) -> None:
+    chain = Chain.connect(proxy.url)
+    receiver = Account.create().address
+    sending: list[bool] = []
+
+    def gone_after_the_send(call: dict[str, Any]) -> Any:
+        if call["method"].startswith("eth_sendRawTransaction"):
+            sending.append(True)
+            return DROP
+        return CUT if sending else None
+
+    proxy.hook = gone_after_the_send
     with pytest.raises(RpcUnreachableError):
         chain.send_ether(chain.funder, receiver, 5)
-    # The node had taken it: whether a lost send happened is for the caller to find out, not to assume.
-    assert chain.balance(receiver) == 5
+    # The node had taken it: the caller was told "unreachable", never "reverted".
+    assert Chain.connect(proxy.upstream).balance(receiver) == 5
 
 
 def test_a_send_the_node_refuses_is_a_failed_transaction(anvil_node: AnvilNode) -> None:
