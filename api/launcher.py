@@ -42,6 +42,8 @@ class ServerProcess:
     db_url: str | None = None
     anvil_port: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    """More options of `aigc-market serve` (`--access-log`, say)."""
     startup_timeout: float = 60.0
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
@@ -63,6 +65,7 @@ class ServerProcess:
             command += ["--db", self.db_url]
         if self.anvil_port:
             command += ["--anvil-port", str(self.anvil_port)]
+        command += self.extra_args
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
         try:
