@@ -99,22 +99,17 @@ class JsonRpcClient:
 
     def _post(self, payload: Any, retry: bool) -> Any:
         body = json.dumps(payload, separators=(",", ":")).encode()
-        connection, reused = self._connection()
-        try:
-            return self._exchange(connection, body)
-        except (http.client.HTTPException, OSError) as exc:
-            connection.close()
-            self._local.connection = None
-            # A kept-alive connection may have been closed by the node while idle: one fresh try.
-            if not (reused and retry):
-                raise RpcUnreachableError(f"no answer from the JSON-RPC node at {self.url}: {exc.__class__.__name__}") from exc
-        connection, _ = self._connection()
-        try:
-            return self._exchange(connection, body)
-        except (http.client.HTTPException, OSError) as exc:
-            connection.close()
-            self._local.connection = None
-            raise RpcUnreachableError(f"no answer from the JSON-RPC node at {self.url}: {exc.__class__.__name__}") from exc
+        while True:
+            connection, reused = self._connection()
+            try:
+                return self._exchange(connection, body)
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                # A kept-alive connection may have been closed by the node while idle: one fresh try
+                # (a fresh connection is never reused, so this loops at most twice).
+                if not (reused and retry):
+                    raise RpcUnreachableError(
+                        f"no answer from the JSON-RPC node at {self.url}: {exc.__class__.__name__}") from exc
 
     def _exchange(self, connection: http.client.HTTPConnection, body: bytes) -> Any:
         connection.request("POST", self._path, body, {"Content-Type": "application/json"})
