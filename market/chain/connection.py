@@ -123,7 +123,8 @@ class Chain:
         try:
             rpc.call("eth_chainId", [])  # the cheapest call that proves a node answers
         except RpcUnreachableError as exc:
-            raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {exc.__cause__.__class__.__name__}") from exc
+            why = exc.__cause__.__class__.__name__ if exc.__cause__ is not None else str(exc)
+            raise RpcUnreachableError(f"no EVM JSON-RPC node answers at {url}: {why}") from exc
         except ChainError as exc:
             raise RpcUnreachableError(f"{url} is not an EVM JSON-RPC endpoint: {exc}") from exc
         session = requests.Session()

@@ -67,20 +67,18 @@ class JsonRpcClient:
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """The results of several calls sent in one request, in order; an error is returned, not raised."""
-        first = next(self._ids)
-        payload = [{"jsonrpc": "2.0", "id": first + i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        for _ in range(len(calls) - 1):
-            next(self._ids)
+        ids = [next(self._ids) for _ in calls]
+        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls, strict=True)]
         replies = self._post(payload, True)
         if not isinstance(replies, list):
-            # A node without batch support answers one error object for the whole request.
             if isinstance(replies, dict) and "error" in replies:
-                return [_error(method, replies["error"]) for method, _ in calls]
+                # A node without batch support answers one error for the whole request: one call at a time.
+                return [self._call_or_error(method, params) for method, params in calls]
             raise ChainError("malformed JSON-RPC batch reply")
         by_id = {reply.get("id"): reply for reply in replies if isinstance(reply, dict)}
         results: list[Any] = []
-        for i, (method, _) in enumerate(calls):
-            reply = by_id.get(first + i)
+        for i, (method, _) in zip(ids, calls, strict=True):
+            reply = by_id.get(i)
             if reply is None:
                 results.append(ChainError(f"{method}: no reply in the batch"))
                 continue
@@ -89,6 +87,12 @@ class JsonRpcClient:
             except RpcError as exc:
                 results.append(exc)
         return results
+
+    def _call_or_error(self, method: str, params: list[Any]) -> Any:
+        try:
+            return self.call(method, params)
+        except RpcError as exc:
+            return exc
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""

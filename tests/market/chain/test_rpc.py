@@ -39,6 +39,7 @@ class Proxy:
         self.connections = 0
         self.close_after_reply = False
         self.reply_body: bytes | None = None
+        self.refuse_batches = False
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +55,9 @@ class Proxy:
                 proxy.methods += [call["method"] for call in calls]
                 if proxy.reply_body is not None:
                     return self._reply(proxy.reply_body)
+                if proxy.refuse_batches and isinstance(payload, list):
+                    error = {"code": -32600, "message": "batch requests are not supported"}
+                    return self._reply(json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode())
                 replies = []
                 for call in calls:
                     action = proxy.hook(call)
@@ -118,6 +122,16 @@ def test_an_error_reply_raises_rpc_error_with_its_code(anvil_node: AnvilNode) ->
     with pytest.raises(RpcError) as caught:
         JsonRpcClient(anvil_node.url).call("no_such_method", [])
     assert caught.value.code == METHOD_NOT_FOUND
+
+
+def test_a_node_without_batches_gets_the_calls_one_by_one(proxy: Proxy, anvil_node: AnvilNode) -> None:
+    proxy.refuse_batches = True
+    chain_id, unknown = JsonRpcClient(proxy.url).batch([("eth_chainId", []), ("no_such_method", [])])
+    assert int(chain_id, 16) == anvil_node.chain_id
+    assert isinstance(unknown, RpcError) and unknown.code == METHOD_NOT_FOUND
+    chain, receiver = Chain.connect(proxy.url), Account.create().address
+    chain.send_ether(chain.funder, receiver, 3)  # its estimate, block and nonce were one batch
+    assert chain.balance(receiver) == 3
 
 
 def test_a_connection_the_node_closed_while_idle_is_replaced_once(proxy: Proxy) -> None:
