@@ -64,13 +64,14 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     ciphertext = state.store.put(encrypt(key, content))
     fee = body.fee_wei or state.settings.generation_fee_wei
     hashlock = hashlock_of(key)
+    hashlock_hex = "0x" + hashlock.hex()  # the row's hashlock, also what its sealed key is bound to
     with state.writing(session):
         chain, exchange = state.chain, state.market.exchange
         timelock = chain.now() + state.settings.lock_duration_s
         task = models.Task(
-            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock="0x" + hashlock.hex(), fee_wei=str(fee),
+            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock=hashlock_hex, fee_wei=str(fee),
             timelock=timelock, selected_by=selected_by, ciphertext_sha256=ciphertext,
-            encrypted_content_key=state.vault.seal(key, "0x" + hashlock.hex()), latency_s=cost.latency_s,
+            encrypted_content_key=state.vault.seal(key, hashlock_hex), latency_s=cost.latency_s,
             energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
         lock = state.lock_as_intent(
             session, task, lambda: exchange.lock_generation(producer_key, esp.address, hashlock, timelock, fee))

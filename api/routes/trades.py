@@ -37,11 +37,12 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
     signer = state.signer(account)
     secret = new_secret()
     hashlock = hashlock_of(secret)
+    hashlock_hex = "0x" + hashlock.hex()  # the row's hashlock, also what its sealed secret is bound to
     with state.writing(session):
         timelock = state.chain.now() + state.settings.lock_duration_s
-        trade = models.Trade(hashlock="0x" + hashlock.hex(), token_id=body.token_id, buyer_id=account.id,
+        trade = models.Trade(hashlock=hashlock_hex, token_id=body.token_id, buyer_id=account.id,
                              seller_id=seller.id, price_wei=str(body.price_wei), timelock=timelock,
-                             encrypted_secret=state.vault.seal(secret, "0x" + hashlock.hex()))
+                             encrypted_secret=state.vault.seal(secret, hashlock_hex))
         state.lock_as_intent(session, trade, lambda: state.market.exchange.lock_purchase(
             signer, body.token_id, hashlock, timelock, body.price_wei))
     return crud.trade_out(session, trade)

@@ -99,9 +99,6 @@ class EventDecoder:
             for entry in abi if entry.get("type") == "event" and not entry.get("anonymous")
         }
 
-    def knows(self, address: str) -> bool:
-        return address.lower() in self._specs
-
     def decode(self, log: Any) -> DecodedEvent | None:
         """`log` as web3 formats it (a receipt's logs) or as a node sends it (hex strings)."""
         topics = [_as_bytes(topic) for topic in log["topics"]]

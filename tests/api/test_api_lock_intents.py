@@ -20,13 +20,14 @@ class ServerKilled(Exception):
     """Stands for the process dying: the route's open transaction is lost, its committed intent stays."""
 
 
-def die(around: Callable[..., Any], *, before_sending: bool) -> Callable[..., Any]:
-    """`around`, but the server 'dies' before it sends (nothing on chain) or right after the lock is mined."""
+def die(around: Callable[..., Any], *, before_sending: bool, error: Exception | None = None) -> Callable[..., Any]:
+    """`around`, but the server 'dies' (or raises `error`) before it sends (nothing on chain) or right after
+    the lock is mined."""
 
     def dying(*args: Any, **kwargs: Any) -> Any:
         if not before_sending:
             around(*args, **kwargs)
-        raise ServerKilled
+        raise error if error is not None else ServerKilled
 
     return dying
 
@@ -63,13 +64,8 @@ def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(
     esp, _ = new_esp(client)
     _, headers = new_account(client)
     exchange = client.app.state.market.market.exchange  # type: ignore[attr-defined]
-    lock_generation = exchange.lock_generation
-
-    def sent_then_cut_off(*args: Any, **kwargs: Any) -> Any:
-        lock_generation(*args, **kwargs)
-        raise RpcUnreachableError("no answer from the JSON-RPC node: RemoteDisconnected")
-
-    monkeypatch.setattr(exchange, "lock_generation", sent_then_cut_off)
+    cut_off = RpcUnreachableError("no answer from the JSON-RPC node: RemoteDisconnected")
+    monkeypatch.setattr(exchange, "lock_generation", die(exchange.lock_generation, before_sending=False, error=cut_off))
     reply = client.post("/tasks", json={"prompt": "cut off", "esp": esp}, headers=headers)
     assert reply.status_code == 503 and reply.json()["code"] == "chain_unreachable"
     monkeypatch.undo()
