@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AIGCExchange} from "./AIGCExchange.sol";
+import {IGenerationLocks, LockState, Offer} from "./AIGCTypes.sol";
 
 /**
  * @title ReputationLedger
- * @notice Ratings of ESPs by the producers who paid them. A rating is tied to one settled
- * generation lock of the exchange, so only a real, finished interaction can be rated, once, by the
- * producer who paid; a refunded lock (the ESP never revealed the key) can only be rated negative.
+ * @notice Ratings of ESPs by the producers who paid them (protocol v2, `docs/protocol.md`). A
+ * rating is tied to one settled generation lock of the exchange, which exists only for a job the
+ * ESP accepted with its signed offer: so only a real, finished job can be rated, once, by the
+ * producer who paid; a refunded lock (the ESP took the job and never revealed the key) can only be
+ * rated negative.
  * @dev Per (producer, ESP) pair the ledger keeps counts and the time of the last rating in one
  * slot; the full history is in the {Rated} events, which off-chain reputation (MWSL) consumes.
  */
@@ -19,17 +21,23 @@ contract ReputationLedger {
     }
 
     /// @notice The exchange whose generation locks can be rated.
-    AIGCExchange public immutable exchange;
+    IGenerationLocks public immutable exchange;
 
     mapping(bytes32 lockId => bool) private _rated;
     mapping(address producer => mapping(address esp => Stats)) private _stats;
 
-    /// @notice `producer` rated `esp` for the generation paid through `lockId`.
+    /// @notice `producer` rated `esp` for the job paid through `lockId` (a fee of `fee` wei).
     event Rated(
-        address indexed producer, address indexed esp, bytes32 indexed lockId, bool positive, uint16 score, uint64 at
+        address indexed producer,
+        address indexed esp,
+        bytes32 indexed lockId,
+        bool positive,
+        uint16 score,
+        uint64 at,
+        uint256 fee
     );
 
-    /// @dev The lock is not a generation lock of the exchange (unknown, or a purchase).
+    /// @dev The offer was never locked (or its terms differ from the locked ones).
     error ReputationLedgerNotGenerationLock(bytes32 lockId);
     /// @dev Only the producer who locked the fee can rate.
     error ReputationLedgerNotSender(bytes32 lockId, address caller);
@@ -41,35 +49,30 @@ contract ReputationLedger {
     error ReputationLedgerAlreadyRated(bytes32 lockId);
 
     /// @param exchange_ the exchange whose generation locks are rated.
-    constructor(AIGCExchange exchange_) {
+    constructor(IGenerationLocks exchange_) {
         exchange = exchange_;
     }
 
     /**
-     * @notice Rates the ESP that received generation lock `lockId`.
-     * @param lockId a withdrawn or refunded generation lock whose sender is the caller.
-     * @param positive whether the interaction was good.
+     * @notice Rates the ESP of a settled generation lock.
+     * @param offer the ESP's offer of a withdrawn or refunded lock whose producer is the caller.
+     * @param positive whether the job was done well.
      * @param score the producer's score of the content or service.
      */
-    function rate(bytes32 lockId, bool positive, uint16 score) external {
-        (address sender, address esp,,,,, AIGCExchange.LockKind kind, AIGCExchange.LockState state) =
-            exchange.getLock(lockId);
-        if (state == AIGCExchange.LockState.None || kind != AIGCExchange.LockKind.Generation) {
-            revert ReputationLedgerNotGenerationLock(lockId);
-        }
-        if (sender != msg.sender) revert ReputationLedgerNotSender(lockId, msg.sender);
-        if (state == AIGCExchange.LockState.Locked) revert ReputationLedgerLockNotSettled(lockId);
-        if (positive && state == AIGCExchange.LockState.Refunded) {
-            revert ReputationLedgerPositiveRatingOfRefund(lockId);
-        }
+    function rate(Offer calldata offer, bool positive, uint16 score) external {
+        (bytes32 lockId, LockState state,,) = exchange.generationLock(offer);
+        if (state == LockState.None) revert ReputationLedgerNotGenerationLock(lockId);
+        if (offer.producer != msg.sender) revert ReputationLedgerNotSender(lockId, msg.sender);
+        if (state == LockState.Locked) revert ReputationLedgerLockNotSettled(lockId);
+        if (positive && state == LockState.Refunded) revert ReputationLedgerPositiveRatingOfRefund(lockId);
         if (_rated[lockId]) revert ReputationLedgerAlreadyRated(lockId);
 
         _rated[lockId] = true;
-        Stats storage s = _stats[msg.sender][esp];
+        Stats storage s = _stats[msg.sender][offer.esp];
         if (positive) s.positives += 1;
         else s.negatives += 1;
         s.lastRatedAt = uint64(block.timestamp);
-        emit Rated(msg.sender, esp, lockId, positive, score, uint64(block.timestamp));
+        emit Rated(msg.sender, offer.esp, lockId, positive, score, uint64(block.timestamp), offer.fee);
     }
 
     /// @notice Counts of `producer`'s ratings of `esp` and the time of the last one.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from market.chain.connection import Chain
-from market.chain.contracts import LockState
+from market.chain.contracts import Exchange, LockState, Registry
 from market.chain.deploy import Market
 from market.chain.errors import ContractRevert
 
@@ -46,28 +46,51 @@ def ether_conserved(chain: Chain, before: BalanceSnapshot) -> tuple[bool, int]:
 
 
 def open_lock_total(market: Market, from_block: int = 0) -> int:
-    """Sum of the amounts of all locks still in state Locked."""
+    """Sum of the amounts (fees and prices) of all locks still in state Locked."""
     exchange = market.exchange
-    return sum(
-        info.amount
-        for info in (exchange.get_lock(lock_id) for lock_id in exchange.lock_ids(from_block))
-        if info.state is LockState.LOCKED
-    )
+    amounts = exchange.generation_lock_ids(from_block) + [(i, t.price) for i, t in exchange.purchases(from_block)]
+    return sum(amount for lock_id, amount in amounts if exchange.get_lock(lock_id).state is LockState.LOCKED)
+
+
+def _credited(contract: Registry | Exchange, from_block: int) -> int:
+    """Sum of the credits not yet withdrawn, over every account the contract ever credited."""
+    accounts = {str(e.args["account"]) for e in contract.chain.events(contract.contract, "Credited", from_block)}
+    return sum(contract.credit_of(account) for account in accounts)
+
+
+def staked_total(market: Market, from_block: int = 0) -> int:
+    """Sum of the stakes of every ESP ever registered (withdrawn and slashed ones hold 0)."""
+    exchange = market.exchange
+    esps = {str(e.args["esp"]) for e in exchange.chain.events(exchange.contract, "EspRegistered", from_block)}
+    return sum(exchange.esp_info(esp).stake for esp in esps)
 
 
 def exchange_solvent(market: Market) -> tuple[bool, int, int]:
-    """Whether the exchange's balance equals the sum of its open locks: (verdict, balance, sum)."""
+    """Whether the exchange holds exactly its open locks, unclaimed credits and stakes: (verdict, balance, sum)."""
+    block = market.deployment.block
     balance = market.exchange.balance()
-    locked = open_lock_total(market, market.deployment.block)
-    return balance == locked, balance, locked
+    owed = open_lock_total(market, block) + _credited(market.exchange, block) + staked_total(market, block)
+    return balance == owed, balance, owed
 
 
 def registry_bonds_backed(market: Market) -> tuple[bool, int, int]:
-    """Whether the registry holds exactly one bond per live (unrevoked) product."""
+    """Whether the registry holds exactly the bonds of live, unreleased products plus its unclaimed credits."""
     registry = market.registry
-    live = sum(1 for token_id in range(1, registry.total_registered() + 1) if not registry.is_revoked(token_id))
-    expected = live * registry.registration_bond()
+    held = 0
+    for token_id in range(1, registry.total_registered() + 1):
+        record = registry.product(token_id)
+        held += not (record.revoked or record.bond_released)
+    expected = held * registry.registration_bond() + _credited(registry, market.deployment.block)
     return registry.balance() == expected, registry.balance(), expected
+
+
+def nothing_sold_before_final(market: Market) -> tuple[bool, int]:
+    """Whether every purchase lock was opened on a final product; returns the verdict and the offenders."""
+    registry, exchange = market.registry, market.exchange
+    window = registry.challenge_window()
+    early = sum(1 for lock_id, terms in exchange.purchases(market.deployment.block)
+                if exchange.get_lock(lock_id).locked_at < registry.product(terms.token_id).registered_at + window)
+    return early == 0, early
 
 
 def live_products_owned(market: Market) -> bool:
@@ -95,14 +118,16 @@ def check_market(market: Market, before: BalanceSnapshot) -> dict[str, Invariant
     conserved, discrepancy = ether_conserved(market.chain, before)
     solvent, held, locked = exchange_solvent(market)
     backed, bonds_held, bonds_expected = registry_bonds_backed(market)
+    final_only, early = nothing_sold_before_final(market)
     return {
         "ether_conserved": InvariantResult(conserved, f"off by {discrepancy} wei (gas included)"),
-        "exchange_balance_equals_open_locks": InvariantResult(
-            solvent, f"exchange holds {held} wei, open locks sum to {locked} wei"
+        "exchange_holds_open_locks_credits_and_stakes": InvariantResult(
+            solvent, f"exchange holds {held} wei, open locks + credits + stakes sum to {locked} wei"
         ),
-        "registry_balance_equals_live_bonds": InvariantResult(
-            backed, f"registry holds {bonds_held} wei, live bonds sum to {bonds_expected} wei"
+        "registry_holds_bonds_and_credits": InvariantResult(
+            backed, f"registry holds {bonds_held} wei, unreleased bonds + credits sum to {bonds_expected} wei"
         ),
+        "nothing_sold_before_final": InvariantResult(final_only, f"{early} purchase locks on products not yet final"),
         "live_products_have_one_owner": InvariantResult(
             live_products_owned(market), "each live product has one owner, each revoked one none"
         ),

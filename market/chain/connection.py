@@ -156,6 +156,10 @@ class Chain:
             return int(self.w3.eth.block_number)
         return int(self.rpc.call("eth_blockNumber", []), 16)
 
+    def nonce(self, address: str) -> int:
+        """The nonce of `address`'s next transaction (pending transactions counted)."""
+        return int(self.w3.eth.get_transaction_count(address, "pending"))  # type: ignore[arg-type]
+
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(to_checksum_address(address))
 

@@ -15,6 +15,7 @@ from web3.contract import Contract
 
 from market.chain.calldata import CalldataEncoder
 from market.chain.connection import Chain, TxResult
+from market.chain.offers import Offer, Opening, Purchase, SignedOffer
 
 
 class LockKind(IntEnum):
@@ -29,6 +30,13 @@ class LockState(IntEnum):
     REFUNDED = 3
 
 
+class EspState(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    EXITING = 2
+    SLASHED = 3
+
+
 @dataclass(frozen=True)
 class ProductRecord:
     token_id: int
@@ -40,19 +48,29 @@ class ProductRecord:
     registered_at: int
     revoked: bool
     uri: str
+    generation_seq: int
+    """The `seq` of the generation lock it was registered from: its priority (smaller is earlier)."""
+    generated_at: int
+    """Block time of that lock: when the content existed at the latest."""
+    bond_released: bool
 
 
 @dataclass(frozen=True)
 class LockInfo:
+    """What the exchange stores of a lock (its terms are in its id and its event)."""
+
     lock_id: bytes
-    sender: str
-    receiver: str
-    amount: int
-    hashlock: bytes
-    timelock: int
-    token_id: int
     kind: LockKind
     state: LockState
+    seq: int
+    locked_at: int
+
+
+@dataclass(frozen=True)
+class EspInfo:
+    state: EspState
+    stake: int
+    available_at: int
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,14 @@ class ChallengeOutcome:
 class LockOpened:
     tx: TxResult
     lock_id: bytes
+    seq: int
+
+
+@dataclass(frozen=True)
+class PurchaseOpened:
+    tx: TxResult
+    lock_id: bytes
+    terms: Purchase
 
 
 class _Wrapper:
@@ -108,21 +134,11 @@ class _Wrapper:
 
 
 class Registry(_Wrapper):
-    """AIGCRegistry: Proof-of-AIGC registration, challenges, ERC-721 products."""
+    """AIGCRegistry: Proof-of-AIGC registration from paid generation locks, challenges, ERC-721 products."""
 
-    def register(
-        self,
-        producer: LocalAccount,
-        *,
-        content_hash: bytes,
-        perceptual_hash: int,
-        prompt_hash: bytes,
-        esp: str,
-        signature: bytes,
-        uri: str = "",
-        bond: int | None = None,
-    ) -> Registered:
-        tx = self._transact(producer, "register", content_hash, perceptual_hash, prompt_hash, esp, signature, uri,
+    def register(self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "",
+                 bond: int | None = None) -> Registered:
+        tx = self._transact(producer, "register", offer.as_tuple(), opening.as_tuple(), uri,
                             value=self.registration_bond() if bond is None else bond)
         return Registered(tx, tx.event("ProductRegistered").args["tokenId"])
 
@@ -133,6 +149,15 @@ class Registry(_Wrapper):
                             value=self.challenge_deposit() if deposit is None else deposit)
         resolved = tx.event("ChallengeResolved").args
         return ChallengeOutcome(tx, resolved["upheld"], resolved["distance"])
+
+    def claim_bond(self, owner: LocalAccount, token_id: int) -> TxResult:
+        return self._transact(owner, "claimBond", token_id)
+
+    def withdraw_credit(self, account: LocalAccount) -> TxResult:
+        return self._transact(account, "withdrawCredit")
+
+    def credit_of(self, address: str) -> int:
+        return int(self.chain.call(self.contract.functions.creditOf(address)))
 
     def approve(self, owner: LocalAccount, spender: str, token_id: int) -> TxResult:
         return self._transact(owner, "approve", spender, token_id)
@@ -150,8 +175,14 @@ class Registry(_Wrapper):
     def token_of_content(self, content_hash: bytes) -> int:
         return int(self.chain.call(self.contract.functions.tokenOfContent(content_hash)))
 
+    def token_of_lock(self, lock_id: bytes) -> int:
+        return int(self.chain.call(self.contract.functions.tokenOfLock(lock_id)))
+
     def is_revoked(self, token_id: int) -> bool:
         return bool(self.chain.call(self.contract.functions.isRevoked(token_id)))
+
+    def is_final(self, token_id: int) -> bool:
+        return bool(self.chain.call(self.contract.functions.isFinal(token_id)))
 
     def total_registered(self) -> int:
         return int(self.chain.call(self.contract.functions.totalRegistered()))
@@ -175,47 +206,120 @@ class Registry(_Wrapper):
     def royalty_bps(self) -> int:
         return self._immutable("royaltyBps")
 
+    def challenge_window(self) -> int:
+        return self._immutable("challengeWindow")
+
 
 class Exchange(_Wrapper):
-    """AIGCExchange: HTLC escrow for generation fees and product purchases."""
+    """AIGCExchange: ESP stakes, HTLC escrow for generation fees and purchases, credits."""
 
-    def lock_generation(self, producer: LocalAccount, esp: str, hashlock: bytes, timelock: int, fee: int) -> LockOpened:
-        tx = self._transact(producer, "lockGeneration", esp, hashlock, timelock, value=fee)
-        return LockOpened(tx, bytes(tx.event("Locked").args["id"]))
+    # -- ESPs
+    def register_esp(self, esp: LocalAccount, stake: int) -> TxResult:
+        return self._transact(esp, "registerEsp", value=stake)
 
-    def lock_purchase(
-        self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int, price: int
-    ) -> LockOpened:
+    def announce_exit(self, esp: LocalAccount) -> TxResult:
+        return self._transact(esp, "announceExit")
+
+    def withdraw_stake(self, esp: LocalAccount) -> TxResult:
+        return self._transact(esp, "withdrawStake")
+
+    def prove_equivocation(self, caller: LocalAccount, a: Offer, opening_a: Opening, b: Offer,
+                           opening_b: Opening) -> TxResult:
+        return self._transact(caller, "proveEquivocation", a.as_tuple(), opening_a.as_tuple(), b.as_tuple(),
+                              opening_b.as_tuple())
+
+    def esp_info(self, esp: str) -> EspInfo:
+        state, stake, available_at = self.chain.call(self.contract.functions.espInfo(esp))
+        return EspInfo(EspState(state), int(stake), int(available_at))
+
+    def is_active_esp(self, esp: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.isActiveEsp(esp)))
+
+    # -- generation
+    def lock_generation(self, producer: LocalAccount, signed: SignedOffer, value: int | None = None) -> LockOpened:
+        """Lock the offer's fee (or `value` wei, to test a wrong amount) with the ESP's signature."""
+        offer = signed.offer
+        tx = self._transact(producer, "lockGeneration", offer.as_tuple(), signed.signature,
+                            value=offer.fee if value is None else value)
+        locked = tx.event("GenerationLocked").args
+        return LockOpened(tx, bytes(locked["id"]), int(locked["seq"]))
+
+    def withdraw_generation(self, esp: LocalAccount, offer: Offer, preimage: bytes) -> TxResult:
+        return self._transact(esp, "withdrawGeneration", offer.as_tuple(), preimage)
+
+    def refund_generation(self, producer: LocalAccount, offer: Offer) -> TxResult:
+        return self._transact(producer, "refundGeneration", offer.as_tuple())
+
+    def generation_lock(self, offer: Offer) -> LockInfo:
+        lock_id, state, seq, locked_at = self.chain.call(self.contract.functions.generationLock(offer.as_tuple()))
+        return LockInfo(bytes(lock_id), LockKind.GENERATION, LockState(state), int(seq), int(locked_at))
+
+    def offer_id(self, offer: Offer) -> bytes:
+        return bytes(self.chain.call(self.contract.functions.offerId(offer.as_tuple())))
+
+    # -- trading
+    def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int,
+                      price: int) -> PurchaseOpened:
         tx = self._transact(buyer, "lockPurchase", token_id, hashlock, timelock, value=price)
-        return LockOpened(tx, bytes(tx.event("Locked").args["id"]))
+        locked = tx.event("PurchaseLocked").args
+        return PurchaseOpened(tx, bytes(locked["id"]), Purchase.from_event(locked))
 
-    def withdraw(self, receiver: LocalAccount, lock_id: bytes, preimage: bytes) -> TxResult:
-        return self._transact(receiver, "withdraw", lock_id, preimage)
+    def withdraw_purchase(self, seller: LocalAccount, terms: Purchase, preimage: bytes) -> TxResult:
+        return self._transact(seller, "withdrawPurchase", terms.as_tuple(), preimage)
 
-    def refund(self, sender: LocalAccount, lock_id: bytes) -> TxResult:
-        return self._transact(sender, "refund", lock_id)
+    def refund_purchase(self, buyer: LocalAccount, terms: Purchase) -> TxResult:
+        return self._transact(buyer, "refundPurchase", terms.as_tuple())
 
+    def purchase_id(self, terms: Purchase) -> bytes:
+        return bytes(self.chain.call(self.contract.functions.purchaseId(terms.as_tuple())))
+
+    # -- credits
+    def withdraw_credit(self, account: LocalAccount) -> TxResult:
+        return self._transact(account, "withdrawCredit")
+
+    def credit_of(self, address: str) -> int:
+        return int(self.chain.call(self.contract.functions.creditOf(address)))
+
+    # -- views
     def get_lock(self, lock_id: bytes) -> LockInfo:
-        sender, receiver, amount, hashlock, timelock, token_id, kind, state = self.chain.call(
-            self.contract.functions.getLock(lock_id)
-        )
-        return LockInfo(
-            lock_id, sender, receiver, amount, bytes(hashlock), timelock, token_id, LockKind(kind), LockState(state)
-        )
+        kind, state, seq, locked_at = self.chain.call(self.contract.functions.getLock(lock_id))
+        return LockInfo(lock_id, LockKind(kind), LockState(state), int(seq), int(locked_at))
 
-    def lock_ids(self, from_block: int = 0) -> list[bytes]:
-        """Ids of every lock opened since `from_block`, from the Locked events."""
-        return [bytes(event.args["id"]) for event in self.chain.events(self.contract, "Locked", from_block)]
+    def generation_offers(self, from_block: int = 0) -> list[Offer]:
+        """The offers of every generation lock opened since `from_block`, from the GenerationLocked events."""
+        return [Offer.from_event(e.args) for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
+
+    def purchases(self, from_block: int = 0) -> list[tuple[bytes, Purchase]]:
+        """(id, terms) of every purchase lock opened since `from_block`, from the PurchaseLocked events."""
+        return [(bytes(e.args["id"]), Purchase.from_event(e.args))
+                for e in self.chain.events(self.contract, "PurchaseLocked", from_block)]
+
+    def generation_lock_ids(self, from_block: int = 0) -> list[tuple[bytes, int]]:
+        """(id, fee) of every generation lock opened since `from_block`."""
+        return [(bytes(e.args["id"]), int(e.args["fee"]))
+                for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
 
     def min_timelock(self) -> int:
         return self._immutable("minTimelock")
+
+    def max_timelock(self) -> int:
+        return self._immutable("maxTimelock")
+
+    def fee_floor(self) -> int:
+        return self._immutable("feeFloor")
+
+    def min_stake(self) -> int:
+        return self._immutable("minStake")
+
+    def unbonding_delay(self) -> int:
+        return self._immutable("unbondingDelay")
 
 
 class Ledger(_Wrapper):
     """ReputationLedger: ratings of ESPs tied to settled generation locks."""
 
-    def rate(self, producer: LocalAccount, lock_id: bytes, positive: bool, score: int) -> TxResult:
-        return self._transact(producer, "rate", lock_id, positive, score)
+    def rate(self, producer: LocalAccount, offer: Offer, positive: bool, score: int) -> TxResult:
+        return self._transact(producer, "rate", offer.as_tuple(), positive, score)
 
     def stats(self, producer: str, esp: str) -> RatingStats:
         return RatingStats(*self.chain.call(self.contract.functions.stats(producer, esp)))

@@ -1,4 +1,9 @@
-"""Deploy and wire the three market contracts; read and write deployment files."""
+"""Deploy and wire the three market contracts; read and write deployment files.
+
+The registry reads the exchange's generation locks and the exchange reads the registry's tokens, so
+each names the other as an immutable: the registry is deployed first with the address the exchange
+will get (CREATE: keccak256(rlp([deployer, nonce]))), and the exchange's constructor checks it.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import rlp
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 
 from market.chain.artifacts import load_artifact
 from market.chain.connection import Chain, TxResult
 from market.chain.contracts import Exchange, Ledger, Registry
+from market.terms import MarketParams
 
-
-@dataclass(frozen=True)
-class MarketParams:
-    """Constructor parameters of a market deployment (amounts in wei, times in seconds)."""
-
-    registration_bond: int = 10**15
-    """Ether locked with every registered product (0.001 ETH)."""
-    challenge_deposit: int = 2 * 10**15
-    """Smallest deposit a challenger puts at stake (0.002 ETH)."""
-    similarity_threshold: int = 10
-    """Largest Hamming distance of 64-bit pHashes at which two products are duplicates."""
-    royalty_bps: int = 500
-    """Producer's royalty on every resale through the exchange (5%)."""
-    min_timelock: int = 60
-    """Shortest HTLC duration: a timelock must lie at least this far after the block time."""
+__all__ = ["Deployment", "Market", "MarketParams", "attach_market", "create_address", "deploy_market"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +65,7 @@ def deploy_market(
     """Deploy registry, exchange (wired to the registry) and ledger (wired to the exchange)."""
     deployer = deployer or chain.funder
     params = params or MarketParams()
+    nonce = chain.nonce(deployer.address)
     registry, r1 = chain.deploy(
         load_artifact("AIGCRegistry"),
         deployer,
@@ -78,8 +73,11 @@ def deploy_market(
         params.challenge_deposit,
         params.similarity_threshold,
         params.royalty_bps,
+        params.challenge_window,
+        create_address(deployer.address, nonce + 1),
     )
-    exchange, r2 = chain.deploy(load_artifact("AIGCExchange"), deployer, registry.address, params.min_timelock)
+    exchange, r2 = chain.deploy(load_artifact("AIGCExchange"), deployer, registry.address, params.min_timelock,
+                                params.max_timelock, params.fee_floor, params.min_stake, params.unbonding_delay)
     ledger, r3 = chain.deploy(load_artifact("ReputationLedger"), deployer, exchange.address)
     deployment = Deployment(
         chain_id=chain.chain_id,
@@ -88,6 +86,11 @@ def deploy_market(
     )
     market = Market(chain, Registry(chain, registry), Exchange(chain, exchange), Ledger(chain, ledger), deployment)
     return market, {"AIGCRegistry": r1, "AIGCExchange": r2, "ReputationLedger": r3}
+
+
+def create_address(deployer: str, nonce: int) -> str:
+    """The address of the contract that `deployer` creates with transaction `nonce`."""
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(deployer), nonce]))[12:])
 
 
 def attach_market(chain: Chain, deployment: Deployment) -> Market:
