@@ -16,8 +16,9 @@ import {
  *
  * ESPs: an ESP stakes at least `minStake` to become active; only an active ESP's signed offer can
  * be locked. It may announce its exit and withdraw the stake after `unbondingDelay`. An ESP that
- * committed the same content to two producers is slashed by anyone who shows the two locks: its
- * stake is credited to the producer of the later lock, whose content is not its own.
+ * sold content already committed to another producer by an earlier lock (the same content; or, for
+ * its own earlier lock, a near-copy) is slashed by anyone who shows the two locks: the later lock's
+ * producer is compensated from its stake, and the rest stays locked for its other victims.
  *
  * Generation: the ESP encrypts the content under a key `k`, commits to the content, and signs an
  * {Offer} with `sha256(k)` as hashlock; the producer locks the fee with that offer; the ESP claims
@@ -75,6 +76,7 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     mapping(bytes32 id => LockRecord) private _locks;
     mapping(address esp => EspRecord) private _esps;
     mapping(address account => uint256) private _credits;
+    mapping(bytes32 laterLock => bool) private _compensated;
 
     /// @notice `producer` locked `fee` for `esp` with the ESP's offer; `seq` is the lock's priority.
     event GenerationLocked(
@@ -114,9 +116,9 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     event EspExitAnnounced(address indexed esp, uint64 availableAt);
     /// @notice `esp` withdrew its stake and is no longer registered.
     event StakeWithdrawn(address indexed esp, uint256 stake);
-    /// @notice `esp` committed one content to two producers; its stake went to `beneficiary`.
+    /// @notice `esp` sold content already committed by `earlierLock`; `compensation` of its stake went to `beneficiary`.
     event EspSlashed(
-        address indexed esp, address indexed beneficiary, uint256 stake, bytes32 earlierLock, bytes32 laterLock
+        address indexed esp, address indexed beneficiary, uint256 compensation, bytes32 earlierLock, bytes32 laterLock
     );
 
     /// @dev A constructor parameter is out of range.
@@ -177,12 +179,14 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     error AIGCExchangeEspNotExiting(address esp);
     /// @dev The unbonding delay is not over.
     error AIGCExchangeUnbonding(address esp, uint64 availableAt);
-    /// @dev The two locks do not show one ESP committing one content to two producers.
+    /// @dev The two locks do not show duplicate content sold to two producers.
     error AIGCExchangeNotEquivocation();
     /// @dev The opening does not match the commitment of lock `id`.
     error AIGCExchangeOpeningMismatch(bytes32 id);
     /// @dev The ESP has no stake left to slash.
     error AIGCExchangeNothingToSlash(address esp);
+    /// @dev The later lock's producer was compensated already.
+    error AIGCExchangeAlreadyCompensated(bytes32 laterLock);
     /// @dev The caller has no credit.
     error AIGCExchangeNoCredit(address account);
 
@@ -253,12 +257,18 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     }
 
     /**
-     * @notice Proves that one ESP committed the same content to two producers and slashes it.
-     * @dev Anyone may call; the stake is credited to the producer of the later lock (the one whose
-     * content cannot be its own), so a front-runner gains nothing. Both offers must have been locked:
-     * a lock exists only with the ESP's valid signature, so the locks are its signed offers.
+     * @notice Proves that the ESP of a later lock sold content that was already committed to another
+     * producer by an earlier lock, and slashes it in favour of the later lock's producer.
+     * @dev Duplicate content is the same content hash (any two ESPs: the later one sold a copy), or,
+     * for one ESP, perceptual hashes within the registry's similarity threshold (it sold a near-copy of
+     * its own earlier work). Both offers must have been locked: a lock exists only with its ESP's valid
+     * signature, so the locks are the ESPs' signed offers. The later lock's producer is credited its
+     * fee plus the registration bond (what the duplicate cost it), capped by the remaining stake; each
+     * later lock is compensated once. A slashed ESP can no longer accept jobs nor withdraw what is left
+     * of its stake, which stays to compensate its other victims: so slashing oneself through a second
+     * producer key recovers nothing, and anyone may call (a front-runner gains nothing).
      * @param a one locked offer, with `openingA` opening its commitment.
-     * @param b another locked offer of the same ESP to another producer, with `openingB`.
+     * @param b another locked offer to another producer, with `openingB`.
      */
     function proveEquivocation(
         Offer calldata a,
@@ -272,20 +282,24 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
         LockRecord storage lockB = _knownLock(idB);
         if (Commitments.commit(openingA) != a.commitment) revert AIGCExchangeOpeningMismatch(idA);
         if (Commitments.commit(openingB) != b.commitment) revert AIGCExchangeOpeningMismatch(idB);
-        if (a.esp != b.esp || a.producer == b.producer || openingA.contentHash != openingB.contentHash) {
+        if (a.producer == b.producer || !_duplicates(a.esp == b.esp, openingA, openingB)) {
             revert AIGCExchangeNotEquivocation();
         }
-        EspRecord storage esp = _esps[a.esp];
-        uint256 stake = esp.stake;
-        if (stake == 0) revert AIGCExchangeNothingToSlash(a.esp);
-
         bool aFirst = lockA.seq < lockB.seq;
-        address beneficiary = aFirst ? b.producer : a.producer;
+        (Offer calldata later, bytes32 earlierId, bytes32 laterId) = aFirst ? (b, idA, idB) : (a, idB, idA);
+        if (_compensated[laterId]) revert AIGCExchangeAlreadyCompensated(laterId);
+        EspRecord storage esp = _esps[later.esp];
+        uint256 stake = esp.stake;
+        if (stake == 0) revert AIGCExchangeNothingToSlash(later.esp);
+
+        uint256 compensation = later.fee + registry.registrationBond();
+        if (compensation > stake) compensation = stake;
+        _compensated[laterId] = true;
         esp.state = EspState.Slashed;
-        esp.stake = 0;
+        esp.stake = uint128(stake - compensation);
         esp.availableAt = 0;
-        _credit(beneficiary, stake, "slash");
-        emit EspSlashed(a.esp, beneficiary, stake, aFirst ? idA : idB, aFirst ? idB : idA);
+        _credit(later.producer, compensation, "slash");
+        emit EspSlashed(later.esp, later.producer, compensation, earlierId, laterId);
     }
 
     // -- generation ---------------------------------------------------------------------------------
@@ -537,6 +551,13 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
 
     function _deliverable(uint256 tokenId, address seller) private view returns (bool) {
         return !registry.isRevoked(tokenId) && registry.ownerOf(tokenId) == seller;
+    }
+
+    /// @dev Same content hash; or, for one ESP, perceptual hashes the registry would call duplicates.
+    function _duplicates(bool sameEsp, Opening calldata a, Opening calldata b) private view returns (bool) {
+        if (a.contentHash == b.contentHash) return true;
+        return sameEsp
+            && registry.hammingDistance(a.perceptualHash, b.perceptualHash) <= registry.similarityThreshold();
     }
 
     function _credit(address account, uint256 amount, bytes32 reason) private {

@@ -209,6 +209,8 @@ def simulate(
                 "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j"):
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for name, counts in summary["attacks"].items():
+        table.add_row(f"attack {name}", f"{counts['failed']} of {counts['attempts']} failed")
     for name, value in summary["reputation_final"].items():
         table.add_row(f"reputation {name}", f"{value:.3f}")
     for name, value in summary["workload"].items():

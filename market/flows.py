@@ -1,17 +1,22 @@
-"""The lifecycle flows, each a function usable on its own.
+"""The lifecycle flows of the simulation, each a function usable on its own.
 
-generation: select an ESP by reputation, place and cost the task on its server with the
-offloading core, lock the fee under sha256(key), the ESP reveals the key (or the producer refunds
-after the timelock), decrypt and check the content, register with the ESP's EIP-712 signature,
-rate on chain. trade: approve, hashlock, lock the price, claim (token, price and royalty move in one
-transaction) or refund. plagiarism: register a near-duplicate signed by an accomplice; owners scan
-new registrations by pHash and challenge.
+Every on-chain step goes through `market.protocol.Protocol` (`docs/protocol.md`); these functions
+decide who does what and keep the simulation's books. generation: select an ESP by reputation,
+place and cost the task on its server with the offloading core, the ESP makes its signed offer
+(content encrypted and committed), the producer locks the fee with it, the ESP reveals the key (or
+the producer refunds after the timelock), the producer decrypts, checks the content against the
+commitment, registers and rates. trade: the buyer locks the price of a final product, the seller
+claims (token moves, proceeds and royalty credited) or the buyer refunds. attacks: near-duplicates
+(owners scan new registrations by pHash and challenge), and the attacks of the v1 threat table that
+v2 defeats: squatting a pending registration (A1), priority theft by pHash (A2), the exit scam (A5).
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -21,39 +26,22 @@ from market.actors import Attacker, Esp, Producer
 from market.chain.connection import TxResult
 from market.chain.contracts import ChallengeOutcome, LockState
 from market.chain.deploy import Market
+from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
-from market.chain.signing import sign_generation
+from market.chain.offers import Offer, Opening, Purchase
 from market.content import (
     ContentStore,
     DeterministicImageGenerator,
     Generator,
     Perturbation,
-    content_hash,
-    decrypt,
-    encrypt,
     hamming_distance,
     near_duplicate,
-    perceptual_hash,
 )
+from market.protocol import ContentMismatch, Job, Protocol
+from market.terms import MarketTerms
 from offload_core.engine import Action, EdgeEngine
 from reputation import Rating
 from reputation.selection import Selector
-
-ETHER = 10**18
-
-
-@dataclass(frozen=True)
-class MarketTerms:
-    """Prices and durations (wei, seconds) of the simulated market."""
-
-    generation_fee: int = ETHER // 100
-    """Fee a producer locks for one generation."""
-    sale_price: int = ETHER // 20
-    """Price a consumer pays for a product."""
-    lock_duration_s: int = 600
-    """Timelock of every HTLC, counted from the lock."""
-    score_scale: int = 100
-    """On-chain score = round(content quality x score_scale)."""
 
 
 @dataclass
@@ -78,6 +66,15 @@ class MarketContext:
     """Current owner of every live product, kept from the ERC-721 Transfer events of our receipts."""
     phashes: dict[int, int] = field(default_factory=dict)
     """Perceptual hash of every registered product (revoked ones included)."""
+    final_at: dict[int, int] = field(default_factory=dict)
+    """Chain time from which each registered product is final (past its challenge window)."""
+    generation_seq: dict[int, int] = field(default_factory=dict)
+    """Priority of each registered product: the `seq` of its generation lock (smaller is earlier)."""
+    protocol: Protocol = field(init=False)
+    """The protocol's steps on `market`, booking the gas of every transaction here."""
+
+    def __post_init__(self) -> None:
+        self.protocol = Protocol(self.market, self.terms, on_tx=self.record)
 
     def record(self, operation: str, tx: TxResult) -> TxResult:
         """Book the gas of `tx` and follow the token transfers it made (mint, sale, burn)."""
@@ -91,11 +88,19 @@ class MarketContext:
                 else:
                     self.owners[token_id] = to
             elif event.name == "ProductRegistered":
-                self.phashes[int(event.args["tokenId"])] = int(event.args["perceptualHash"])
+                token_id = int(event.args["tokenId"])
+                self.phashes[token_id] = int(event.args["perceptualHash"])
+                self.generation_seq[token_id] = int(event.args["generationSeq"])
+                self.final_at[token_id] = self.market.chain.now() + self.market.registry.challenge_window()
         return tx
 
     def live_products(self) -> list[int]:
         return sorted(self.owners)
+
+    def final_products(self) -> list[int]:
+        """Live products past their challenge window: the only ones the exchange sells."""
+        now = self.market.chain.now()
+        return [t for t in sorted(self.owners) if self.final_at[t] <= now]
 
     def esp_by_address(self, address: str) -> Esp:
         return next(esp for esp in self.esps if esp.address == address)
@@ -117,6 +122,7 @@ class GenerationOutcome:
     producer: Producer
     esp: Esp
     lock_id: bytes
+    offer: Offer
     cost: TaskCost
     delivered: bool
     """The ESP revealed the key and the content decrypted to what was promised."""
@@ -158,57 +164,51 @@ def place_tasks(ctx: MarketContext, producers: list[Producer], esps: list[Esp]) 
 
 
 def settle_generation(ctx: MarketContext, producer: Producer, esp: Esp, prompt: str, cost: TaskCost,
-                      defer_refund: bool = False) -> GenerationOutcome:
-    """The on-chain part of a generation: lock, reveal or refund, decrypt, register, rate.
+                      defer_refund: bool = False,
+                      before_register: Callable[[Job], None] | None = None) -> GenerationOutcome:
+    """The on-chain part of a generation: offer, lock, reveal or refund, open, register, rate.
 
     With `defer_refund`, a lock that the ESP never claims is left for `refund_and_rate` (after the
-    timelock); otherwise this function waits for the timelock itself.
+    timelock); otherwise this function waits for the timelock itself. `before_register` runs after
+    the reveal and before the producer's registration is sent (where a front-runner would act).
     """
-    chain, market, terms = ctx.market.chain, ctx.market, ctx.terms
+    protocol, terms = ctx.protocol, ctx.terms
     content = ctx.generator.generate(prompt)
-    key = new_secret()
-    digest = ctx.store.put(encrypt(key, content))  # the ciphertext the ESP hands over
-    lock = market.exchange.lock_generation(producer.account, esp.address, hashlock_of(key),
-                                           chain.now() + terms.lock_duration_s, terms.generation_fee)
-    ctx.record("lockGeneration", lock.tx)
-    outcome = GenerationOutcome(producer, esp, lock.lock_id, cost, delivered=False, on_time=False, positive=False,
-                                score=0)
-    if esp.profile == "cheating":
+    prompt_hash = hashlib.sha256(prompt.encode()).digest()
+    job = protocol.make_offer(esp.account, producer.address, content, prompt_hash)
+    digest = ctx.store.put(job.ciphertext)  # the ciphertext the ESP hands over with its offer
+    lock = protocol.lock(producer.account, job.signed)
+    outcome = GenerationOutcome(producer, esp, lock.lock_id, job.offer, cost, delivered=False, on_time=False,
+                                positive=False, score=0)
+    if esp.profile == "cheating":  # took the job, never reveals the key
         if not defer_refund:
             refund_and_rate(ctx, outcome)
         return outcome
 
-    claimed = ctx.record("withdraw (generation)", market.exchange.withdraw(esp.account, lock.lock_id, key))
-    revealed = bytes(claimed.event("Withdrawn").args["preimage"])
-    plaintext = decrypt(revealed, ctx.store.get(digest))
-    outcome.delivered = content_hash(plaintext) == content_hash(content)
+    key = protocol.revealed_key(protocol.reveal(esp.account, job.offer, job.key))
+    try:
+        delivery = protocol.open_content(key, ctx.store.get(digest), job.opening, job.offer)
+    except ContentMismatch:
+        outcome.rating_tx = protocol.rate(producer.account, job.offer, False, 0)
+        return outcome
+    outcome.delivered = True
     outcome.on_time = cost.completed and esp.profile != "delaying"
-    phash = perceptual_hash(plaintext)
-    c_hash, p_hash = content_hash(plaintext), hashlib.sha256(prompt.encode()).digest()
-    signature = sign_generation(esp.account, chain_id=chain.chain_id, registry=market.registry.address,
-                                producer=producer.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
-    registered = market.registry.register(producer.account, content_hash=c_hash, perceptual_hash=phash,
-                                          prompt_hash=p_hash, esp=esp.address, signature=signature,
-                                          uri=f"sha256://{digest}")
-    ctx.record("register", registered.tx)
+    if before_register is not None:
+        before_register(job)
+    registered = protocol.register(producer.account, job.offer, delivery.opening, uri=f"sha256://{digest}")
     outcome.token_id = registered.token_id
-    ctx.contents[registered.token_id] = plaintext
-    outcome.positive = outcome.delivered and outcome.on_time
+    ctx.contents[registered.token_id] = delivery.content
+    outcome.positive = outcome.on_time
     outcome.score = round(cost.quality * terms.score_scale) if outcome.positive else 0
-    outcome.rating_tx = ctx.record("rate", market.ledger.rate(producer.account, lock.lock_id, outcome.positive,
-                                                              outcome.score))
+    outcome.rating_tx = protocol.rate(producer.account, job.offer, outcome.positive, outcome.score)
     return outcome
 
 
 def refund_and_rate(ctx: MarketContext, outcome: GenerationOutcome) -> GenerationOutcome:
     """After the timelock: the producer takes the fee back and rates the ESP negative."""
-    chain, market = ctx.market.chain, ctx.market
-    timelock = market.exchange.get_lock(outcome.lock_id).timelock
-    if chain.now() < timelock:
-        chain.set_next_block_timestamp(timelock)
-    ctx.record("refund", market.exchange.refund(outcome.producer.account, outcome.lock_id))
+    ctx.protocol.refund(outcome.producer.account, outcome.offer)
     outcome.refunded = True
-    outcome.rating_tx = ctx.record("rate", market.ledger.rate(outcome.producer.account, outcome.lock_id, False, 0))
+    outcome.rating_tx = ctx.protocol.rate(outcome.producer.account, outcome.offer, False, 0)
     return outcome
 
 
@@ -240,83 +240,172 @@ def generation_flow(ctx: MarketContext, producer: Producer, prompt: str, period:
 class TradeOutcome:
     token_id: int
     lock_id: bytes
-    price: int
+    terms: Purchase
     completed: bool
     royalty: int = 0
+
+    @property
+    def price(self) -> int:
+        return self.terms.price
 
 
 def trade_flow(ctx: MarketContext, seller: LocalAccount, buyer: LocalAccount, token_id: int, price: int | None = None,
                seller_claims: bool = True) -> TradeOutcome:
-    """Seller approves and publishes sha256(secret); buyer locks the price; seller claims.
+    """The seller draws a secret and publishes sha256(secret); the buyer locks the price; the seller claims.
 
-    If the seller never claims (`seller_claims=False`), the lock stays open for the buyer's refund
-    after the timelock (`refund_trade`).
+    The product must be final. If the seller never claims (`seller_claims=False`), the lock stays
+    open for the buyer's refund after the timelock (`refund_trade`).
     """
-    market, chain, terms = ctx.market, ctx.market.chain, ctx.terms
-    price = terms.sale_price if price is None else price
-    ctx.record("approve", market.registry.approve(seller, market.exchange.address, token_id))
+    market, protocol = ctx.market, ctx.protocol
     secret = new_secret()
-    lock = market.exchange.lock_purchase(buyer, token_id, hashlock_of(secret), chain.now() + terms.lock_duration_s, price)
-    ctx.record("lockPurchase", lock.tx)
-    outcome = TradeOutcome(token_id, lock.lock_id, price, completed=False)
+    opened = protocol.lock_purchase(buyer, token_id, hashlock_of(secret), price)
+    outcome = TradeOutcome(token_id, opened.lock_id, opened.terms, completed=False)
     if seller_claims:
-        _, royalty = market.registry.royalty_info(token_id, price)
-        producer = market.registry.product(token_id).producer
-        ctx.record("withdraw (purchase)", market.exchange.withdraw(seller, lock.lock_id, secret))
+        producer, royalty = market.registry.royalty_info(token_id, opened.terms.price)
+        protocol.claim_sale(seller, opened.terms, secret)
         outcome.completed = True
         outcome.royalty = 0 if producer == seller.address else royalty
     return outcome
 
 
 def refund_trade(ctx: MarketContext, buyer: LocalAccount, outcome: TradeOutcome) -> None:
-    """After the timelock: the buyer takes the price back; the token never moved."""
-    chain, exchange = ctx.market.chain, ctx.market.exchange
-    timelock = exchange.get_lock(outcome.lock_id).timelock
-    if chain.now() < timelock:
-        chain.set_next_block_timestamp(timelock)
-    if exchange.get_lock(outcome.lock_id).state is LockState.LOCKED:
-        ctx.record("refund", exchange.refund(buyer, outcome.lock_id))
+    """After the timelock (or at once if the token moved away): the buyer takes the price back."""
+    if ctx.market.exchange.get_lock(outcome.lock_id).state is LockState.LOCKED:
+        ctx.protocol.refund_purchase(buyer, outcome.terms)
 
 
-# -- plagiarism -------------------------------------------------------------------------------------
+# -- attacks ----------------------------------------------------------------------------------------
+
+
+def _sybil_generation(ctx: MarketContext, attacker: Attacker, content: bytes, prompt_hash: bytes,
+                      phash: int | None = None) -> Job:
+    """The attacker pays its own staked accomplice ESP for an offer committing to `content` and withdraws it."""
+    protocol = ctx.protocol
+    job = protocol.make_offer(attacker.accomplice, attacker.address, content, prompt_hash,
+                              fee=ctx.market.exchange.fee_floor(), phash=phash)
+    protocol.lock(attacker.account, job.signed)
+    protocol.reveal(attacker.accomplice, job.offer, job.key)
+    return job
 
 
 def plagiarize(ctx: MarketContext, attacker: Attacker, victim_token_id: int, how: Perturbation,
                seed: int = 0) -> int | None:
-    """The attacker registers a near-duplicate of a product, signed by its accomplice; returns its token.
+    """The attacker registers a near-duplicate of a product, generated "by" its accomplice; returns its token.
 
     None when the copy's bytes are registered already (the registry would refuse them).
     """
-    market, chain = ctx.market, ctx.market.chain
     copy = near_duplicate(ctx.contents[victim_token_id], how, seed)
-    c_hash, phash = content_hash(copy), perceptual_hash(copy)
-    if market.registry.token_of_content(c_hash):
+    job = _sybil_generation(ctx, attacker, copy, hashlib.sha256(f"copy of {victim_token_id}".encode()).digest())
+    if ctx.market.registry.token_of_content(job.opening.content_hash):
         return None
-    p_hash = hashlib.sha256(f"copy of {victim_token_id}".encode()).digest()
-    signature = sign_generation(attacker.accomplice, chain_id=chain.chain_id, registry=market.registry.address,
-                                producer=attacker.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
-    registered = market.registry.register(attacker.account, content_hash=c_hash, perceptual_hash=phash,
-                                          prompt_hash=p_hash, esp=attacker.accomplice.address, signature=signature,
-                                          uri="sha256://copy")
-    ctx.record("register (duplicate)", registered.tx)
+    registered = ctx.protocol.register(attacker.account, job.offer, job.opening, uri="sha256://copy",
+                                       operation="register (duplicate)")
     ctx.contents[registered.token_id] = copy
     return registered.token_id
 
 
 def scan_and_challenge(ctx: MarketContext, owners: list[LocalAccount], new_token_id: int) -> list[ChallengeOutcome]:
-    """Every owner compares a new registration's pHash with the products it owns and challenges copies."""
+    """Every owner compares a new registration's pHash with the products it owns and challenges copies.
+
+    Only products generated earlier than the new one can win (priority is the generation lock's
+    order, not registration order); each owner tries its earliest-generated match first.
+    """
     registry = ctx.market.registry
-    new_phash, accused = ctx.phashes[new_token_id], ctx.owners[new_token_id]
+    new_phash, accused, new_seq = ctx.phashes[new_token_id], ctx.owners[new_token_id], ctx.generation_seq[new_token_id]
     threshold = registry.similarity_threshold()
     outcomes = []
     for owner in owners:
         if owner.address == accused:
             continue
-        for token_id in sorted(t for t, holder in ctx.owners.items() if holder == owner.address and t < new_token_id):
+        mine = [t for t, holder in ctx.owners.items() if holder == owner.address and ctx.generation_seq[t] < new_seq]
+        for token_id in sorted(mine, key=ctx.generation_seq.__getitem__):
             if hamming_distance(ctx.phashes[token_id], new_phash) <= threshold:
-                outcome = registry.challenge(owner, token_id, new_token_id)
-                ctx.record("challenge (upheld)" if outcome.upheld else "challenge (rejected)", outcome.tx)
+                outcome = ctx.protocol.challenge(owner, token_id, new_token_id)
                 outcomes.append(outcome)
                 if outcome.upheld:
                     return outcomes
     return outcomes
+
+
+@dataclass
+class AttackTally:
+    """How often each attack was tried and how often it failed (the attacker gained nothing)."""
+
+    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def count(self, attack: str, failed: bool) -> None:
+        self.attempts[attack] += 1
+        self.failed[attack] += failed
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {name: {"attempts": self.attempts[name], "failed": self.failed[name]} for name in sorted(self.attempts)}
+
+
+def squat_pending_registration(ctx: MarketContext, attacker: Attacker, job: Job) -> int:
+    """A1: seeing the victim's pending registration (its opening), the attacker registers the same content first.
+
+    Returns the squatter's token. The victim's registration, sent next, displaces it (the earlier
+    generation lock wins), so the squatter loses its token and its bond.
+    """
+    opening = job.opening
+    # The squatter cannot reuse the victim's offer (it is not its producer): its own ESP commits to the
+    # victim's content hash and pHash under a fresh salt, and the squatter pays that ESP.
+    copied = Opening.of(opening.content_hash, opening.perceptual_hash, opening.prompt_hash)
+    key = new_secret()
+    signed = ctx.protocol.commit_offer(attacker.accomplice, attacker.address, copied, hashlock_of(key),
+                                       fee=ctx.market.exchange.fee_floor())
+    ctx.protocol.lock(attacker.account, signed)
+    ctx.protocol.reveal(attacker.accomplice, signed.offer, key)
+    return ctx.protocol.register(attacker.account, signed.offer, copied, uri="sha256://squat",
+                                 operation="register (squat)").token_id
+
+
+def steal_priority(ctx: MarketContext, attacker: Attacker, job: Job) -> int:
+    """A2, first half: from the victim's pending registration the attacker takes only the pHash and registers
+    other bytes with it first; returns its token, from which it challenges the victim's product later."""
+    decoy = secrets.token_bytes(64)
+    decoy_job = _sybil_generation(ctx, attacker, decoy, job.opening.prompt_hash, phash=job.opening.perceptual_hash)
+    return ctx.protocol.register(attacker.account, decoy_job.offer, decoy_job.opening, uri="sha256://decoy",
+                                 operation="register (decoy)").token_id
+
+
+def try_challenge(ctx: MarketContext, challenger: LocalAccount, original_id: int, duplicate_id: int) -> bool:
+    """Whether an attacker's challenge was upheld (a refused or rejected challenge gains it nothing)."""
+    try:
+        return ctx.protocol.challenge(challenger, original_id, duplicate_id).upheld
+    except ContractRevert:
+        return False
+
+
+def exit_scam(ctx: MarketContext, attacker: Attacker, buyer: LocalAccount, victim_token_id: int,
+              how: Perturbation, seed: int = 0) -> bool:
+    """A5: own an original O, register a near-copy D, sell D, then challenge D with O. Returns whether it paid off.
+
+    v2: D cannot be sold before it is final, and a final D can no longer be challenged; the buyer keeps D.
+    """
+    protocol, chain = ctx.protocol, ctx.market.chain
+    base = near_duplicate(ctx.contents[victim_token_id], how, seed)
+    original_job = _sybil_generation(ctx, attacker, base, hashlib.sha256(b"original").digest())
+    if ctx.market.registry.token_of_content(original_job.opening.content_hash):
+        return False
+    original = protocol.register(attacker.account, original_job.offer, original_job.opening,
+                                 operation="register (scam original)").token_id
+    ctx.contents[original] = base
+    copy = near_duplicate(base, how, seed + 1)
+    copy_job = _sybil_generation(ctx, attacker, copy, hashlib.sha256(b"copy").digest())
+    if ctx.market.registry.token_of_content(copy_job.opening.content_hash):
+        return False
+    duplicate = protocol.register(attacker.account, copy_job.offer, copy_job.opening,
+                                  operation="register (scam copy)").token_id
+    ctx.contents[duplicate] = copy
+    try:  # sell D at once, inside its challenge window: refused
+        trade_flow(ctx, attacker.account, buyer, duplicate)
+        sold_early = True
+    except ContractRevert:
+        sold_early = False
+    if not sold_early:
+        chain.set_next_block_timestamp(max(chain.now() + 1, ctx.final_at[duplicate]))
+        trade_flow(ctx, attacker.account, buyer, duplicate)
+    upheld = try_challenge(ctx, attacker.account, original, duplicate)
+    return upheld and ctx.owners.get(duplicate) != buyer.address

@@ -34,6 +34,17 @@ class ContentMismatch(ValueError):
     """The revealed key decrypts to content other than what the offer committed to."""
 
 
+class DuplicateCommitment(ValueError):
+    """An honest ESP refuses to commit content it already committed to another producer (it would be slashed)."""
+
+
+@dataclass(frozen=True)
+class Commitment:
+    producer: str
+    content_hash: bytes
+    perceptual_hash: int
+
+
 @dataclass(frozen=True)
 class Job:
     """An ESP's accepted job: the signed offer, the content it committed to, and the key (ESP-only until revealed)."""
@@ -67,6 +78,8 @@ class Protocol:
         self.market = market
         self.terms = terms or MarketTerms()
         self.on_tx = on_tx
+        self.commitments: dict[str, list[Commitment]] = {}
+        """What each ESP signed through this object: its guard against equivocating by accident."""
 
     @property
     def chain_id(self) -> int:
@@ -95,16 +108,42 @@ class Protocol:
 
         `phash` overrides the perceptual hash of `content` (for non-image content and tests).
         """
-        now = self.market.chain.now()
         key = new_secret() if key is None else key
         opening = Opening.of(content_hash(content), perceptual_hash(content) if phash is None else phash, prompt_hash)
-        offer = Offer(esp=esp.address, producer=producer, hashlock=hashlock_of(key),
+        signed = self.commit_offer(esp, producer, opening, hashlock_of(key), fee=fee, lock_duration_s=lock_duration_s,
+                                   nonce=nonce)
+        return Job(signed, opening, key, encrypt(key, content))
+
+    def commit_offer(self, esp: LocalAccount, producer: str, opening: Opening, hashlock: bytes, *,
+                     fee: int | None = None, lock_duration_s: int | None = None, nonce: int | None = None) -> SignedOffer:
+        """The ESP's signed offer to `producer` committing to `opening`, payable under `hashlock`, from now.
+
+        Raises `DuplicateCommitment` when this ESP committed the same content, or a near-copy (pHash
+        within the registry's threshold), to another producer before: `proveEquivocation` would slash
+        it. (Same content to the same producer is a re-sale of its own job and allowed.)
+        """
+        self._guard(esp.address, producer, opening)
+        now = self.market.chain.now()
+        offer = Offer(esp=esp.address, producer=producer, hashlock=hashlock,
                       fee=self.terms.generation_fee if fee is None else fee,
                       timelock=now + (lock_duration_s or self.terms.lock_duration_s),
                       expiry=now + self.terms.offer_ttl_s,
                       nonce=secrets.randbits(64) if nonce is None else nonce, commitment=opening.commitment())
-        signed = sign_offer(esp, offer, chain_id=self.chain_id, exchange=self.market.exchange.address)
-        return Job(signed, opening, key, encrypt(key, content))
+        return self.sign(esp, offer)
+
+    def _guard(self, esp: str, producer: str, opening: Opening) -> None:
+        threshold = self.market.registry.similarity_threshold()
+        for earlier in self.commitments.get(esp, []):
+            if earlier.producer == producer:
+                continue
+            if earlier.content_hash == opening.content_hash or \
+                    (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold:
+                raise DuplicateCommitment(f"ESP {esp} committed this content (or a near-copy) to {earlier.producer}")
+        self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
+
+    def sign(self, esp: LocalAccount, offer: Offer) -> SignedOffer:
+        """`esp`'s EIP-712 signature of `offer` in this market's exchange domain."""
+        return sign_offer(esp, offer, chain_id=self.chain_id, exchange=self.market.exchange.address)
 
     def reveal(self, esp: LocalAccount, offer: Offer, key: bytes) -> TxResult:
         """The ESP withdraws the fee by revealing the content key on chain."""

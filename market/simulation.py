@@ -3,9 +3,11 @@
 Each period every producer commissions one piece of content: the reputation module (or a baseline)
 picks the ESP, the offloading core places and costs all tasks of the period on the ESPs' servers,
 and the chain settles each one (lock, reveal or refund, register, rate). Consumers then buy
-products, attackers register near-duplicates that owners scan for and challenge, and at the end of
-the period chain time moves past every timelock so that unclaimed locks are refunded. At the end,
-the money and ownership invariants are checked.
+final products, attackers try their attacks (near-duplicates that owners scan for and challenge,
+and the v1 threat table's squatting A1, priority theft A2 and exit scam A5, which protocol v2
+defeats: `docs/protocol.md`), and at the end of the period chain time moves past every timelock so
+that unclaimed locks are refunded and owners reclaim the bonds of final products. At the end,
+everyone withdraws its credits and the money and ownership invariants are checked.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -25,11 +28,11 @@ from market.chain.connection import Chain
 from market.chain.deploy import deploy_market
 from market.content import PERTURBATIONS, ContentStore
 from market.flows import (
-    ETHER,
+    AttackTally,
     GenerationOutcome,
     MarketContext,
-    MarketTerms,
     TradeOutcome,
+    exit_scam,
     observe_ratings,
     place_tasks,
     plagiarize,
@@ -38,9 +41,14 @@ from market.flows import (
     scan_and_challenge,
     select_esps,
     settle_generation,
+    squat_pending_registration,
+    steal_priority,
     trade_flow,
+    try_challenge,
 )
 from market.invariants import check_market, snapshot_balances, tracked_addresses
+from market.protocol import Job
+from market.terms import ETHER, MarketParams, MarketTerms
 from offload_core.config import CACHING_POLICIES, preset
 from offload_core.engine import EdgeEngine
 from reputation import MWSL, MostFamiliar, MWSLConfig, RandomSelection, RoundRobin
@@ -48,6 +56,8 @@ from reputation.selection import Selector
 
 SELECTIONS = ("softmax", "argmax", "random", "familiar", "round-robin")
 SLOW_FACTOR = 4.0
+ATTACKS = ("near_duplicate", "squat_A1", "priority_theft_A2", "exit_scam_A5")
+"""What an attacker tries in a period in which it attacks, drawn uniformly."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,13 @@ class SimulationConfig:
         return self
 
 
+def _record_front_run(tokens: dict[int, int], producer_index: int,
+                      steal: Callable[[MarketContext, Attacker, Job], int], ctx: MarketContext, attacker: Attacker,
+                      job: Job) -> None:
+    """Run a front-running attack on producer `producer_index`'s pending registration; keep the attacker's token."""
+    tokens[producer_index] = steal(ctx, attacker, job)
+
+
 def make_selector(name: str, producers: int, esps: int) -> tuple[Selector, str | None]:
     if name in ("softmax", "argmax"):
         return MWSL(MWSLConfig(), producers, esps), name
@@ -142,13 +159,15 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants."""
     config.validate()
     rng = random.Random(config.seed)
-    market, _ = deploy_market(chain)
+    params, terms = MarketParams(), MarketTerms()
+    terms.check_against(params)
+    market, _ = deploy_market(chain, params=params)
     funds = 1000 * ETHER
     producers = [Producer(i, chain.new_account(funds, "producer")) for i in range(config.producers)]
     esps = [Esp(i, chain.new_account(funds // 100, "esp"), config.esp_profiles[i % len(config.esp_profiles)])
             for i in range(config.esps)]
     consumers = [Consumer(i, chain.new_account(funds, "consumer")) for i in range(config.consumers)]
-    attackers = [Attacker(i, chain.new_account(funds // 10, "attacker"), chain.new_account(0, "accomplice"))
+    attackers = [Attacker(i, chain.new_account(funds // 10, "attacker"), chain.new_account(funds // 100, "accomplice"))
                  for i in range(config.attackers)]
     before = snapshot_balances(chain, tracked_addresses(market))
 
@@ -161,13 +180,17 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     selector, strategy = make_selector(config.selection, config.producers, config.esps)
     exploring = RandomSelection(config.producers, config.esps)
     ctx = MarketContext(market=market, engine=engine, selector=selector, store=ContentStore(workdir / "content"),
-                        esps=esps, selection_strategy=strategy, temperature=config.temperature,
+                        terms=terms, esps=esps, selection_strategy=strategy, temperature=config.temperature,
                         generator_rng=torch.Generator().manual_seed(config.seed))
+    # Every ESP, the attackers' accomplices included, stakes before it can accept a job.
+    for account in [e.account for e in esps] + [a.accomplice for a in attackers]:
+        ctx.protocol.stake(account)
+    tally = AttackTally()
+    bonds_claimed: set[int] = set()
 
     records: list[PeriodRecord] = []
     outcomes_all: list[GenerationOutcome] = []
     trades: list[TradeOutcome] = []
-    sold_blocks: list[tuple[int, int]] = []  # (token, block of the sale)
     duplicates: list[int] = []
     challenges_upheld = challenges_rejected = 0
     start = chain.now()
@@ -182,37 +205,69 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         chosen = select_esps(ctx, producers, float(period))
         ctx.selector = chosen_by
         costs = place_tasks(ctx, producers, chosen)
+        # A1/A2 front-run one producer's registration: the attacker acts on its pending transaction.
+        front_runs: dict[int, tuple[Attacker, str]] = {}
+        attacks: dict[int, str] = {}
+        for attacker in attackers:
+            if rng.random() < config.attack_probability:
+                attacks[attacker.index] = rng.choice(ATTACKS)
+                if attacks[attacker.index] in ("squat_A1", "priority_theft_A2"):
+                    front_runs[rng.randrange(len(producers))] = (attacker, attacks[attacker.index])
+        front_run_tokens: dict[int, int] = {}
+        hooks: dict[int, Callable[[Job], None]] = {}
+        for producer_index, (attacker, attack) in front_runs.items():
+            steal = steal_priority if attack == "priority_theft_A2" else squat_pending_registration
+            hooks[producer_index] = partial(_record_front_run, front_run_tokens, producer_index, steal, ctx, attacker)
         outcomes = [settle_generation(ctx, p, e, f"period {period} producer {p.index} seed {config.seed}",
-                                      costs[p.index], defer_refund=True) for p, e in zip(producers, chosen, strict=True)]
-        # Trading: consumers buy products from their current owners.
+                                      costs[p.index], defer_refund=True, before_register=hooks.get(p.index))
+                    for p, e in zip(producers, chosen, strict=True)]
+        for producer_index, token in front_run_tokens.items():
+            attacker, attack = front_runs[producer_index]
+            victim = outcomes[producer_index]
+            assert victim.token_id is not None
+            if attack == "squat_A1":  # the victim's later registration displaced the squatter
+                tally.count(attack, failed=market.registry.is_revoked(token) and ctx.owners.get(victim.token_id)
+                            == victim.producer.address)
+            else:  # the decoy's holder challenges the victim's product; then the victim challenges the decoy
+                upheld = try_challenge(ctx, attacker.account, token, victim.token_id)
+                tally.count(attack, failed=not upheld and ctx.owners.get(victim.token_id) == victim.producer.address)
+                for verdict in scan_and_challenge(ctx, [victim.producer.account], token):
+                    challenges_upheld += verdict.upheld
+                    challenges_rejected += not verdict.upheld
+        # Trading: consumers buy final products from their current owners.
         open_trades: list[tuple[Consumer, TradeOutcome]] = []
         for consumer in consumers:
             if rng.random() >= config.purchase_probability:
                 continue
-            live = [t for t in ctx.live_products() if ctx.owners[t] != consumer.address]
-            if not live:
+            final = [t for t in ctx.final_products() if ctx.owners[t] != consumer.address]
+            if not final:
                 continue
-            token_id = rng.choice(live)
+            token_id = rng.choice(final)
             owner = ctx.owners[token_id]
             seller = next(a.account for a in [*producers, *consumers, *attackers] if a.address == owner)
             claims = rng.random() >= config.seller_absent_probability
             trade = trade_flow(ctx, seller, consumer.account, token_id, seller_claims=claims)
             trades.append(trade)
-            if claims:
-                sold_blocks.append((token_id, chain.w3.eth.block_number))
-            else:
+            if not claims:
                 open_trades.append((consumer, trade))
-        # Plagiarism: attackers copy products; owners scan and challenge.
+        # Plagiarism: attackers copy products (owners scan and challenge) or try the exit scam.
         owners = [a.account for a in [*producers, *consumers]]
         for attacker in attackers:
+            attack = attacks.get(attacker.index)
             victims = [t for t in ctx.live_products() if ctx.owners[t] != attacker.address and t not in duplicates]
-            if not victims or rng.random() >= config.attack_probability:
+            if attack == "exit_scam_A5" and victims and consumers:
+                paid_off = exit_scam(ctx, attacker, rng.choice(consumers).account, rng.choice(victims),
+                                     rng.choice(PERTURBATIONS), seed=rng.randrange(2**31))
+                tally.count(attack, failed=not paid_off)
+            if attack != "near_duplicate" or not victims:
                 continue
             copy_id = plagiarize(ctx, attacker, rng.choice(victims), rng.choice(PERTURBATIONS), seed=rng.randrange(2**31))
             if copy_id is None:
                 continue
             duplicates.append(copy_id)
-            for verdict in scan_and_challenge(ctx, owners, copy_id):
+            verdicts = scan_and_challenge(ctx, owners, copy_id)
+            tally.count(attack, failed=any(v.upheld for v in verdicts))
+            for verdict in verdicts:
                 challenges_upheld += verdict.upheld
                 challenges_rejected += not verdict.upheld
         # End of period: past every timelock, unclaimed locks are refunded and cheats rated negative.
@@ -222,6 +277,12 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
                 refund_and_rate(ctx, outcome)
         for consumer, trade in open_trades:
             refund_trade(ctx, consumer.account, trade)
+        # Owners reclaim the bonds of products that became final.
+        everyone = {a.address: a.account for a in [*producers, *consumers, *attackers]}
+        for token_id in ctx.final_products():
+            if token_id not in bonds_claimed:
+                ctx.protocol.claim_bond(everyone[ctx.owners[token_id]], token_id)
+                bonds_claimed.add(token_id)
         observe_ratings(ctx, outcomes, float(period))
         outcomes_all.extend(outcomes)
 
@@ -239,13 +300,11 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         if on_period is not None:
             on_period(period)
 
-    revoked_blocks = {
-        int(event.args["tokenId"]): event.block_number
-        for event in chain.events(market.registry.contract, "ProductRevoked", market.deployment.block)
-    }
+    # Everyone withdraws what the registry and the exchange credited to it (pull payments).
+    credits_withdrawn = sum(ctx.protocol.withdraw_credits(account) for account in
+                            [p.account for p in [*producers, *consumers, *attackers, *esps]]
+                            + [a.accomplice for a in attackers])
     invariants = {name: result.holds for name, result in check_market(market, before).items()}
-    invariants["no_revoked_product_sold_after_revocation"] = all(
-        token not in revoked_blocks or block < revoked_blocks[token] for token, block in sold_blocks)
     workload_total = Counter(o.esp.index for o in outcomes_all)
     tasks = len(outcomes_all)
     summary: dict[str, Any] = {
@@ -264,7 +323,13 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         "duplicates_registered": len(duplicates),
         "challenges_upheld": challenges_upheld,
         "challenges_rejected": challenges_rejected,
-        "plagiarism_detected_rate": challenges_upheld / len(duplicates) if duplicates else None,
+        "plagiarism_detected_rate": (tally.failed["near_duplicate"] / tally.attempts["near_duplicate"]
+                                     if tally.attempts["near_duplicate"] else None),
+        "attacks": tally.summary(),
+        "attacks_attempted": sum(tally.attempts.values()),
+        "attacks_failed": sum(tally.failed.values()),
+        "bonds_released": len(bonds_claimed),
+        "credits_withdrawn_wei": credits_withdrawn,
         "mean_latency_s": fmean(o.cost.latency_s for o in outcomes_all),
         "mean_energy_j": fmean(o.cost.energy_j for o in outcomes_all),
         "gas_by_operation": {op: {"calls": len(v), "mean": fmean(v), "total": sum(v)} for op, v in sorted(ctx.gas.items())},

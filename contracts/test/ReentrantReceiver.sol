@@ -104,6 +104,21 @@ contract ReentrantReceiver {
         _attack = Attack.None;
     }
 
+    /// @notice Approves `spender` for this contract's token `tokenId` (so the exchange can sell it).
+    function approveToken(address spender, uint256 tokenId) external {
+        exchange.registry().approve(spender, tokenId);
+    }
+
+    /// @notice Transfers this contract's token `tokenId` to `to`.
+    function transferToken(address to, uint256 tokenId) external {
+        exchange.registry().transferFrom(address(this), to, tokenId);
+    }
+
+    /// @notice Withdraws this contract's credit in the registry.
+    function withdrawRegistryCredit() external {
+        exchange.registry().withdrawCredit();
+    }
+
     /// @notice Sends this contract's balance to its deployer.
     function sweep() external {
         (bool ok,) = _owner.call{value: address(this).balance}("");

@@ -109,8 +109,10 @@ def test_demo_walks_the_lifecycle_and_every_invariant_holds(backend: str, reques
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     operations = [step["operation"] for step in report["steps"]]
-    for expected in ("lockGeneration", "withdraw (generation)", "register", "rate", "lockPurchase",
-                     "withdraw (purchase)", "challenge (upheld)"):
+    for expected in ("registerEsp", "lockGeneration", "withdrawGeneration", "register", "rate", "challenge (upheld)",
+                     "claimBond", "lockPurchase", "withdrawPurchase", "withdrawCredit"):
         assert expected in operations
+    # The copy is challenged inside its window and the sale comes only after the original is final.
+    assert operations.index("challenge (upheld)") < operations.index("claimBond") < operations.index("lockPurchase")
     assert all(step["gas"] > 0 for step in report["steps"] if step["gas"] is not None)
     assert report["invariants"] and all(report["invariants"].values())

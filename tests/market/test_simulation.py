@@ -18,7 +18,8 @@ from market.simulation import SimulationConfig, run_simulation
 SUMMARY_KEYS = {
     "periods", "tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
     "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j", "gas_by_operation", "reputation_final",
-    "workload", "invariants",
+    "workload", "invariants", "attacks", "attacks_attempted", "attacks_failed", "bonds_released",
+    "credits_withdrawn_wei",
 }
 SHORT = SimulationConfig(periods=6, random_periods=2, attack_probability=0.8, purchase_probability=0.6)
 
@@ -29,7 +30,19 @@ def check(result) -> None:  # type: ignore[no-untyped-def]
     assert summary["invariants"] and all(summary["invariants"].values()), summary["invariants"]
     assert summary["tasks"] == SHORT.periods * SHORT.producers
     assert summary["refunded"] > 0  # the default profiles include a cheating ESP
-    assert summary["trades"] > 0 and summary["duplicates_registered"] > 0
+    assert summary["trades"] > 0 and summary["attacks_attempted"] > 0
+    # Every attack of the v1 threat table that the simulation tries fails under protocol v2.
+    assert summary["attacks_failed"] == summary["attacks_attempted"], summary["attacks"]
+    assert summary["bonds_released"] > 0 and summary["credits_withdrawn_wei"] > 0
+
+
+def test_every_attack_kind_is_tried_and_fails_in_a_longer_run(tmp_path: Path):
+    config = SimulationConfig(periods=16, random_periods=2, attack_probability=1.0, purchase_probability=0.5, seed=3)
+    summary = run_simulation(config, Chain.embedded(), tmp_path).summary
+    assert set(summary["attacks"]) == {"near_duplicate", "squat_A1", "priority_theft_A2", "exit_scam_A5"}
+    for name, counts in summary["attacks"].items():
+        assert counts["attempts"] > 0 and counts["failed"] == counts["attempts"], (name, counts)
+    assert all(summary["invariants"].values()), summary["invariants"]
 
 
 def test_a_short_simulation_on_eth_tester_keeps_every_invariant(tmp_path: Path):
