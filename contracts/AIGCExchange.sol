@@ -16,9 +16,9 @@ import {
  *
  * ESPs: an ESP stakes at least `minStake` to become active; only an active ESP's signed offer can
  * be locked. It may announce its exit and withdraw the stake after `unbondingDelay`. An ESP that
- * sold content already committed to another producer by an earlier lock (the same content; or, for
- * its own earlier lock, a near-copy) is slashed by anyone who shows the two locks: the later lock's
- * producer is compensated from its stake, and the rest stays locked for its other victims.
+ * sold content already committed to another producer by an earlier lock (the same content or a
+ * near-copy) is slashed by anyone who shows the two locks: the later lock's producer is compensated
+ * from its stake, as much again is forfeited, and the rest stays locked for its other victims.
  *
  * Generation: the ESP encrypts the content under a key `k`, commits to the content, and signs an
  * {Offer} with `sha256(k)` as hashlock; the producer locks the fee with that offer; the ESP claims
@@ -31,7 +31,8 @@ import {
  *
  * @dev A lock is one storage slot: its terms (the offer or the purchase) are hashed into its id and
  * passed back by whoever settles it (as Boltz's EtherSwap does); every term is in the lock's event.
- * Invariant: `address(this).balance` equals open locks + unclaimed credits + stakes not withdrawn.
+ * Invariant: `address(this).balance` equals open locks + unclaimed credits + stakes not withdrawn
+ * (slashed ESPs' included) + forfeited stakes.
  * Payouts go only to `msg.sender` (a settling party) or into {creditOf}; never pushed to a third party.
  */
 contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
@@ -77,6 +78,7 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     mapping(address esp => EspRecord) private _esps;
     mapping(address account => uint256) private _credits;
     mapping(bytes32 laterLock => bool) private _compensated;
+    uint256 private _forfeited;
 
     /// @notice `producer` locked `fee` for `esp` with the ESP's offer; `seq` is the lock's priority.
     event GenerationLocked(
@@ -259,14 +261,17 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
     /**
      * @notice Proves that the ESP of a later lock sold content that was already committed to another
      * producer by an earlier lock, and slashes it in favour of the later lock's producer.
-     * @dev Duplicate content is the same content hash (any two ESPs: the later one sold a copy), or,
-     * for one ESP, perceptual hashes within the registry's similarity threshold (it sold a near-copy of
-     * its own earlier work). Both offers must have been locked: a lock exists only with its ESP's valid
-     * signature, so the locks are the ESPs' signed offers. The later lock's producer is credited its
-     * fee plus the registration bond (what the duplicate cost it), capped by the remaining stake; each
-     * later lock is compensated once. A slashed ESP can no longer accept jobs nor withdraw what is left
-     * of its stake, which stays to compensate its other victims: so slashing oneself through a second
-     * producer key recovers nothing, and anyone may call (a front-runner gains nothing).
+     * @dev Duplicate content is what the registry calls a duplicate: the same content hash, or
+     * perceptual hashes within its similarity threshold (whichever ESPs signed the two offers: the
+     * later one sold a copy or a near-copy of content committed before). Both offers must have been
+     * locked: a lock exists only with its ESP's valid signature, so the locks are the signed offers.
+     * The later lock's producer is credited `compensation` = its fee plus the registration bond (what
+     * the duplicate cost it), at most half of the remaining stake, and as much again is forfeited
+     * (kept by the contract for good, {totalForfeited}); each later lock is compensated once. A
+     * slashed ESP can no longer accept jobs nor withdraw what is left of its stake, which stays to
+     * compensate its other victims. So an ESP that slashes itself through its own producer keys
+     * (with any fee) loses at least as much as it recovers, and anyone may call: a front-runner of
+     * the proof gains nothing.
      * @param a one locked offer, with `openingA` opening its commitment.
      * @param b another locked offer to another producer, with `openingB`.
      */
@@ -282,22 +287,21 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
         LockRecord storage lockB = _knownLock(idB);
         if (Commitments.commit(openingA) != a.commitment) revert AIGCExchangeOpeningMismatch(idA);
         if (Commitments.commit(openingB) != b.commitment) revert AIGCExchangeOpeningMismatch(idB);
-        if (a.producer == b.producer || !_duplicates(a.esp == b.esp, openingA, openingB)) {
-            revert AIGCExchangeNotEquivocation();
-        }
+        if (a.producer == b.producer || !_duplicates(openingA, openingB)) revert AIGCExchangeNotEquivocation();
         bool aFirst = lockA.seq < lockB.seq;
         (Offer calldata later, bytes32 earlierId, bytes32 laterId) = aFirst ? (b, idA, idB) : (a, idB, idA);
         if (_compensated[laterId]) revert AIGCExchangeAlreadyCompensated(laterId);
         EspRecord storage esp = _esps[later.esp];
         uint256 stake = esp.stake;
-        if (stake == 0) revert AIGCExchangeNothingToSlash(later.esp);
-
         uint256 compensation = later.fee + registry.registrationBond();
-        if (compensation > stake) compensation = stake;
+        if (compensation > stake / 2) compensation = stake / 2;
+        if (compensation == 0) revert AIGCExchangeNothingToSlash(later.esp);
+
         _compensated[laterId] = true;
         esp.state = EspState.Slashed;
-        esp.stake = uint128(stake - compensation);
+        esp.stake = uint128(stake - 2 * compensation);
         esp.availableAt = 0;
+        _forfeited += compensation;
         _credit(later.producer, compensation, "slash");
         emit EspSlashed(later.esp, later.producer, compensation, earlierId, laterId);
     }
@@ -510,6 +514,11 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
         return _esps[esp].state == EspState.Active;
     }
 
+    /// @notice Wei of slashed stakes forfeited for good (as much as their victims were compensated).
+    function totalForfeited() external view returns (uint256) {
+        return _forfeited;
+    }
+
     /// @notice Number of locks ever opened; the `seq` of the latest.
     function totalLocks() external view returns (uint256) {
         return _lastSeq;
@@ -553,11 +562,10 @@ contract AIGCExchange is IGenerationLocks, EIP712, ReentrancyGuardTransient {
         return !registry.isRevoked(tokenId) && registry.ownerOf(tokenId) == seller;
     }
 
-    /// @dev Same content hash; or, for one ESP, perceptual hashes the registry would call duplicates.
-    function _duplicates(bool sameEsp, Opening calldata a, Opening calldata b) private view returns (bool) {
-        if (a.contentHash == b.contentHash) return true;
-        return sameEsp
-            && registry.hammingDistance(a.perceptualHash, b.perceptualHash) <= registry.similarityThreshold();
+    /// @dev The registry's notion of a duplicate: the same content hash, or pHashes within its threshold.
+    function _duplicates(Opening calldata a, Opening calldata b) private view returns (bool) {
+        return a.contentHash == b.contentHash
+            || registry.hammingDistance(a.perceptualHash, b.perceptualHash) <= registry.similarityThreshold();
     }
 
     function _credit(address account, uint256 amount, bytes32 reason) private {

@@ -59,17 +59,19 @@ def _credited(contract: Registry | Exchange, from_block: int) -> int:
 
 
 def staked_total(market: Market, from_block: int = 0) -> int:
-    """Sum of the stakes of every ESP ever registered (withdrawn and slashed ones hold 0)."""
+    """Sum of the stakes of every ESP ever registered (withdrawn ones hold 0; slashed ones what is left)."""
     exchange = market.exchange
     esps = {str(e.args["esp"]) for e in exchange.chain.events(exchange.contract, "EspRegistered", from_block)}
     return sum(exchange.esp_info(esp).stake for esp in esps)
 
 
 def exchange_solvent(market: Market) -> tuple[bool, int, int]:
-    """Whether the exchange holds exactly its open locks, unclaimed credits and stakes: (verdict, balance, sum)."""
+    """Whether the exchange holds exactly its open locks, unclaimed credits, stakes and forfeited stakes:
+    (verdict, balance, sum)."""
     block = market.deployment.block
     balance = market.exchange.balance()
-    owed = open_lock_total(market, block) + _credited(market.exchange, block) + staked_total(market, block)
+    owed = (open_lock_total(market, block) + _credited(market.exchange, block) + staked_total(market, block)
+            + market.exchange.total_forfeited())
     return balance == owed, balance, owed
 
 

@@ -3,7 +3,8 @@
 The simulation, the demo, the API and the tests call these steps; each is one transaction (or one
 signature) by one party, in the order of `docs/protocol.md`:
 
-    ESP:       stake -> make_offer (encrypt, commit, sign) ............ reveal (withdraw the fee)
+    ESP:       stake -> make_offer (encrypt, commit, sign; hands over the Quote) ... reveal (withdraw the fee),
+                                                                           then hands over the opening
     producer:              lock (the ESP's offer + fee) ..................... open_content -> register -> rate
     anyone:    challenge (within the window) | prove_equivocation | claim_bond (final) | withdraw_credits
     trade:     lock_purchase (final products only) -> claim_sale | refund_purchase
@@ -46,6 +47,19 @@ class Commitment:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """What an ESP hands the producer before the lock: its signed offer and the ciphertext, nothing more.
+
+    The opening (content hash, pHash, salt) is released only once the lock is on chain: a producer who
+    learnt the content hash before locking could have its own second ESP key commit it earlier and get
+    the honest ESP slashed as the later seller (`docs/protocol.md`, the equivocation row).
+    """
+
+    signed: SignedOffer
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
 class Job:
     """An ESP's accepted job: the signed offer, the content it committed to, and the key (ESP-only until revealed)."""
 
@@ -57,6 +71,11 @@ class Job:
     @property
     def offer(self) -> Offer:
         return self.signed.offer
+
+    @property
+    def quote(self) -> Quote:
+        """The part of the job the producer receives before it locks."""
+        return Quote(self.signed, self.ciphertext)
 
 
 @dataclass(frozen=True)

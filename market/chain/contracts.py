@@ -299,6 +299,9 @@ class Exchange(_Wrapper):
         return [(bytes(e.args["id"]), int(e.args["fee"]))
                 for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
 
+    def total_forfeited(self) -> int:
+        return int(self.chain.call(self.contract.functions.totalForfeited()))
+
     def min_timelock(self) -> int:
         return self._immutable("minTimelock")
 
