@@ -27,19 +27,24 @@ PERTURBATIONS: tuple[Perturbation, ...] = ("crop", "noise", "brightness")
 
 
 class Generator(Protocol):
-    """Anything that turns a prompt into content bytes."""
+    """Anything that turns a prompt (and the ESP's secret per-job seed) into content bytes."""
 
-    def generate(self, prompt: str) -> bytes: ...
+    def generate(self, prompt: str, seed: bytes = b"") -> bytes: ...
 
 
 @dataclass(frozen=True)
 class DeterministicImageGenerator:
-    """A PNG of shapes and colours derived from sha256(prompt): same prompt, same image."""
+    """A PNG of shapes and colours derived from sha256(seed || prompt): same seed and prompt, same image.
+
+    An ESP passes a fresh secret seed per job, as a diffusion model draws its initial noise: content
+    that anyone could compute from the prompt alone could be committed earlier by someone else, and
+    priority between generations assumes unpredictable content (`docs/protocol.md`).
+    """
 
     size: int = IMAGE_SIZE
 
-    def generate(self, prompt: str) -> bytes:
-        rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    def generate(self, prompt: str, seed: bytes = b"") -> bytes:
+        rng = random.Random(hashlib.sha256(seed + prompt.encode()).digest())
         image = Image.new("RGB", (self.size, self.size), tuple(rng.randrange(256) for _ in range(3)))
         draw = ImageDraw.Draw(image)
         for _ in range(12):

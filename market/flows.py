@@ -14,6 +14,7 @@ v2 defeats: squatting a pending registration (A1), priority theft by pHash (A2),
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 from collections import defaultdict
 from collections.abc import Callable
@@ -62,6 +63,8 @@ class MarketContext:
     temperature: float = 1.0
     """Softmax temperature of reputation-based selection."""
     generator_rng: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
+    seeds: random.Random = field(default_factory=lambda: random.Random(0))
+    """Draws each job's generation seed (secret to the ESP), so that runs with one seed repeat."""
     owners: dict[int, str] = field(default_factory=dict)
     """Current owner of every live product, kept from the ERC-721 Transfer events of our receipts."""
     phashes: dict[int, int] = field(default_factory=dict)
@@ -71,10 +74,13 @@ class MarketContext:
     generation_seq: dict[int, int] = field(default_factory=dict)
     """Priority of each registered product: the `seq` of its generation lock (smaller is earlier)."""
     protocol: Protocol = field(init=False)
-    """The protocol's steps on `market`, booking the gas of every transaction here."""
+    """The protocol's steps on `market`, booking the gas of every transaction here (honest parties)."""
+    attacking: Protocol = field(init=False)
+    """The same steps for the attackers' own Sybil ESPs, which keep no guard against selling copies."""
 
     def __post_init__(self) -> None:
         self.protocol = Protocol(self.market, self.terms, on_tx=self.record)
+        self.attacking = Protocol(self.market, self.terms, on_tx=self.record)
 
     def record(self, operation: str, tx: TxResult) -> TxResult:
         """Book the gas of `tx` and follow the token transfers it made (mint, sale, burn)."""
@@ -173,7 +179,7 @@ def settle_generation(ctx: MarketContext, producer: Producer, esp: Esp, prompt: 
     the reveal and before the producer's registration is sent (where a front-runner would act).
     """
     protocol, terms = ctx.protocol, ctx.terms
-    content = ctx.generator.generate(prompt)
+    content = ctx.generator.generate(prompt, seed=ctx.seeds.randbytes(32))  # the ESP's secret seed for this job
     prompt_hash = hashlib.sha256(prompt.encode()).digest()
     job = protocol.make_offer(esp.account, producer.address, content, prompt_hash)
     digest = ctx.store.put(job.ciphertext)  # the ciphertext the ESP hands over with its offer
@@ -280,7 +286,7 @@ def refund_trade(ctx: MarketContext, buyer: LocalAccount, outcome: TradeOutcome)
 def _sybil_generation(ctx: MarketContext, attacker: Attacker, content: bytes, prompt_hash: bytes,
                       phash: int | None = None) -> Job:
     """The attacker pays its own staked accomplice ESP for an offer committing to `content` and withdraws it."""
-    protocol = ctx.protocol
+    protocol = ctx.attacking
     job = protocol.make_offer(attacker.accomplice, attacker.address, content, prompt_hash,
                               fee=ctx.market.exchange.fee_floor(), phash=phash)
     protocol.lock(attacker.account, job.signed)
@@ -298,7 +304,7 @@ def plagiarize(ctx: MarketContext, attacker: Attacker, victim_token_id: int, how
     job = _sybil_generation(ctx, attacker, copy, hashlib.sha256(f"copy of {victim_token_id}".encode()).digest())
     if ctx.market.registry.token_of_content(job.opening.content_hash):
         return None
-    registered = ctx.protocol.register(attacker.account, job.offer, job.opening, uri="sha256://copy",
+    registered = ctx.attacking.register(attacker.account, job.offer, job.opening, uri="sha256://copy",
                                        operation="register (duplicate)")
     ctx.contents[registered.token_id] = copy
     return registered.token_id
@@ -353,11 +359,11 @@ def squat_pending_registration(ctx: MarketContext, attacker: Attacker, job: Job)
     # victim's content hash and pHash under a fresh salt, and the squatter pays that ESP.
     copied = Opening.of(opening.content_hash, opening.perceptual_hash, opening.prompt_hash)
     key = new_secret()
-    signed = ctx.protocol.commit_offer(attacker.accomplice, attacker.address, copied, hashlock_of(key),
+    signed = ctx.attacking.commit_offer(attacker.accomplice, attacker.address, copied, hashlock_of(key),
                                        fee=ctx.market.exchange.fee_floor())
-    ctx.protocol.lock(attacker.account, signed)
-    ctx.protocol.reveal(attacker.accomplice, signed.offer, key)
-    return ctx.protocol.register(attacker.account, signed.offer, copied, uri="sha256://squat",
+    ctx.attacking.lock(attacker.account, signed)
+    ctx.attacking.reveal(attacker.accomplice, signed.offer, key)
+    return ctx.attacking.register(attacker.account, signed.offer, copied, uri="sha256://squat",
                                  operation="register (squat)").token_id
 
 
@@ -366,7 +372,7 @@ def steal_priority(ctx: MarketContext, attacker: Attacker, job: Job) -> int:
     other bytes with it first; returns its token, from which it challenges the victim's product later."""
     decoy = secrets.token_bytes(64)
     decoy_job = _sybil_generation(ctx, attacker, decoy, job.opening.prompt_hash, phash=job.opening.perceptual_hash)
-    return ctx.protocol.register(attacker.account, decoy_job.offer, decoy_job.opening, uri="sha256://decoy",
+    return ctx.attacking.register(attacker.account, decoy_job.offer, decoy_job.opening, uri="sha256://decoy",
                                  operation="register (decoy)").token_id
 
 
@@ -384,7 +390,7 @@ def exit_scam(ctx: MarketContext, attacker: Attacker, buyer: LocalAccount, victi
 
     v2: D cannot be sold before it is final, and a final D can no longer be challenged; the buyer keeps D.
     """
-    protocol, chain = ctx.protocol, ctx.market.chain
+    protocol, chain = ctx.attacking, ctx.market.chain
     base = near_duplicate(ctx.contents[victim_token_id], how, seed)
     original_job = _sybil_generation(ctx, attacker, base, hashlib.sha256(b"original").digest())
     if ctx.market.registry.token_of_content(original_job.opening.content_hash):

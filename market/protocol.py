@@ -98,7 +98,8 @@ class Protocol:
         self.terms = terms or MarketTerms()
         self.on_tx = on_tx
         self.commitments: dict[str, list[Commitment]] = {}
-        """What each ESP signed through this object: its guard against equivocating by accident."""
+        """What each ESP signed through this object: the guard against selling a duplicate by accident
+        (in memory: an ESP that restarts must load its history; `docs/protocol.md`)."""
 
     @property
     def chain_id(self) -> int:
@@ -137,9 +138,9 @@ class Protocol:
                      fee: int | None = None, lock_duration_s: int | None = None, nonce: int | None = None) -> SignedOffer:
         """The ESP's signed offer to `producer` committing to `opening`, payable under `hashlock`, from now.
 
-        Raises `DuplicateCommitment` when this ESP committed the same content, or a near-copy (pHash
-        within the registry's threshold), to another producer before: `proveEquivocation` would slash
-        it. (Same content to the same producer is a re-sale of its own job and allowed.)
+        Raises `DuplicateCommitment` when an ESP signing through this object committed the same
+        content, or a near-copy (pHash within the registry's threshold), to another producer before:
+        `proveEquivocation` would slash the later one. (Same content to the same producer is allowed.)
         """
         self._guard(esp.address, producer, opening)
         now = self.market.chain.now()
@@ -151,13 +152,15 @@ class Protocol:
         return self.sign(esp, offer)
 
     def _guard(self, esp: str, producer: str, opening: Opening) -> None:
+        # Every ESP signing through this object is checked against all of them: a copy is slashed
+        # whichever ESP committed the original (`proveEquivocation`).
         threshold = self.market.registry.similarity_threshold()
-        for earlier in self.commitments.get(esp, []):
+        for earlier in (c for commitments in self.commitments.values() for c in commitments):
             if earlier.producer == producer:
                 continue
             if earlier.content_hash == opening.content_hash or \
                     (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold:
-                raise DuplicateCommitment(f"ESP {esp} committed this content (or a near-copy) to {earlier.producer}")
+                raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier.producer} before")
         self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
 
     def sign(self, esp: LocalAccount, offer: Offer) -> SignedOffer:

@@ -181,7 +181,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     exploring = RandomSelection(config.producers, config.esps)
     ctx = MarketContext(market=market, engine=engine, selector=selector, store=ContentStore(workdir / "content"),
                         terms=terms, esps=esps, selection_strategy=strategy, temperature=config.temperature,
-                        generator_rng=torch.Generator().manual_seed(config.seed))
+                        generator_rng=torch.Generator().manual_seed(config.seed), seeds=random.Random(config.seed + 1))
     # Every ESP, the attackers' accomplices included, stakes before it can accept a job.
     for account in [e.account for e in esps] + [a.accomplice for a in attackers]:
         ctx.protocol.stake(account)
