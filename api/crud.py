@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import models, schemas
 from api.errors import ApiError, not_found
+from market.chain.offers import Offer, Opening, Purchase
 
 
 def account_by_address(session: Session, address: str) -> models.Account | None:
@@ -25,7 +26,7 @@ def esp_by_address(session: Session, address: str) -> models.Esp:
 
 def esp_out(esp: models.Esp) -> schemas.EspOut:
     return schemas.EspOut(address=esp.address, name=esp.name, profile=esp.profile, index=esp.id - 1,
-                          positives=esp.positives, negatives=esp.negatives)
+                          positives=esp.positives, negatives=esp.negatives, stake_state=esp.stake_state)
 
 
 T = TypeVar("T")
@@ -38,23 +39,32 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
     return row
 
 
-def task_with_esp(session: Session, task_id: int) -> tuple[models.Task, models.Esp, models.Account]:
-    """A task, its ESP and the ESP's account, in one query; 404 if there is no such task."""
-    row = session.execute(
-        select(models.Task, models.Esp, models.Account)
-        .join(models.Esp, models.Esp.id == models.Task.esp_id)
-        .join(models.Account, models.Account.id == models.Esp.account_id)
-        .where(models.Task.id == task_id)).first()
-    if row is None:
-        raise not_found(f"task {task_id}")
-    return row.tuple()
-
-
-def lock_of(row: models.Task | models.Trade) -> bytes:
-    """The id of the row's lock on chain; 409 `lock_pending` while the row is only an intent."""
-    if row.lock_id is None:
+def _settled_lock(row: models.Task | models.Trade) -> None:
+    """409 `lock_pending` while the row is only an intent: its lock is not (or never will be) on chain."""
+    if row.state in ("pending", "abandoned") or row.lock_id is None:
         raise ApiError(409, "lock_pending", f"the lock of this {row.__tablename__[:-1]} is not on chain (state {row.state})")
-    return bytes.fromhex(row.lock_id[2:])
+
+
+def offer_of(task: models.Task) -> Offer:
+    """The ESP's offer of the task's generation lock (what refund, rating and registration pass back)."""
+    _settled_lock(task)
+    assert task.offer is not None  # every row of a v2 database has one (a v1 database is refused at start)
+    return Offer.from_json(task.offer)
+
+
+def opening_of(task: models.Task) -> Opening:
+    assert task.opening is not None
+    return Opening.from_json(task.opening)
+
+
+def purchase_of(session: Session, trade: models.Trade) -> Purchase:
+    """The terms of the trade's purchase lock, rebuilt from the row (its id is their digest)."""
+    _settled_lock(trade)
+    assert trade.hashlock is not None
+    buyer, seller = session.get(models.Account, trade.buyer_id), session.get(models.Account, trade.seller_id)
+    assert buyer is not None and seller is not None
+    return Purchase(buyer.address, seller.address, trade.token_id, int(trade.price_wei),
+                    bytes.fromhex(trade.hashlock[2:]), trade.timelock)
 
 
 def secret_context(row: models.Task | models.Trade) -> str:
@@ -121,7 +131,7 @@ def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
         id=task.id, producer=producer.address, esp=esp.address, prompt=task.prompt, state=task.state,
         selected_by=task.selected_by, lock_id=task.lock_id, fee_wei=int(task.fee_wei), timelock=task.timelock,
         ciphertext_sha256=task.ciphertext_sha256, content_sha256=task.content_sha256, rated=task.rated,
-        token_id=task.token_id,
+        token_id=task.token_id, offer=task.offer, opening=task.opening,
         cost=schemas.CostOut(latency_s=task.latency_s, energy_j=task.energy_j, completed=task.completed,
                              quality=task.quality, breakdown=task.breakdown),
     )
@@ -134,6 +144,7 @@ def product_out(product: models.Product | Row[Any]) -> schemas.ProductOut:
         content_hash=product.content_hash, perceptual_hash=product.perceptual_hash, revoked=product.revoked,
         block_number=product.block_number, task_id=product.task_id,
         content_url=f"/products/{product.token_id}/content" if product.content_sha256 else None,
+        lock_id=product.lock_id, generation_seq=product.generation_seq, bond_released=product.bond_released,
     )
 
 

@@ -1,9 +1,13 @@
 """JSON errors `{"code": ..., "detail": ...}` with stable codes, for every failure a client can cause.
 
-A contract revert keeps its custom error's name as the code (409 when the chain's state forbids the
-action, 422 when the request's own values are wrong); validation errors are 422
-`validation_error`; an unexpected failure is 500 `internal_error` with no detail that could leak a
-secret. Nothing here logs request bodies or headers.
+A contract revert is classified by `REVERTS`, which names every custom error of the market's
+contracts (tests check that none is missing): 422 when the request's own values are wrong, 409 when
+the chain's state forbids the action. Its code is the custom error's name, except for the
+conditions of protocol v2 that a client is expected to meet and handle, which have short codes
+(`product_not_final`, `challenge_window_closed`, `bond_already_claimed`, `no_credit`, ...). A revert
+that no table names (Error(string), Panic, a future error) is 409 with its name. Validation errors
+are 422 `validation_error`; an unexpected failure is 500 `internal_error` with no detail that could
+leak a secret. Nothing here logs request bodies or headers.
 """
 
 from __future__ import annotations
@@ -19,8 +23,92 @@ from market.chain.errors import ChainError, ContractRevert, RpcUnreachableError,
 
 log = logging.getLogger("api")
 
-#: Custom errors caused by the values the client sent (the rest are conflicts with chain state).
-_INPUT_ERRORS = ("Invalid", "Wrong", "TooSmall", "TooSoon", "TooLarge", "ZeroAmount", "SameProduct", "DuplicateContent")
+_INPUT, _CONFLICT = 422, 409
+
+#: Every custom error of AIGCExchange, AIGCRegistry and ReputationLedger (and the OpenZeppelin errors
+#: their ABIs carry): (HTTP status, code); code None keeps the error's name.
+REVERTS: dict[str, tuple[int, str | None]] = {
+    # -- AIGCExchange: ESPs
+    "AIGCExchangeEspNotActive": (_CONFLICT, "esp_not_active"),
+    "AIGCExchangeEspNotExiting": (_CONFLICT, None),
+    "AIGCExchangeEspRegistered": (_CONFLICT, "esp_already_staked"),
+    "AIGCExchangeStakeTooSmall": (_INPUT, "stake_too_small"),
+    "AIGCExchangeUnbonding": (_CONFLICT, None),
+    "AIGCExchangeNotEquivocation": (_INPUT, None),
+    "AIGCExchangeOpeningMismatch": (_INPUT, None),
+    "AIGCExchangeNothingToSlash": (_CONFLICT, None),
+    "AIGCExchangeAlreadyCompensated": (_CONFLICT, None),
+    # -- AIGCExchange: generation and purchase locks
+    "AIGCExchangeFeeBelowFloor": (_INPUT, "fee_below_floor"),
+    "AIGCExchangeWrongFee": (_INPUT, None),
+    "AIGCExchangeOfferExpired": (_CONFLICT, "offer_expired"),
+    "AIGCExchangeOfferNotForCaller": (_CONFLICT, None),
+    "AIGCExchangeInvalidOfferSignature": (_INPUT, None),
+    "AIGCExchangeInvalidReceiver": (_INPUT, None),
+    "AIGCExchangeZeroAmount": (_INPUT, None),
+    "AIGCExchangeTimelockTooSoon": (_INPUT, None),
+    "AIGCExchangeTimelockTooLate": (_INPUT, None),
+    "AIGCExchangeUnknownLock": (_CONFLICT, None),
+    "AIGCExchangeLockExists": (_CONFLICT, None),
+    "AIGCExchangeLockSettled": (_CONFLICT, None),
+    "AIGCExchangeNotReceiver": (_CONFLICT, None),
+    "AIGCExchangeNotSender": (_CONFLICT, None),
+    "AIGCExchangeWrongPreimage": (_INPUT, None),
+    "AIGCExchangeTimelockExpired": (_CONFLICT, None),
+    "AIGCExchangeTimelockNotExpired": (_CONFLICT, None),
+    "AIGCExchangeTokenRevoked": (_CONFLICT, "product_revoked"),
+    "AIGCExchangeNotFinal": (_CONFLICT, "product_not_final"),
+    "AIGCExchangeSellerNotOwner": (_CONFLICT, "seller_not_owner"),
+    "AIGCExchangeNotApproved": (_CONFLICT, None),
+    "AIGCExchangeNoCredit": (_CONFLICT, "no_credit"),
+    "AIGCExchangeTransferFailed": (_CONFLICT, None),
+    # deployment only (a constructor's checks): no request reaches them
+    "AIGCExchangeInvalidConfig": (_CONFLICT, None),
+    "AIGCExchangeRegistryMismatch": (_CONFLICT, None),
+    # -- AIGCRegistry
+    "AIGCRegistryWrongBond": (_INPUT, None),
+    "AIGCRegistryInvalidContentHash": (_INPUT, None),
+    "AIGCRegistryDuplicateContent": (_INPUT, None),
+    "AIGCRegistryUnknownGeneration": (_CONFLICT, None),
+    "AIGCRegistryGenerationNotPaid": (_CONFLICT, "generation_not_paid"),
+    "AIGCRegistryNotGenerationSender": (_CONFLICT, None),
+    "AIGCRegistryCommitmentMismatch": (_INPUT, None),
+    "AIGCRegistryGenerationUsed": (_CONFLICT, "generation_used"),
+    "AIGCRegistryDepositTooSmall": (_INPUT, None),
+    "AIGCRegistryUnknownProduct": (404, "not_found"),
+    "AIGCRegistrySameProduct": (_INPUT, None),
+    "AIGCRegistryNotOwner": (_CONFLICT, None),
+    "AIGCRegistryAlreadyRevoked": (_CONFLICT, "product_revoked"),
+    "AIGCRegistrySelfChallenge": (_INPUT, None),
+    "AIGCRegistryChallengeWindowClosed": (_CONFLICT, "challenge_window_closed"),
+    "AIGCRegistryNotFinal": (_CONFLICT, "product_not_final"),
+    "AIGCRegistryBondReleased": (_CONFLICT, "bond_already_claimed"),
+    "AIGCRegistryNoCredit": (_CONFLICT, "no_credit"),
+    "AIGCRegistryTransferFailed": (_CONFLICT, None),
+    "AIGCRegistryInvalidConfig": (_CONFLICT, None),
+    # -- ReputationLedger
+    "ReputationLedgerNotGenerationLock": (_CONFLICT, None),
+    "ReputationLedgerNotSender": (_CONFLICT, None),
+    "ReputationLedgerLockNotSettled": (_CONFLICT, None),
+    "ReputationLedgerPositiveRatingOfRefund": (_INPUT, None),
+    "ReputationLedgerAlreadyRated": (_CONFLICT, None),
+    # -- OpenZeppelin (ERC-721 and ERC-2981 of the registry, EIP-712 and the reentrancy guard)
+    "ERC721NonexistentToken": (404, "not_found"),
+    "ERC721IncorrectOwner": (_CONFLICT, None),
+    "ERC721InsufficientApproval": (_CONFLICT, None),
+    "ERC721InvalidApprover": (_CONFLICT, None),
+    "ERC721InvalidOperator": (_INPUT, None),
+    "ERC721InvalidOwner": (_INPUT, None),
+    "ERC721InvalidReceiver": (_INPUT, None),
+    "ERC721InvalidSender": (_INPUT, None),
+    "ERC2981InvalidDefaultRoyalty": (_CONFLICT, None),
+    "ERC2981InvalidDefaultRoyaltyReceiver": (_CONFLICT, None),
+    "ERC2981InvalidTokenRoyalty": (_CONFLICT, None),
+    "ERC2981InvalidTokenRoyaltyReceiver": (_CONFLICT, None),
+    "InvalidShortString": (_CONFLICT, None),
+    "StringTooLong": (_CONFLICT, None),
+    "ReentrancyGuardReentrantCall": (_CONFLICT, None),
+}
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "validation_error",
@@ -48,7 +136,11 @@ def error_response(status: int, code: str, detail: str, headers: dict[str, str] 
 
 
 def revert_status(error: ContractRevert) -> int:
-    return 422 if any(part in error.error for part in _INPUT_ERRORS) else 409
+    return REVERTS.get(error.error, (_CONFLICT, None))[0]
+
+
+def revert_code(error: ContractRevert) -> str:
+    return REVERTS.get(error.error, (_CONFLICT, None))[1] or error.error
 
 
 def install(app: FastAPI) -> None:
@@ -74,7 +166,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ContractRevert)
     async def _revert(_: Request, exc: ContractRevert) -> JSONResponse:
-        return error_response(revert_status(exc), exc.error, f"the chain refused: {exc}")
+        return error_response(revert_status(exc), revert_code(exc), f"the chain refused: {exc}")
 
     @app.exception_handler(RpcUnreachableError)
     async def _rpc(_: Request, exc: RpcUnreachableError) -> JSONResponse:

@@ -5,6 +5,10 @@ log_index) is not stored yet and applies each projection only for a row it inser
 cursor to head, all in one database transaction: a crash leaves either everything or nothing, a
 rerun (or a reset cursor) finds the rows already there and counts nothing twice. (Each projection
 therefore runs once per event: a product row, say, is inserted without looking for it first.)
+
+Lock intents are completed by lock id: a task's or trade's row carries its lock's id from before the
+lock was sent, and GenerationLocked / PurchaseLocked move a pending (or abandoned) row to `locked`.
+Credits (Credited, CreditWithdrawn) are stored as events only: GET /credits reads the contracts.
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ ZERO_ADDRESS = "0x" + "0" * 40
 
 #: Which events of which contract are indexed.
 INDEXED = {
-    "registry": ("Transfer", "ProductRegistered", "ProductRevoked", "ChallengeResolved"),
-    "exchange": ("Locked", "Withdrawn", "Refunded"),
+    "registry": ("Transfer", "ProductRegistered", "ProductRevoked", "ProductDisplaced", "ChallengeResolved",
+                 "BondReleased", "Credited", "CreditWithdrawn"),
+    "exchange": ("GenerationLocked", "PurchaseLocked", "Withdrawn", "Refunded", "Credited", "CreditWithdrawn",
+                 "EspRegistered", "EspExitAnnounced", "StakeWithdrawn", "EspSlashed"),
     "ledger": ("Rated",),
 }
+
+#: The ESP state each ESP event of the exchange leads to.
+ESP_STATES = {"EspRegistered": "active", "EspExitAnnounced": "exiting", "StakeWithdrawn": "withdrawn",
+              "EspSlashed": "slashed"}
 
 
 def jsonable(value: Any) -> Any:
@@ -77,8 +87,8 @@ class Indexer:
             # A run stores its events and moves the cursor past them in one transaction, so when the
             # cursor is where this indexer left it, nothing after it is stored (a reset cursor is not).
             if not (trust_cursor and last == self.last_block):
-                stored = set(session.execute(select(ChainEvent.block_number, ChainEvent.log_index).where(
-                    ChainEvent.block_number.between(last + 1, head))).tuples())
+                stored = {(row[0], row[1]) for row in session.execute(select(ChainEvent.block_number, ChainEvent.log_index)
+                                                                      .where(ChainEvent.block_number.between(last + 1, head)))}
                 new = [e for e in new if (e.block_number, e.log_index) not in stored]
             if new:
                 session.execute(insert(ChainEvent), [
@@ -96,20 +106,27 @@ class Indexer:
         args = event.args
         if event.name == "ProductRegistered":
             token_id = int(args["tokenId"])
-            # The task that POST /products recorded (committed before the indexer runs) links the
-            # product to its content here, in the indexer's transaction: a crash cannot split them.
-            task = session.execute(select(Task.id, Task.content_sha256).where(Task.token_id == token_id)).first()
+            lock_id = "0x" + bytes(args["lockId"]).hex()
+            # The task whose offer the lock paid links the product to its content here, in the indexer's
+            # transaction (a crash cannot split them; a registration whose route died is linked too).
+            task = session.execute(select(Task.id, Task.content_sha256).where(Task.lock_id == lock_id)).first()
             session.execute(insert(Product), [{
                 "token_id": token_id, "producer": str(args["producer"]), "esp": str(args["esp"]),
                 "owner": str(args["producer"]), "content_hash": "0x" + bytes(args["contentHash"]).hex(),
                 "perceptual_hash": f"{int(args['perceptualHash']):016x}", "block_number": event.block_number,
                 "revoked": False, "task_id": task.id if task else None,
-                "content_sha256": task.content_sha256 if task else None}])
+                "content_sha256": task.content_sha256 if task else None, "lock_id": lock_id,
+                "generation_seq": int(args["generationSeq"]), "bond_released": False}])
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
             owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))
         elif event.name == "ProductRevoked":
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(revoked=True, owner=None))
+        elif event.name == "ProductDisplaced":  # a registration with an earlier generation took its content
+            session.execute(update(Product).where(Product.token_id == int(args["displacedId"]))
+                            .values(revoked=True, owner=None))
+        elif event.name == "BondReleased":
+            session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(bond_released=True))
         elif event.name == "ChallengeResolved":
             session.execute(insert(Challenge), [{
                 "original_id": int(args["originalId"]), "duplicate_id": int(args["duplicateId"]),
@@ -118,13 +135,12 @@ class Indexer:
         elif event.name == "Rated":
             counter = Esp.positives if args["positive"] else Esp.negatives
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values({counter: counter + 1}))
-        elif event.name == "Locked":
-            # Completes an intent whose route died between the lock and its commit (else a no-op: the
-            # route already recorded the lock and left `pending`).
-            hashlock = "0x" + bytes(args["hashlock"]).hex()
-            for model in (Task, Trade):
-                session.execute(update(model).where(model.hashlock == hashlock, model.state == "pending").values(
-                    lock_id="0x" + bytes(args["id"]).hex(), state="locked", timelock=int(args["timelock"])))
+        elif event.name in ("GenerationLocked", "PurchaseLocked"):
+            # Completes an intent whose route died between the lock and its commit, found by the lock's id
+            # (else a no-op: the route already recorded the lock and left `pending`).
+            model = Task if event.name == "GenerationLocked" else Trade
+            session.execute(update(model).where(model.lock_id == "0x" + bytes(args["id"]).hex(),
+                                                model.state.in_(("pending", "abandoned"))).values(state="locked"))
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
             withdrawn = event.name == "Withdrawn"
@@ -132,3 +148,5 @@ class Indexer:
                             .values(state="fulfilled" if withdrawn else "refunded"))
             session.execute(update(Trade).where(Trade.lock_id == lock_id, Trade.state == "locked")
                             .values(state="claimed" if withdrawn else "refunded"))
+        elif event.name in ESP_STATES:
+            session.execute(update(Esp).where(Esp.address == str(args["esp"])).values(stake_state=ESP_STATES[event.name]))

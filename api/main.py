@@ -2,7 +2,9 @@
 
 Start order: database and migrations, server secret, chain (injected, --rpc or supervised anvil),
 contracts (deployed once, or checked against what the database recorded: a different chain is
-refused), indexer catch-up, simulation runs left over from a killed server marked interrupted.
+refused), the protocol with the server's market terms (checked against the deployment's parameters),
+indexer catch-up, the ESPs' memory of their commitments (from the tasks), simulation runs left over
+from a killed server marked interrupted.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from api import crud, errors
 from api.db import make_engine, migrate, session_factory
 from api.indexer import Indexer
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
-from api.node import bind_market, open_chain
-from api.routes import accounts, esps, health, products, simulations, tasks, trades
+from api.node import bind_market, market_params, open_chain
+from api.routes import accounts, credits, esps, health, products, simulations, tasks, trades
 from api.security import Vault
 from api.settings import Settings
 from api.simulations import SimulationRunner
 from api.state import AppState
 from market.content import ContentStore
+from market.protocol import Protocol
 
 log = logging.getLogger("api")
 
@@ -38,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handle = open_chain(settings)
     try:
         market = bind_market(handle.chain, sessions, settings)
+        terms = settings.market_terms()
+        terms.check_against(market_params(market))
+        protocol = Protocol(market, terms)
         indexer = Indexer(market, sessions)
         indexer.run_once()
         with sessions.begin() as session:
@@ -49,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
         raise
     state = AppState(settings=settings, engine=engine, sessions=sessions, vault=vault, handle=handle, market=market,
-                     indexer=indexer, store=ContentStore(settings.data_dir / "content"))
+                     protocol=protocol, indexer=indexer, store=ContentStore(settings.data_dir / "content"))
+    state.remember_commitments()
     runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings.max_running_simulations)
     runner.recover()
 
@@ -68,6 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The last added runs first: the body limit is checked before an idempotent write reads the body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (accounts, esps, tasks, products, trades, simulations, health):
+    for module in (accounts, esps, tasks, products, trades, credits, simulations, health):
         app.include_router(module.router)
     return app

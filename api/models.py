@@ -1,9 +1,10 @@
 """SQLAlchemy 2 models: what the chain does not keep, plus an idempotent index of what it does.
 
 The chain is the truth for money and ownership. `chain_events` is a copy of its logs, unique by
-(block_number, log_index), and the projections (`products.owner`, `esps.positives`, `challenges`)
-are updated only when an event row is inserted for the first time, so re-indexing never counts twice.
-Wei amounts are decimal strings: they exceed every SQL integer type.
+(block_number, log_index), and the projections (`products.owner`, `esps.positives`, `challenges`,
+lock states of tasks and trades) are updated only when an event row is inserted for the first time,
+so re-indexing never counts twice. Wei amounts are decimal strings: they exceed every SQL integer
+type. Credits are not projected: GET /credits reads them from the contracts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,6 +47,8 @@ class ChainMeta(Base):
     exchange_address: Mapped[str] = mapped_column(String(42))
     ledger_address: Mapped[str] = mapped_column(String(42))
     deploy_block: Mapped[int] = mapped_column(BigInteger)
+    protocol_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    """Protocol of the recorded contracts: rows older than this column are v1; this server speaks v2."""
 
 
 class Account(Base):
@@ -56,11 +72,14 @@ class Esp(Base):
     profile: Mapped[str] = mapped_column(String(16))
     positives: Mapped[int] = mapped_column(Integer, default=0)
     negatives: Mapped[int] = mapped_column(Integer, default=0)
+    stake_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    """active (staked: may take jobs), exiting (announced its exit), withdrawn (took its stake back), slashed;
+    kept from the exchange's ESP events. A row exists only once its stake is on chain."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Task(Base):
-    """A generation request with its placement and cost breakdown and its generation lock."""
+    """A generation request with its placement and cost breakdown, the ESP's offer and its generation lock."""
 
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -68,9 +87,14 @@ class Task(Base):
     esp_id: Mapped[int] = mapped_column(ForeignKey("esps.id"), index=True)
     prompt: Mapped[str] = mapped_column(Text)
     lock_id: Mapped[str | None] = mapped_column(String(66), unique=True, nullable=True)
-    """None while the lock is an intent (state pending or abandoned)."""
+    """The generation lock's id: the offer's EIP-712 digest, recorded with the intent before the lock is sent
+    (the indexer completes an intent by it). None only in rows older than protocol v2's intents."""
     hashlock: Mapped[str | None] = mapped_column(String(66), unique=True, index=True, nullable=True)
-    """sha256 of the content key, recorded before the lock is sent (None in rows older than intents)."""
+    """sha256 of the content key (the offer's hashlock); what the sealed key is bound to."""
+    offer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The ESP's offer (`market.chain.offers.Offer.to_json`): refund, rating and registration pass it back."""
+    opening: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The content the offer committed to (`Opening.to_json`), opened at registration."""
     fee_wei: Mapped[str] = mapped_column(String(80))
     timelock: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16))
@@ -98,22 +122,32 @@ class Product(Base):
     producer: Mapped[str] = mapped_column(String(42), index=True)
     esp: Mapped[str] = mapped_column(String(42), index=True)
     owner: Mapped[str | None] = mapped_column(String(42), index=True, nullable=True)
-    content_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(66), index=True)
+    """Not unique: a product that registers content with an earlier generation displaces (revokes) its holder."""
     perceptual_hash: Mapped[str] = mapped_column(String(18))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     block_number: Mapped[int] = mapped_column(BigInteger)
+    lock_id: Mapped[str | None] = mapped_column(String(66), unique=True, index=True, nullable=True)
+    """The paid generation lock it was registered from (links it to its task)."""
+    generation_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Priority of that lock: of two products with one content, the smaller wins."""
+    bond_released: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The owner claimed the registration bond (BondReleased): only once the product is final."""
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), nullable=True)
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """Address of the plaintext in the content store, when this server has it."""
 
 
 class Trade(Base):
-    """A purchase HTLC: the buyer locked the price under sha256(secret); the seller's secret is kept encrypted."""
+    """A purchase HTLC: the buyer locked the price under sha256(secret); the seller's secret is kept encrypted.
+
+    The row holds the lock's `Purchase` terms (buyer and seller by account, token, price, hashlock,
+    timelock): its id is their digest, and claim and refund pass them back."""
 
     __tablename__ = "trades"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lock_id: Mapped[str | None] = mapped_column(String(66), unique=True, nullable=True)
-    """None while the lock is an intent (state pending or abandoned)."""
+    """The purchase lock's id (the digest of its terms), recorded with the intent before the lock is sent."""
     hashlock: Mapped[str | None] = mapped_column(String(66), unique=True, index=True, nullable=True)
     """sha256 of the seller's secret, recorded before the lock is sent (None in rows older than intents)."""
     token_id: Mapped[int] = mapped_column(BigInteger, index=True)

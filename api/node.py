@@ -4,7 +4,9 @@ A server must keep its chain across restarts, so the default is an anvil node on
 `--state` under the data directory (anvil writes it when stopped gracefully). A node already
 answering on the port (left running by a server that was killed) is reused, not restarted. The
 contracts are deployed once; their addresses live in the database (`chain_meta`) and in
-`<data_dir>/deployment.json`. A database that indexes another chain refuses to start.
+`<data_dir>/deployment.json`. A database that indexes another chain, or contracts of protocol v1,
+refuses to start. The deployment's parameters are `MarketParams()` (market.terms); an attached
+market's are read back from its contracts' immutables (`market_params`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from api.settings import Settings
 from market.chain.anvil import LOOPBACK, AnvilNode, rpc_answers
 from market.chain.connection import Chain
 from market.chain.deploy import Deployment, Market, attach_market, deploy_market
+from market.terms import MarketParams
+
+#: The protocol of the contracts this server deploys and serves.
+PROTOCOL_VERSION = 2
 
 log = logging.getLogger("api.node")
 
@@ -65,10 +71,13 @@ def bind_market(chain: Chain, sessions: sessionmaker[Session], settings: Setting
             contracts = market.deployment.contracts
             session.add(ChainMeta(id=1, chain_id=chain.chain_id, registry_address=contracts["AIGCRegistry"],
                                   exchange_address=contracts["AIGCExchange"], ledger_address=contracts["ReputationLedger"],
-                                  deploy_block=market.deployment.block))
+                                  deploy_block=market.deployment.block, protocol_version=PROTOCOL_VERSION))
             session.add(IndexerCursor(id=1, last_block=max(0, market.deployment.block - 3)))
             market.deployment.write(settings.data_dir / "deployment.json")
             return market
+        if meta.protocol_version != PROTOCOL_VERSION:
+            raise ChainMismatchError(f"the database indexes contracts of protocol v{meta.protocol_version}; this server "
+                                     f"speaks v{PROTOCOL_VERSION}: refusing to start (use a fresh --data or --db)")
         deployment = Deployment(meta.chain_id, meta.deploy_block, {
             "AIGCRegistry": meta.registry_address, "AIGCExchange": meta.exchange_address,
             "ReputationLedger": meta.ledger_address})
@@ -85,3 +94,14 @@ def check_same_chain(chain: Chain, deployment: Deployment) -> None:
         if not chain.w3.eth.get_code(address):  # type: ignore[arg-type]
             raise ChainMismatchError(f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
                                      "but the node has no contract there: refusing to start (a different chain?)")
+
+
+def market_params(market: Market) -> MarketParams:
+    """The parameters the market's contracts were deployed with (their immutables, read once)."""
+    registry, exchange = market.registry, market.exchange
+    return MarketParams(
+        registration_bond=registry.registration_bond(), challenge_deposit=registry.challenge_deposit(),
+        similarity_threshold=registry.similarity_threshold(), royalty_bps=registry.royalty_bps(),
+        challenge_window=registry.challenge_window(), min_timelock=exchange.min_timelock(),
+        max_timelock=exchange.max_timelock(), fee_floor=exchange.fee_floor(), min_stake=exchange.min_stake(),
+        unbonding_delay=exchange.unbonding_delay())

@@ -58,6 +58,7 @@ class EspOut(BaseModel):
     index: int = Field(description="Column of this ESP in the MWSL reputation matrix.")
     positives: int
     negatives: int
+    stake_state: str = Field(description="active (staked, takes jobs), exiting, withdrawn or slashed (from the chain).")
 
 
 class ReputationOut(BaseModel):
@@ -75,7 +76,8 @@ class ReputationOut(BaseModel):
 class TaskCreate(Strict):
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     esp: Address | None = Field(None, description="Ask this ESP; default: chosen by MWSL reputation.")
-    fee_wei: Wei | None = Field(None, description="Generation fee; default: the server's.")
+    fee_wei: Wei | None = Field(None, description="Generation fee (at least the exchange's fee floor); default: the "
+                                "server's market terms.")
 
 
 class CostOut(BaseModel):
@@ -93,7 +95,8 @@ class TaskOut(BaseModel):
     prompt: str
     state: str
     selected_by: str
-    lock_id: str | None = Field(description="None while the lock is not on chain yet (state pending or abandoned).")
+    lock_id: str | None = Field(description="The generation lock's id, the EIP-712 digest of the ESP's offer: known "
+                                "before the lock is sent (state pending: not seen on chain yet; abandoned: never will be).")
     fee_wei: int
     timelock: int
     ciphertext_sha256: str
@@ -101,6 +104,10 @@ class TaskOut(BaseModel):
     rated: bool
     token_id: int | None
     cost: CostOut
+    offer: dict[str, Any] | None = Field(None, description="The ESP's offer that the lock paid (fields of the "
+                                         "Solidity struct Offer; wei and nonce as decimal strings).")
+    opening: dict[str, Any] | None = Field(None, description="The content the offer committed to (content hash, "
+                                           "pHash, prompt hash, salt), opened at registration.")
 
 
 class RatingCreate(Strict):
@@ -124,6 +131,10 @@ class ProductOut(BaseModel):
     block_number: int
     task_id: int | None
     content_url: str | None
+    lock_id: str | None = Field(None, description="The paid generation lock it was registered from.")
+    generation_seq: int | None = Field(None, description="That lock's priority: of two products with one content, "
+                                       "the smaller wins.")
+    bond_released: bool = Field(False, description="Whether the owner claimed the registration bond (final products only).")
 
 
 T = TypeVar("T")
@@ -157,12 +168,26 @@ class TradeCreate(Strict):
 class TradeOut(BaseModel):
     id: int
     token_id: int
-    lock_id: str | None = Field(description="None while the lock is not on chain yet (state pending or abandoned).")
+    lock_id: str | None = Field(description="The purchase lock's id, the EIP-712 digest of its terms: known before the "
+                                "lock is sent (state pending: not seen on chain yet; abandoned: never will be).")
     buyer: str
     seller: str
     price_wei: int
     timelock: int
     state: str
+
+
+class CreditsOut(BaseModel):
+    address: str
+    registry_wei: int = Field(description="Credited by the registry: released bonds, challenge payouts, displacements.")
+    exchange_wei: int = Field(description="Credited by the exchange: sale proceeds, royalties, slashed stakes.")
+    total_wei: int
+
+
+class CreditWithdrawal(BaseModel):
+    address: str
+    withdrawn_wei: int = Field(description="Wei paid out to the account by the registry and the exchange together.")
+    balance_wei: int
 
 
 class SimulationCreate(Strict):

@@ -1,5 +1,9 @@
 """The one place where the server's configuration lives (environment variables prefixed AIGC_MARKET_).
 
+Market terms (fees, stakes, durations) are not defined here: their defaults live in
+`market.terms.MarketTerms` (and the deployment's in `MarketParams`); a setting left at None keeps
+that default, a value overrides it for this server (`market_terms()`).
+
 The server secret encrypts account keys at rest: it comes from `AIGC_MARKET_SECRET` or, failing
 that, from `<data_dir>/server.secret`, created once with mode 0600 so that a restart can still
 decrypt the keys it stored before.
@@ -10,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from market.terms import MarketTerms
 
 SECRET_FILE = "server.secret"
 
@@ -37,11 +44,15 @@ class Settings(BaseSettings):
     secret: str | None = Field(default=None, repr=False)
     """Server secret (env AIGC_MARKET_SECRET); default: the secret file under data_dir."""
     account_funds_wei: int = 10 * 10**18
-    """Ether the deployer gives every new account, so that it can pay fees and bonds."""
-    generation_fee_wei: int = 10**16
-    """Default generation fee locked by POST /tasks."""
-    lock_duration_s: int = 600
-    """Timelock of every HTLC the server opens, counted from the latest block."""
+    """Ether the deployer gives every new account, so that it can pay stakes, fees and bonds."""
+    generation_fee_wei: int | None = None
+    """Default generation fee of POST /tasks; None: `MarketTerms.generation_fee`."""
+    lock_duration_s: int | None = None
+    """Timelock of every HTLC the server opens, counted from the latest block; None: `MarketTerms.lock_duration_s`."""
+    offer_ttl_s: int | None = None
+    """How long an ESP's offer can be locked; None: `MarketTerms.offer_ttl_s`."""
+    esp_stake_wei: int | None = None
+    """Stake that POST /esps puts up; None: `MarketTerms.esp_stake` (the deployment's minimum)."""
     reputation_period_s: float = 3600.0
     """MWSL freshness period in chain seconds."""
     max_body_bytes: int = 64 * 1024
@@ -52,6 +63,13 @@ class Settings(BaseSettings):
     """Simulations running at once; more are refused with 429."""
     chain: Any = Field(default=None, exclude=True, repr=False)
     """An already connected `market.chain.connection.Chain` (tests use the embedded one)."""
+
+    def market_terms(self) -> MarketTerms:
+        """`MarketTerms` with this server's overrides (checked against the deployment at start)."""
+        overrides = {name: value for name, value in (
+            ("generation_fee", self.generation_fee_wei), ("lock_duration_s", self.lock_duration_s),
+            ("offer_ttl_s", self.offer_ttl_s), ("esp_stake", self.esp_stake_wei)) if value is not None}
+        return replace(MarketTerms(), **overrides)
 
     def database_url(self) -> str:
         if self.db_url:

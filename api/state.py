@@ -1,5 +1,9 @@
 """Everything one app instance holds, built by `create_app` and stored on `app.state.market`.
 
+Every step of the protocol that a route takes (stake, offer, lock, reveal, register, rate, refund,
+trade, challenge, bond, credits) goes through `protocol`, the one `market.protocol.Protocol` of
+this app, built with the server's market terms (`Settings.market_terms`).
+
 The chain connection's writes are not thread-safe (nonces come from the pending block), so every
 chain write runs under `chain_lock`; the indexer runs after it under `index_lock`, so that one run
 can index the writes of several requests while the next one talks to the chain. FastAPI runs the
@@ -13,10 +17,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models
@@ -24,12 +29,16 @@ from api.indexer import Indexer
 from api.node import ChainHandle
 from api.security import Vault
 from api.settings import Settings
-from market.chain.contracts import LockOpened
+from market.chain.contracts import LockOpened, PurchaseOpened
 from market.chain.deploy import Market
 from market.chain.errors import ContractRevert, TransactionRevertedError
+from market.chain.offers import Opening
 from market.content import ContentStore
+from market.protocol import Protocol
 
 log = logging.getLogger("api.state")
+
+Opened = TypeVar("Opened", LockOpened, PurchaseOpened)
 
 
 @dataclass
@@ -40,9 +49,12 @@ class AppState:
     vault: Vault
     handle: ChainHandle
     market: Market
+    protocol: Protocol
     indexer: Indexer
     store: ContentStore
     chain_lock: threading.RLock = field(default_factory=threading.RLock)
+    offer_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Around `protocol.make_offer`: an ESP's check of its earlier commitments and its new one are one step."""
     index_lock: threading.Lock = field(default_factory=threading.Lock)
     indexable_block: int = 0
     """Every write whose transactions are in blocks up to this one has committed its rows (under chain_lock)."""
@@ -91,15 +103,17 @@ class AppState:
         finally:
             session.expire_all()
 
-    def lock_as_intent(self, session: Session, row: models.Task | models.Trade,
-                       send_lock: Callable[[], LockOpened]) -> LockOpened:
-        """Commit `row` as an intent (state pending, its hashlock set, no lock id), then lock and record the lock.
+    def lock_as_intent(self, session: Session, row: models.Task | models.Trade, lock_id: bytes,
+                       send_lock: Callable[[], Opened]) -> Opened:
+        """Commit `row` as an intent (state pending, with the lock's id), then lock and record the lock.
 
-        If the server dies after the lock, the indexer finds the row by its hashlock (its Locked
-        projection) and records the lock, so the fee or price can still be refunded; a lock that the
-        node refuses or that reverts leaves nothing behind. Call inside `writing`.
+        A lock's id is known before it is sent (a generation lock's is its offer's digest, a
+        purchase's the digest of its terms), so the intent carries it: if the server dies after the
+        lock, the indexer completes the row by that id (GenerationLocked / PurchaseLocked), and the
+        fee or price can still be refunded. A lock that the node refuses or that reverts leaves
+        nothing behind. Call inside `writing`.
         """
-        row.lock_id, row.state = None, "pending"
+        row.lock_id, row.state = "0x" + lock_id.hex(), "pending"
         session.add(row)
         session.commit()
         try:
@@ -108,8 +122,32 @@ class AppState:
             session.delete(row)
             session.commit()
             raise
-        row.lock_id, row.state = "0x" + lock.lock_id.hex(), "locked"
+        if lock.lock_id != lock_id:  # terms read from the chain moved under the route (see trades): the chain's id
+            log.warning("lock %s was mined as %s", row.lock_id, "0x" + lock.lock_id.hex())
+            row.lock_id = "0x" + lock.lock_id.hex()
+        row.state = "locked"
         return lock
+
+    def remember_commitments(self) -> int:
+        """Give the protocol's ESPs back what they committed to (their guard against equivocation) after a restart.
+
+        Every task's offer whose lock exists or may still be mined counts (abandoned intents do not);
+        returns how many commitments were restored.
+        """
+        with self.sessions() as session:
+            rows = session.execute(select(models.Esp.address, models.Account.address, models.Task.opening)
+                                   .select_from(models.Task)
+                                   .join(models.Esp, models.Esp.id == models.Task.esp_id)
+                                   .join(models.Account, models.Account.id == models.Task.producer_id)
+                                   .where(models.Task.state != "abandoned").order_by(models.Task.id)).all()
+        restored = 0
+        for esp, producer, opening in rows:
+            if opening is None:
+                continue
+            committed = Opening.from_json(opening)
+            self.protocol.remember(esp, producer, committed)
+            restored += 1
+        return restored
 
     def index_through(self, block: int) -> None:
         """Make sure that the indexer has stored every event up to `block` (one run for many writers).

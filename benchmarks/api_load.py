@@ -9,10 +9,12 @@ data directory, the default SQLite database) and stops both at the end. Three fi
   duration (autocannon's --amount mode rounds its duration up to a whole sampling second). The load generator is not Python on
   purpose: an httpx client spends more CPU per request (~1.4 ms) than the server does, on the same
   two cores, so it would measure itself;
-- registration: POST /products, the one-transaction write path (one registry transaction, plus the
-  database rows and the indexer run that follow it). Each needs a fulfilled task, so the tasks are
-  made first (POST /tasks: lock + withdraw, two transactions; its rate is shown too, not a target);
-  then `--registrations` POST /products from `--concurrency` concurrent clients;
+- registration: POST /products, the one-transaction write path (one registry transaction that opens
+  the commitment of a paid generation, plus the database rows and the indexer run that follow it).
+  Protocol v2 registers only from a paid generation, so each product needs a fulfilled task, made
+  first: the ESP (registered, hence staked, by POST /esps) signs an offer, the producer locks the fee
+  with it and the ESP withdraws it (POST /tasks: two transactions; its rate is shown too, not a
+  target); then `--registrations` POST /products from `--concurrency` concurrent clients;
 - raw web3: `--transfers` signed value transfers sent with web3.py's own API, one after the other
   from one sender (estimate_gas, get_block("pending") for the fee, get_transaction_count, a local
   eth_account signature, send_raw_transaction, get_transaction_receipt polled from 0.5 ms with a

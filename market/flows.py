@@ -212,7 +212,7 @@ def settle_generation(ctx: MarketContext, producer: Producer, esp: Esp, prompt: 
 
 def refund_and_rate(ctx: MarketContext, outcome: GenerationOutcome) -> GenerationOutcome:
     """After the timelock: the producer takes the fee back and rates the ESP negative."""
-    ctx.protocol.refund(outcome.producer.account, outcome.offer)
+    ctx.protocol.refund(outcome.producer.account, outcome.offer, wait=True)
     outcome.refunded = True
     outcome.rating_tx = ctx.protocol.rate(outcome.producer.account, outcome.offer, False, 0)
     return outcome
@@ -277,7 +277,7 @@ def trade_flow(ctx: MarketContext, seller: LocalAccount, buyer: LocalAccount, to
 def refund_trade(ctx: MarketContext, buyer: LocalAccount, outcome: TradeOutcome) -> None:
     """After the timelock (or at once if the token moved away): the buyer takes the price back."""
     if ctx.market.exchange.get_lock(outcome.lock_id).state is LockState.LOCKED:
-        ctx.protocol.refund_purchase(buyer, outcome.terms)
+        ctx.protocol.refund_purchase(buyer, outcome.terms, wait=True)
 
 
 # -- attacks ----------------------------------------------------------------------------------------

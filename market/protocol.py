@@ -15,6 +15,7 @@ Every transaction goes through `on_tx(operation, tx)` so that a caller can book 
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,7 +100,8 @@ class Protocol:
         self.on_tx = on_tx
         self.commitments: dict[str, list[Commitment]] = {}
         """What each ESP signed through this object: the guard against selling a duplicate by accident
-        (in memory: an ESP that restarts must load its history; `docs/protocol.md`)."""
+        (in memory: an ESP that restarts reloads its history with `remember`; `docs/protocol.md`)."""
+        self._guard_lock = threading.Lock()
 
     @property
     def chain_id(self) -> int:
@@ -151,17 +153,26 @@ class Protocol:
                       nonce=secrets.randbits(64) if nonce is None else nonce, commitment=opening.commitment())
         return self.sign(esp, offer)
 
+    def remember(self, esp: str, producer: str, opening: Opening) -> None:
+        """Record a commitment signed earlier (after a restart), so the guard knows it."""
+        with self._guard_lock:
+            self.commitments.setdefault(esp, []).append(
+                Commitment(producer, opening.content_hash, opening.perceptual_hash))
+
     def _guard(self, esp: str, producer: str, opening: Opening) -> None:
         # Every ESP signing through this object is checked against all of them: a copy is slashed
-        # whichever ESP committed the original (`proveEquivocation`).
+        # whichever ESP committed the original (`proveEquivocation`). Check and record are one step, so
+        # that two threads cannot both pass with the same content.
         threshold = self.market.registry.similarity_threshold()
-        for earlier in (c for commitments in self.commitments.values() for c in commitments):
-            if earlier.producer == producer:
-                continue
-            if earlier.content_hash == opening.content_hash or \
-                    (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold:
-                raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier.producer} before")
-        self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
+        with self._guard_lock:
+            for earlier in (c for commitments in self.commitments.values() for c in commitments):
+                if earlier.producer == producer:
+                    continue
+                if earlier.content_hash == opening.content_hash or \
+                        (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold:
+                    raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier.producer} before")
+            self.commitments.setdefault(esp, []).append(
+                Commitment(producer, opening.content_hash, opening.perceptual_hash))
 
     def sign(self, esp: LocalAccount, offer: Offer) -> SignedOffer:
         """`esp`'s EIP-712 signature of `offer` in this market's exchange domain."""
@@ -208,8 +219,8 @@ class Protocol:
     def rate(self, producer: LocalAccount, offer: Offer, positive: bool, score: int) -> TxResult:
         return self._book("rate", self.market.ledger.rate(producer, offer, positive, score))
 
-    def refund(self, producer: LocalAccount, offer: Offer, wait: bool = True) -> TxResult:
-        """The producer takes the fee back; with `wait`, chain time first moves to the timelock if needed."""
+    def refund(self, producer: LocalAccount, offer: Offer, wait: bool = False) -> TxResult:
+        """The producer takes the fee back; with `wait` (simulations only), chain time first moves to the timelock."""
         chain = self.market.chain
         if wait and chain.now() < offer.timelock:
             chain.set_next_block_timestamp(offer.timelock)
@@ -217,23 +228,39 @@ class Protocol:
 
     # -- trade --------------------------------------------------------------------------------------
 
+    def purchase_terms(self, buyer: str, token_id: int, hashlock: bytes, price: int | None = None,
+                       timelock: int | None = None) -> Purchase:
+        """The terms `lock_purchase` would lock now (the seller is the token's owner): their digest is the lock's id."""
+        return Purchase(buyer=buyer, seller=self.market.registry.owner_of(token_id), token_id=token_id,
+                        price=self.terms.sale_price if price is None else price, hashlock=hashlock,
+                        timelock=self.market.chain.now() + self.terms.lock_duration_s if timelock is None else timelock)
+
     def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, price: int | None = None,
-                      lock_duration_s: int | None = None) -> PurchaseOpened:
-        """The buyer locks the price of a final product under the seller's hashlock."""
-        timelock = self.market.chain.now() + (lock_duration_s or self.terms.lock_duration_s)
+                      lock_duration_s: int | None = None, timelock: int | None = None) -> PurchaseOpened:
+        """The buyer locks the price of a final product under the seller's hashlock.
+
+        The timelock is `timelock` if given (e.g. from `purchase_terms`), else now + the lock duration.
+        """
+        if timelock is None:
+            timelock = self.market.chain.now() + (lock_duration_s or self.terms.lock_duration_s)
         opened = self.market.exchange.lock_purchase(buyer, token_id, hashlock, timelock,
                                                     self.terms.sale_price if price is None else price)
         self._book("lockPurchase", opened.tx)
         return opened
 
     def claim_sale(self, seller: LocalAccount, terms: Purchase, secret: bytes) -> TxResult:
-        """The seller approves the exchange for the token and reveals its secret: the token moves, money is credited."""
-        market = self.market
-        self._book("approve", market.registry.approve(seller, market.exchange.address, terms.token_id))
-        return self._book("withdrawPurchase", market.exchange.withdraw_purchase(seller, terms, secret))
+        """The seller reveals its secret (approving the exchange for the token first if needed): the token
+        moves, proceeds and royalty are credited. A seller who no longer owns the token gets the
+        exchange's `AIGCExchangeSellerNotOwner`."""
+        registry, exchange = self.market.registry, self.market.exchange
+        if registry.owner_of(terms.token_id) == seller.address and \
+                not registry.exchange_may_move(seller.address, terms.token_id, exchange.address):
+            self._book("approve", registry.approve(seller, exchange.address, terms.token_id))
+        return self._book("withdrawPurchase", exchange.withdraw_purchase(seller, terms, secret))
 
-    def refund_purchase(self, buyer: LocalAccount, terms: Purchase, wait: bool = True) -> TxResult:
-        """The buyer takes the price back (at once if the token can no longer be delivered; else after the timelock)."""
+    def refund_purchase(self, buyer: LocalAccount, terms: Purchase, wait: bool = False) -> TxResult:
+        """The buyer takes the price back (at once if the token can no longer be delivered; else after the
+        timelock; with `wait`, simulations only, chain time first moves there)."""
         chain = self.market.chain
         if wait and chain.now() < terms.timelock:
             chain.set_next_block_timestamp(terms.timelock)

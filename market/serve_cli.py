@@ -44,6 +44,6 @@ def register(app: typer.Typer) -> None:
         settings = Settings(data_dir=data, db_url=db, rpc_url=rpc, anvil_port=anvil_port, private_key=private_key)
         try:
             application = create_app(settings)
-        except (ChainMismatchError, RpcUnreachableError, AnvilError) as exc:
+        except (ChainMismatchError, RpcUnreachableError, AnvilError, ValueError) as exc:
             raise UserError(str(exc)) from exc
         uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)

@@ -6,6 +6,7 @@ attacks directly (a forged offer, a wrong opening) goes through the contract wra
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +16,14 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from market.chain.artifacts import Artifact
+from market.chain.calldata import CalldataEncoder
+from market.chain.connection import TxResult
 from market.chain.contracts import LockOpened, PurchaseOpened, Registered
 from market.chain.deploy import Market
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
+from market.chain.offers import Offer, SignedOffer, sign_offer
 from market.protocol import Job, Protocol
 from market.terms import ETHER, MarketParams, MarketTerms
 
@@ -125,3 +130,77 @@ def open_purchase(market: Market, buyer: LocalAccount, token_id: int, price: int
     secret = new_secret()
     lock = market.exchange.lock_purchase(buyer, token_id, hashlock_of(secret), market.chain.now() + duration, price)
     return lock, secret
+
+
+# -- added for the v2 contract unit tests ------------------------------------------------------------
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def block_time(market: Market, tx: TxResult) -> int:
+    """The timestamp of the block that mined `tx`."""
+    return int(market.chain.w3.eth.get_block(tx.block_number)["timestamp"])
+
+
+def resign(market: Market, esp: LocalAccount, offer: Offer, **changes: Any) -> SignedOffer:
+    """`offer` with `changes` (Offer field names), signed by `esp` in the market's exchange domain."""
+    changed = dataclasses.replace(offer, **changes)
+    return sign_offer(esp, changed, chain_id=market.chain.chain_id, exchange=market.exchange.address)
+
+
+def paid_generation(market: Market, producer: LocalAccount, esp: LocalAccount, content: Content | None = None,
+                    fee: int = FEE, duration: int = HOUR) -> Job:
+    """A generation lock of `producer` that `esp` withdrew with the key: paid, not registered yet."""
+    _, job = open_generation(market, producer, esp, fee, duration, content)
+    market.exchange.withdraw_generation(esp, job.offer, job.key)
+    return job
+
+
+def final_product(market: Market, owner: LocalAccount, esp: LocalAccount, label: str = "product") -> int:
+    """A product registered by `owner` (its producer), past its challenge window, the exchange approved."""
+    token_id = register(market, owner, esp, make_content(label)).token_id
+    make_final(market, token_id)
+    market.registry.approve(owner, market.exchange.address, token_id)
+    return token_id
+
+
+# A contract account that refuses ether: any plain transfer (empty calldata) reverts, and a call whose
+# calldata is `abi.encode(target) ++ data` is forwarded as `target.call{value: msg.value}(data)`, its
+# revert data bubbled up. Hand-assembled (no solc artifact): the 9-byte constructor copies the runtime.
+_FORWARDER_RUNTIME = bytes.fromhex(
+    "36" "15" "6027" "57"                      # if calldatasize == 0: jump to refuse
+    "6020" "36" "03" "6020" "5f" "37"          # calldatacopy(0, 32, calldatasize - 32)
+    "5f" "5f" "6020" "36" "03" "5f" "34" "5f" "35" "5a" "f1"  # call(gas, cd[0:32], value, 0, size, 0, 0)
+    "3d" "5f" "5f" "3e"                        # returndatacopy(0, 0, returndatasize)
+    "6023" "57"                                # if success: jump to ok
+    "3d" "5f" "fd"                             # revert(0, returndatasize)
+    "5b" "3d" "5f" "f3"                        # ok: return(0, returndatasize)
+    "5b" "5f" "5f" "fd"                        # refuse: revert(0, 0)
+)
+_FORWARDER_ARTIFACT = Artifact(
+    contract_name="EtherRefusingForwarder", source="tests/chain_helpers.py", abi=[],
+    bytecode="0x60" + f"{len(_FORWARDER_RUNTIME):02x}" + "80" "6009" "5f" "39" "5f" "f3" + _FORWARDER_RUNTIME.hex(),
+    deployed_bytecode="0x" + _FORWARDER_RUNTIME.hex(),
+)
+
+
+@dataclass(frozen=True)
+class Forwarder:
+    """A deployed ether-refusing forwarder: `call` sends a contract call through it (it is `msg.sender`)."""
+
+    market: Market
+    address: str
+
+    def call(self, sender: LocalAccount, target: str, function: str, *args: Any, value: int = 0) -> TxResult:
+        """`target.function(*args)` with `value` wei, called by the forwarder on behalf of `sender`."""
+        contract = next(c for c in (self.market.registry, self.market.exchange, self.market.ledger)
+                        if c.address.lower() == target.lower())
+        data = bytes.fromhex(CalldataEncoder(contract.contract.abi).encode(function, *args)[2:])
+        payload = "0x" + (bytes(12) + bytes.fromhex(target[2:]) + data).hex()
+        return self.market.chain.send_call(self.address, payload, sender, value)
+
+
+def deploy_forwarder(market: Market, deployer: LocalAccount) -> Forwarder:
+    """A fresh ether-refusing forwarder (see `Forwarder`)."""
+    contract, _ = market.chain.deploy(_FORWARDER_ARTIFACT, deployer)
+    return Forwarder(market, str(contract.address))

@@ -1,10 +1,11 @@
-"""Write or check contracts/gas-snapshot.json: gas per contract operation on eth-tester.
+"""Write or check contracts/gas-snapshot.json: gas per contract operation (protocol v2) on eth-tester.
 
     python tools/gas_snapshot.py           # check: exit 1 if an operation costs > 2% above the snapshot
     python tools/gas_snapshot.py --update  # rewrite the snapshot (commit it with the change that moved gas)
 
-Figures come from benchmarks/gas.py's measure() (steady state: the median of calls after the first;
-deployments: their one call). tests/contracts/test_gas_snapshot.py runs the check in `make test`.
+Figures come from benchmarks/gas.py's measure() and summarise() (steady state: the median of the
+calls after the first; deployments: their one call). tests/contracts/test_gas_snapshot.py runs the
+check in `make test`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -33,8 +33,9 @@ def _benchmark():
 def measure_gas() -> dict[str, int]:
     from market.chain.connection import Chain
 
-    calls = _benchmark().measure(Chain.embedded(), REPEATS)
-    return {op: int(statistics.median(gas[1:])) if len(gas) > 1 else gas[0] for op, gas in sorted(calls.items())}
+    benchmark = _benchmark()
+    steady, _ = benchmark.summarise(benchmark.measure(Chain.embedded(), REPEATS))
+    return dict(sorted(steady.items()))
 
 
 def compare(snapshot: dict[str, int], measured: dict[str, int], tolerance: float = TOLERANCE) -> list[str]:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         SNAPSHOT.write_text(json.dumps({
             "backend": "eth-tester (py-evm, prague)",
-            "how": "steady-state gas per operation from benchmarks/gas.py measure(), repeats=3; "
+            "how": "steady-state gas per operation of protocol v2 from benchmarks/gas.py measure(), repeats=3; "
                    "`make test` fails when an operation costs more than 2% above these figures",
             "tolerance": TOLERANCE,
             "gas": measured,

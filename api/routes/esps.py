@@ -1,4 +1,8 @@
-"""ESPs: a registered account whose key the server uses to serve generation tasks."""
+"""ESPs: a registered account whose key the server uses to serve generation tasks.
+
+Registering stakes the account on the exchange (protocol v2: only a staked ESP's offers can be
+locked), from the account's own funds, with the server's market terms' stake.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,36 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden
 from api.routes.common import ERRORS, AddressPath, Limit, Offset
 from api.schemas import Address, EspCreate, EspOut, EspUpdate, Page, ReputationOut
+from market.chain.contracts import EspState
 
 router = APIRouter(prefix="/esps", tags=["esps"])
 
 
 @router.post("", status_code=201, response_model=EspOut, responses=ERRORS)
-def register_esp(body: EspCreate, session: DB, account: CurrentAccount) -> EspOut:
-    """Register the caller's account as an ESP (one per account)."""
-    if session.scalar(select(models.Esp).where(models.Esp.account_id == account.id)) is not None:
-        raise ApiError(409, "already_registered", "this account is an ESP already")
-    esp = models.Esp(account_id=account.id, address=account.address, name=body.name, profile=body.profile,
-                     positives=0, negatives=0)
-    session.add(esp)
-    session.commit()
+def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAccount) -> EspOut:
+    """Register the caller's account as an ESP (one per account): stake it on the exchange, then record it.
+
+    409 `insufficient_funds` when the account cannot pay the stake, `esp_cannot_stake` when the
+    exchange knows it as exiting or slashed. An account already staked on chain (a request that died
+    after its stake) is recorded without a second stake.
+    """
+    protocol = state.protocol
+    stake = protocol.terms.esp_stake
+    signer = state.signer(account)
+    with state.writing(session):  # under the chain lock: two requests of one account do not both stake
+        if session.scalar(select(models.Esp.id).where(models.Esp.account_id == account.id)) is not None:
+            raise ApiError(409, "already_registered", "this account is an ESP already")
+        on_chain = state.market.exchange.esp_info(account.address).state
+        if on_chain is EspState.NONE:
+            if state.chain.balance(account.address) <= stake:
+                raise ApiError(409, "insufficient_funds", f"staking an ESP takes {stake} wei and the fees of the "
+                               "transaction: the account has less")
+            protocol.stake(signer)
+        elif on_chain is not EspState.ACTIVE:
+            raise ApiError(409, "esp_cannot_stake", f"the exchange knows this account as a {on_chain.name.lower()} ESP")
+        esp = models.Esp(account_id=account.id, address=account.address, name=body.name, profile=body.profile,
+                         positives=0, negatives=0, stake_state="active")
+        session.add(esp)
     return crud.esp_out(esp)
 
 

@@ -1,4 +1,9 @@
-"""Products: Proof-of-AIGC registration of a fulfilled task, listing, content download, challenges.
+"""Products: Proof-of-AIGC registration of a fulfilled task, listing, content download, challenges, bonds.
+
+Registration opens the commitment of the task's paid offer (`Protocol.register`, bond attached). A
+product can be challenged during the registry's challenge window (then 409
+`challenge_window_closed`); afterwards it is final: it can be sold, and its owner claims the
+registration bond (POST /products/{id}/bond), which is credited (see /credits).
 
 Content download is `GET /products/{id}/content` (image/png, the decrypted plaintext, public once
 its key was revealed on chain); 404 when this server does not hold the product's content.
@@ -17,68 +22,74 @@ from api import crud, models
 from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
-from api.routes.tasks import prompt_hash
 from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
-from market.chain.contracts import Registry
 from market.chain.errors import ContractRevert
-from market.chain.signing import sign_generation
-from market.content import content_hash, perceptual_hash
+from market.content import ContentStore
 
 router = APIRouter(prefix="/products", tags=["products"])
 
 
 @router.post("", status_code=201, response_model=ProductOut, responses=ERRORS)
 def register_product(body: ProductCreate, state: State, session: DB, account: CurrentAccount) -> ProductOut:
-    """Register the content of one of the caller's fulfilled tasks, with its ESP's EIP-712 signature.
+    """Register the content of one of the caller's fulfilled tasks from its paid offer and the offer's opening.
 
     A retry after a crash between the registry transaction and the database commit finds the
-    content registered by the caller on chain and records that token: registration is exactly once.
+    task's lock used by the caller's own token and records that token: registration is exactly once.
     """
-    task, esp, esp_account = crud.task_with_esp(session, body.task_id)
+    task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
+    if task.state == "fulfilled" and task.content_sha256 is None:
+        recover_content(state.store, task)
     if task.state != "fulfilled" or task.content_sha256 is None:
         raise ApiError(409, "task_not_fulfilled", f"task {task.id} is {task.state}: no revealed content to register")
     if task.token_id is not None:
         raise ApiError(409, "already_registered", f"task {task.id} is registered as product {task.token_id}")
-    content = state.store.get(task.content_sha256)
-    c_hash, p_hash, phash = content_hash(content), prompt_hash(task.prompt), perceptual_hash(content)
+    offer, opening = crud.offer_of(task), crud.opening_of(task)
     producer_key = state.signer(account)
-    registry = state.market.registry
-    signature = sign_generation(state.signer(esp_account), chain_id=state.chain.chain_id, registry=registry.address,
-                                producer=account.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
     with state.writing(session):
         try:
-            token_id = registry.register(producer_key, content_hash=c_hash, perceptual_hash=phash, prompt_hash=p_hash,
-                                         esp=esp.address, signature=signature,
-                                         uri=body.uri or f"sha256://{task.content_sha256}").token_id
+            token_id = state.protocol.register(producer_key, offer, opening,
+                                               body.uri or f"sha256://{task.content_sha256}").token_id
         except ContractRevert as exc:
-            token_id = adoptable_token(session, registry, exc, account.address)
+            token_id = adoptable_token(exc, task)
             if token_id is None:
                 raise
         task.token_id = token_id
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
-    product.task_id, product.content_sha256 = task.id, task.content_sha256
-    session.commit()
+    if product.task_id is None or product.content_sha256 is None:  # indexed before its task was complete: link them
+        product.task_id, product.content_sha256 = task.id, task.content_sha256
+        session.commit()
     return crud.product_out(product)
 
 
-def adoptable_token(session: DB, registry: Registry, revert: ContractRevert, producer: str) -> int | None:
-    """The token of content that an earlier request of `producer` registered and died before recording.
+def adoptable_token(revert: ContractRevert, task: models.Task) -> int | None:
+    """The token that an earlier request registered from this task's lock and died before recording.
 
-    A server killed between the registry transaction and its database commit leaves the content on
-    chain and the task unregistered; the retry's transaction then reverts as a duplicate. Adopting
-    that token (the caller's own, linked to no task) makes registration exactly once instead of
-    failing forever. Any other revert, or someone else's product, is not adoptable.
+    A server killed between the registry transaction and its database commit leaves the product on
+    chain and the task unregistered; the retry's transaction then reverts: the lock backs a token
+    already. Only the lock's producer, the caller, can have registered from it, so that token is
+    the caller's registration of this task: adopting it makes registration exactly once instead of
+    failing forever. Any other revert is the registry's verdict.
     """
-    if revert.error != "AIGCRegistryDuplicateContent":
+    if revert.error != "AIGCRegistryGenerationUsed" or task.lock_id is None:
         return None
-    token_id = int(revert.params["tokenId"])
-    if registry.product(token_id).producer.lower() != producer.lower():
+    if "0x" + bytes(revert.params["lockId"]).hex() != task.lock_id:
         return None
-    if session.scalar(select(models.Task.id).where(models.Task.token_id == token_id)) is not None:
-        return None
-    return token_id
+    return int(revert.params["tokenId"])
+
+
+def recover_content(store: ContentStore, task: models.Task) -> None:
+    """A task whose reveal the indexer recorded (the route died after it): its content, stored before the
+    reveal, is found by the opening's content hash (the sha256 the store addresses it by)."""
+    if task.opening is None:
+        return
+    digest = crud.opening_of(task).content_hash.hex()
+    try:
+        store.get(digest)
+    except (OSError, ValueError):
+        return
+    task.content_sha256 = digest
 
 
 @router.get("", response_model=Page[ProductOut])
@@ -107,21 +118,42 @@ async def product_content(token_id: IdPath, state: State, session: DB) -> Respon
 
 @router.post("/{token_id}/challenges", status_code=201, response_model=ChallengeOut, responses=ERRORS)
 def challenge(token_id: IdPath, body: ChallengeCreate, state: State, session: DB, account: CurrentAccount) -> ChallengeOut:
-    """The owner of product `token_id` accuses `duplicate_id` of copying it; the registry adjudicates."""
-    registry = state.market.registry
-    try:
-        owner = registry.owner_of(token_id)
-    except ContractRevert as exc:
-        raise not_found(f"product {token_id}") from exc
-    if owner.lower() != account.address.lower():
-        raise forbidden(f"product {token_id} belongs to another account")
+    """The owner of product `token_id` accuses `duplicate_id` of copying it; the registry adjudicates.
+
+    Only within the accused product's challenge window (409 `challenge_window_closed` after it)."""
+    owned_by(state, session, token_id, account)
     signer = state.signer(account)
     with state.writing(session):
-        outcome = registry.challenge(signer, token_id, body.duplicate_id)
+        outcome = state.protocol.challenge(signer, token_id, body.duplicate_id)
     row = session.scalar(select(models.Challenge).where(models.Challenge.block_number == outcome.tx.block_number))
     if row is None:
         raise ApiError(503, "not_indexed", "the verdict is on chain but not indexed yet")
     return crud.challenge_out(row)
+
+
+@router.post("/{token_id}/bond", response_model=ProductOut, responses=ERRORS)
+def claim_bond(token_id: IdPath, state: State, session: DB, account: CurrentAccount) -> ProductOut:
+    """The owner of a final product has its registration bond credited (once); withdraw it with POST /credits/withdraw.
+
+    409 `product_not_final` inside the challenge window, `bond_already_claimed` the second time."""
+    owned_by(state, session, token_id, account)
+    signer = state.signer(account)
+    with state.writing(session):
+        state.protocol.claim_bond(signer, token_id)
+    return crud.product_out(crud.get_or_404(session, models.Product, token_id, f"product {token_id}"))
+
+
+def owned_by(state: State, session: DB, token_id: int, account: models.Account) -> None:
+    """404 for an unknown product, 409 `product_revoked` for a revoked one, 403 unless the caller owns it (on chain)."""
+    product = session.get(models.Product, token_id)
+    if product is not None and product.revoked:
+        raise ApiError(409, "product_revoked", f"product {token_id} was revoked")
+    try:
+        owner = state.market.registry.owner_of(token_id)
+    except ContractRevert as exc:
+        raise not_found(f"product {token_id}") from exc
+    if owner.lower() != account.address.lower():
+        raise forbidden(f"product {token_id} belongs to another account")
 
 
 @router.get("/{token_id}/challenges", response_model=list[ChallengeOut], responses=ERRORS)

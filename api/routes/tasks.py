@@ -1,15 +1,20 @@
-"""Generation tasks: ESP selection, placement and cost, generation lock and (same request) fulfilment.
+"""Generation tasks: ESP selection, placement and cost, the ESP's offer, the lock and (same request) fulfilment.
 
-POST /tasks does the whole fair exchange at once because the ESP is a server-side account: the
-ESP generates the content, encrypts it under a fresh key k, the producer locks the fee under
-sha256(k), and an honest ESP claims the fee by revealing k on chain (state `fulfilled`, the
+POST /tasks does the whole fair exchange of protocol v2 at once because the ESP is a server-side
+account (for now): the ESP generates the content, encrypts it under a fresh key k, commits to it
+and signs an offer with sha256(k) as hashlock (`Protocol.make_offer`); the producer locks the fee
+with that offer (`Protocol.lock`) as a lock intent whose id, the offer's digest, is recorded before
+the lock is sent; an honest ESP claims the fee by revealing k on chain (`Protocol.reveal`), and the
+producer opens the ciphertext with the revealed key against the commitment (state `fulfilled`, the
 plaintext is then stored). A `cheating` ESP never reveals: the task stays `locked` and the producer
-refunds after the timelock (POST /tasks/{id}/refund). Rating is POST /tasks/{id}/rating.
+refunds after the timelock (POST /tasks/{id}/refund). Rating is POST /tasks/{id}/rating. The offer
+and its opening are kept on the task: refund, rating and registration pass them back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import torch
 from fastapi import APIRouter
@@ -21,8 +26,9 @@ from api.errors import ApiError, forbidden
 from api.placement import place
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
-from market.chain.hashlocks import hashlock_of, new_secret
-from market.content import DeterministicImageGenerator, encrypt
+from market.chain.offers import offer_id
+from market.content import DeterministicImageGenerator
+from market.protocol import DuplicateCommitment, Protocol
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -31,15 +37,17 @@ TEMPERATURE = 0.1
 
 
 def choose_esp(state: State, session: DB, producer: str, seed: int) -> models.Esp:
+    """An active ESP chosen by MWSL reputation (softmax); the first active one if the choice cannot take jobs."""
     model = reputation.build(session, state.chain.now(), state.settings.reputation_period_s, producer=producer)
     row = model.row(producer)
     assert row is not None
     generator = torch.Generator().manual_seed(seed)
     column = int(model.mwsl.select(row, model.now, strategy="softmax", temperature=TEMPERATURE, generator=generator))
     esp = session.get(models.Esp, column + 1)
-    if esp is None:  # a gap in the ids: fall back to the first ESP
-        esp = session.scalars(select(models.Esp).order_by(models.Esp.id)).first()
-    assert esp is not None
+    if esp is None or esp.stake_state != "active":  # a gap in the ids, or an ESP that left: the first active one
+        esp = session.scalars(select(models.Esp).where(models.Esp.stake_state == "active").order_by(models.Esp.id)).first()
+    if esp is None:
+        raise ApiError(409, "no_esps", "no registered ESP is active")
     return esp
 
 
@@ -51,6 +59,8 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     seed = (session.scalar(select(func.count()).select_from(models.Task)) or 0) + 1
     if body.esp is not None:
         esp, selected_by = crud.esp_by_address(session, body.esp), "request"
+        if esp.stake_state != "active":
+            raise ApiError(409, "esp_not_active", f"ESP {esp.address} is {esp.stake_state}: it takes no jobs")
     else:
         esp, selected_by = choose_esp(state, session, account.address, seed), "mwsl"
     if esp.account_id == account.id:
@@ -59,25 +69,41 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     assert esp_account is not None
     producer_key, esp_key = state.signer(account), state.signer(esp_account)
     cost = place(state.market, state.store, producer_key, esp_key, esp.id - 1, n_esps, seed)
-    content = DeterministicImageGenerator().generate(body.prompt)
-    key = new_secret()
-    ciphertext = state.store.put(encrypt(key, content))
-    fee = body.fee_wei or state.settings.generation_fee_wei
-    hashlock = hashlock_of(key)
-    hashlock_hex = "0x" + hashlock.hex()  # the row's hashlock, also what its sealed key is bound to
+    # The ESP's secret per-job seed: content nobody can compute from the prompt alone (docs/protocol.md).
+    content = DeterministicImageGenerator().generate(body.prompt, seed=secrets.token_bytes(32))
+    protocol, chain, exchange = state.protocol, state.chain, state.market.exchange
+    # A job the lock would refuse is refused before the ESP commits to it (the chain's verdict, without a transaction).
+    fee = protocol.terms.generation_fee if body.fee_wei is None else body.fee_wei
+    if fee < exchange.fee_floor():
+        raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
+    if chain.balance(account.address) < fee:
+        raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
+    # The ESP accepts the job: encrypts the content, commits to it and signs the offer; an honest ESP
+    # refuses content it committed to another producer (it would be slashed for it).
+    with state.offer_lock:
+        try:
+            job = protocol.make_offer(esp_key, account.address, content, prompt_hash(body.prompt), fee=fee)
+        except DuplicateCommitment as exc:
+            raise ApiError(409, "duplicate_commitment", f"the ESP refuses: {exc}") from exc
+    offer = job.offer
+    ciphertext = state.store.put(job.ciphertext)
+    hashlock_hex = "0x" + offer.hashlock.hex()  # the row's hashlock, also what its sealed key is bound to
+    task = models.Task(
+        producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock=hashlock_hex, fee_wei=str(offer.fee),
+        timelock=offer.timelock, selected_by=selected_by, ciphertext_sha256=ciphertext,
+        offer=offer.to_json(), opening=job.opening.to_json(),
+        encrypted_content_key=state.vault.seal(job.key, hashlock_hex), latency_s=cost.latency_s,
+        energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
+    lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
     with state.writing(session):
-        chain, exchange = state.chain, state.market.exchange
-        timelock = chain.now() + state.settings.lock_duration_s
-        task = models.Task(
-            producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock=hashlock_hex, fee_wei=str(fee),
-            timelock=timelock, selected_by=selected_by, ciphertext_sha256=ciphertext,
-            encrypted_content_key=state.vault.seal(key, hashlock_hex), latency_s=cost.latency_s,
-            energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
-        lock = state.lock_as_intent(
-            session, task, lambda: exchange.lock_generation(producer_key, esp.address, hashlock, timelock, fee))
+        state.lock_as_intent(session, task, lock_id, lambda: protocol.lock(producer_key, job.signed))
         if esp.profile == "honest":
-            exchange.withdraw(esp_key, lock.lock_id, key)
-            task.state, task.content_sha256 = "fulfilled", state.store.put(content)
+            state.store.put(content)  # before the key is public: a reveal cut off by a crash leaves it stored
+            reveal = protocol.reveal(esp_key, offer, job.key)
+            # The producer's side: the key read from the chain opens the ciphertext to the committed content.
+            delivery = Protocol.open_content(Protocol.revealed_key(reveal), state.store.get(ciphertext), job.opening,
+                                             offer)
+            task.state, task.content_sha256 = "fulfilled", state.store.put(delivery.content)
     return crud.task_out(session, task)
 
 
@@ -105,9 +131,10 @@ async def get_task(task_id: IdPath, session: DB, account: CurrentAccount) -> Tas
 def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAccount) -> TaskOut:
     """The producer takes the fee back, at or after the timelock, if the ESP never revealed the key."""
     task = own_task(session, task_id, account)
+    offer = crud.offer_of(task)
     signer = state.signer(account)
     with state.writing(session):
-        state.market.exchange.refund(signer, crud.lock_of(task))
+        state.protocol.refund(signer, offer, wait=False)  # the server never moves chain time
         task.state = "refunded"
     return crud.task_out(session, task)
 
@@ -116,9 +143,10 @@ def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAcco
 def rate_task(task_id: IdPath, body: RatingCreate, state: State, session: DB, account: CurrentAccount) -> TaskOut:
     """Rate the ESP on chain for a settled task (once; a refunded task only negatively)."""
     task = own_task(session, task_id, account)
+    offer = crud.offer_of(task)
     signer = state.signer(account)
     with state.writing(session):
-        state.market.ledger.rate(signer, crud.lock_of(task), body.positive, body.score)
+        state.protocol.rate(signer, offer, body.positive, body.score)
         task.rated = True
     return crud.task_out(session, task)
 

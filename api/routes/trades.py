@@ -1,12 +1,19 @@
-"""Trades: purchase HTLCs between two accounts of this server.
+"""Trades: purchase HTLCs between two accounts of this server, on final products only.
 
 POST /trades (buyer): the server draws the seller's secret s, the buyer locks the price under
-sha256(s) (s is kept sealed for the seller). POST /trades/{id}/claim (seller only): approve the
-exchange for the token and reveal s; token, price and royalty move in that one transaction.
-POST /trades/{id}/refund (buyer only): after the timelock, when the seller never claimed.
+sha256(s) (`Protocol.lock_purchase`; s is kept sealed for the seller) as a lock intent whose id, the
+digest of the purchase's terms, is recorded before the lock is sent. A product still inside its
+challenge window cannot be bought: 409 `product_not_final`. POST /trades/{id}/claim (seller only):
+approve the exchange for the token and reveal s (`Protocol.claim_sale`); the token moves to the
+buyer, and price and royalty are credited (withdrawn with POST /credits/withdraw). POST
+/trades/{id}/refund (buyer only, `Protocol.refund_purchase`): after the timelock when the seller
+never claimed, or at once when the seller no longer owns the token. Claim and refund pass the
+lock's terms back, rebuilt from the trade's row.
 """
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter
 from sqlalchemy import or_, select
@@ -18,33 +25,48 @@ from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, TradeCreate, TradeOut
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
+from market.chain.offers import Purchase, purchase_id
+
+log = logging.getLogger("api.trades")
 
 router = APIRouter(prefix="/trades", tags=["trades"])
 
 
 @router.post("", status_code=201, response_model=TradeOut, responses=ERRORS)
 def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAccount) -> TradeOut:
-    registry = state.market.registry
-    try:
-        owner = registry.owner_of(body.token_id)
-    except ContractRevert as exc:
-        raise not_found(f"product {body.token_id}") from exc
-    seller = crud.account_by_address(session, owner)
-    if seller is None:
-        raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
-    if seller.id == account.id:
-        raise ApiError(422, "self_trade", "the caller already owns this product")
     signer = state.signer(account)
     secret = new_secret()
     hashlock = hashlock_of(secret)
     hashlock_hex = "0x" + hashlock.hex()  # the row's hashlock, also what its sealed secret is bound to
+    protocol, chain, exchange = state.protocol, state.chain, state.market.exchange
     with state.writing(session):
-        timelock = state.chain.now() + state.settings.lock_duration_s
+        # The terms that `Protocol.lock_purchase` will lock, read under the chain lock, which every write of
+        # this server holds: the seller is the token's owner, the timelock counts from the latest block.
+        try:
+            owner = state.market.registry.owner_of(body.token_id)
+        except ContractRevert as exc:
+            raise not_found(f"product {body.token_id}") from exc
+        seller = crud.account_by_address(session, owner)
+        if seller is None:
+            raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
+        if seller.id == account.id:
+            raise ApiError(422, "self_trade", "the caller already owns this product")
+        timelock = chain.now() + protocol.terms.lock_duration_s
+        terms = Purchase(account.address, seller.address, body.token_id, body.price_wei, hashlock, timelock)
         trade = models.Trade(hashlock=hashlock_hex, token_id=body.token_id, buyer_id=account.id,
                              seller_id=seller.id, price_wei=str(body.price_wei), timelock=timelock,
                              encrypted_secret=state.vault.seal(secret, hashlock_hex))
-        state.lock_as_intent(session, trade, lambda: state.market.exchange.lock_purchase(
-            signer, body.token_id, hashlock, timelock, body.price_wei))
+        opened = state.lock_as_intent(session, trade, purchase_id(terms, chain_id=chain.chain_id, exchange=exchange.address),
+                                      lambda: protocol.lock_purchase(signer, body.token_id, hashlock, body.price_wei,
+                                                                     timelock=timelock))
+        if opened.terms != terms:  # another client's block came in between: record what was locked
+            trade.timelock = opened.terms.timelock
+            moved_to = crud.account_by_address(session, opened.terms.seller)
+            if moved_to is not None:
+                trade.seller_id = moved_to.id
+            else:
+                log.error("trade %s: the token moved to %s, not served here, while it was locked", trade.id,
+                          opened.terms.seller)
     return crud.trade_out(session, trade)
 
 
@@ -69,24 +91,33 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
     trade = crud.get_or_404(session, models.Trade, trade_id, f"trade {trade_id}")
     if trade.seller_id != account.id:
         raise forbidden("only the seller of this trade can claim it")
+    terms = crud.purchase_of(session, trade)
+    # `Protocol.claim_sale` approves the exchange first, which only the owner can: a seller who no longer
+    # owns the token gets the exchange's verdict here, not ERC-721's.
+    try:
+        owner = state.market.registry.owner_of(trade.token_id)
+    except ContractRevert as exc:
+        raise ApiError(409, "product_revoked", f"product {trade.token_id} was revoked: it cannot be delivered") from exc
+    if owner != account.address:
+        raise ApiError(409, "seller_not_owner", f"product {trade.token_id} no longer belongs to the seller: the buyer "
+                       "can refund at once")
     signer = state.signer(account)
-    lock_id = crud.lock_of(trade)
     secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
-    market = state.market
     with state.writing(session):
-        market.registry.approve(signer, market.exchange.address, trade.token_id)
-        market.exchange.withdraw(signer, lock_id, secret)
+        state.protocol.claim_sale(signer, terms, secret)
         trade.state = "claimed"
     return crud.trade_out(session, trade)
 
 
 @router.post("/{trade_id}/refund", response_model=TradeOut, responses=ERRORS)
 def refund(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) -> TradeOut:
+    """The buyer takes the price back: after the timelock, or at once if the seller no longer owns the token."""
     trade = crud.get_or_404(session, models.Trade, trade_id, f"trade {trade_id}")
     if trade.buyer_id != account.id:
         raise forbidden("only the buyer of this trade can refund it")
+    terms = crud.purchase_of(session, trade)
     signer = state.signer(account)
     with state.writing(session):
-        state.market.exchange.refund(signer, crud.lock_of(trade))
+        state.protocol.refund_purchase(signer, terms, wait=False)  # the server never moves chain time
         trade.state = "refunded"
     return crud.trade_out(session, trade)

@@ -172,6 +172,12 @@ class Registry(_Wrapper):
     def owner_of(self, token_id: int) -> str:
         return str(self.chain.call(self.contract.functions.ownerOf(token_id)))
 
+    def exchange_may_move(self, owner: str, token_id: int, operator: str) -> bool:
+        """Whether `operator` is approved for `token_id` or for all of `owner`'s tokens."""
+        if str(self.chain.call(self.contract.functions.getApproved(token_id))) == operator:
+            return True
+        return bool(self.chain.call(self.contract.functions.isApprovedForAll(owner, operator)))
+
     def token_of_content(self, content_hash: bytes) -> int:
         return int(self.chain.call(self.contract.functions.tokenOfContent(content_hash)))
 

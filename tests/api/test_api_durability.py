@@ -2,14 +2,17 @@
 
 The chain is an anvil node started by the test (`--rpc`), so it outlives every kill; the database is
 the default SQLite file under `--data`. The writer sends, back to back, the cheapest real writes that
-touch both the chain and the database: create an account (one transfer), a generation task (lock +
-withdraw), the product registration of that task (one registry transaction) and a rating. After
+touch both the chain and the database: create an account (one transfer), a generation task (the ESP's
+offer locked, then withdrawn), the product registration of that task (one registry transaction from
+the task's paid offer) and a rating. After
 each restart, every write whose 2xx reply was received must be there exactly once, and the indexer
 must agree with the chain: products, ratings and stored events counted in the database equal what the
 contracts say (through `market.chain` wrappers at the addresses of `deployment.json`).
 
 A registration cut off by a kill is retried once after the restart: it must end as one product, not
-two and not a stuck duplicate-content error. The figure goes to out/verification/api_durability.json.
+two and not a stuck "generation used" error. A task intent cut off before its lock stays an intent
+whose lock id is not on chain; one whose lock was mined is completed by that id. The figure goes to
+out/verification/api_durability.json.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from api.launcher import ServerProcess
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.deploy import Deployment, attach_market
+from market.chain.offers import Offer, Opening
 
 KILLS = 20
 """SIGKILLs per run (the issue asks for 20); each costs one server start, about 3 to 5 s here."""
@@ -112,7 +116,7 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
     try:
         accounts = dict(db.execute("SELECT address, count(*) FROM accounts GROUP BY address").fetchall())
         task_rows = dict(db.execute("SELECT id, lock_id FROM tasks").fetchall())
-        intents = [state for (state,) in db.execute("SELECT state FROM tasks WHERE lock_id IS NULL")]
+        intents = dict(db.execute("SELECT lock_id, state FROM tasks WHERE state IN ('pending', 'abandoned')").fetchall())
         events = db.execute("SELECT count(*), count(DISTINCT block_number || '/' || log_index) FROM chain_events").fetchone()
         product_tasks = dict(db.execute("SELECT token_id, task_id FROM products").fetchall())
     finally:
@@ -121,9 +125,8 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
     assert not lost, f"acknowledged accounts missing or doubled: {lost}"
     assert all(task_rows.get(i) == lock for i, lock in ledger.tasks.items()), "an acknowledged task is missing"
     locks = [lock for lock in task_rows.values() if lock is not None]
+    assert len(locks) == len(task_rows), "a task has no lock id (an intent records it before the lock is sent)"
     assert len(set(locks)) == len(locks), "two tasks share a lock"
-    # A kill between a task's intent and its lock leaves an intent; one whose lock was mined is completed.
-    assert set(intents) <= {"pending", "abandoned"}
     assert events[0] == events[1], "an event was stored twice"
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
@@ -148,9 +151,12 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
 
     market = attach_market(Chain.connect(server.rpc_url or ""), Deployment.read(server.data_dir / "deployment.json"))
     assert market.registry.total_registered() == len(product_tasks) == page["total"]
-    # No fee is locked on chain without a task row that can refund it (the lock intents' promise).
-    on_chain = {"0x" + lock_id.hex() for lock_id in market.exchange.lock_ids(market.deployment.block)}
+    # No fee is locked on chain without a task row that can refund it (the lock intents' promise), and a
+    # kill between a task's intent and its lock leaves an intent only if the lock never reached the chain:
+    # one whose lock was mined is completed by its lock id.
+    on_chain = {"0x" + lock_id.hex() for lock_id, _ in market.exchange.generation_lock_ids(market.deployment.block)}
     assert on_chain <= set(locks), f"generation locks with no task: {sorted(on_chain - set(locks))}"
+    assert not on_chain & set(intents), f"locks on chain left as intents: {sorted(on_chain & set(intents))}"
     for token in ledger.products:
         assert market.registry.owner_of(token) == producer_address
     stats = market.ledger.stats(producer_address, esp)
@@ -220,35 +226,31 @@ def test_sigkill_durability(tmp_path: Path) -> None:
 
 def test_registration_cut_off_after_its_transaction_is_adopted_by_the_retry(client: TestClient) -> None:
     """The registry transaction went through but the server died before recording it: the retry
-    records that token (once) instead of failing forever on the registry's duplicate-content check."""
+    records that token (once) instead of failing forever on the registry's "generation used" check."""
     esp, _ = new_esp(client)
     _, headers = new_account(client)
     task = client.post("/tasks", json={"prompt": "cut off", "esp": esp}, headers=headers).json()
     state = client.app.state.market  # type: ignore[attr-defined]
-    from api.routes.products import prompt_hash
-    from market.chain.signing import sign_generation
-    from market.content import content_hash, perceptual_hash
 
     with state.sessions() as session:  # what the route does up to its transaction, then "dies"
         row = session.get(models.Task, task["id"])
         producer = session.get(models.Account, row.producer_id)
-        esp_account = session.get(models.Account, session.get(models.Esp, row.esp_id).account_id)
-        content = state.store.get(row.content_sha256)
-        c_hash, p_hash, phash = content_hash(content), prompt_hash(row.prompt), perceptual_hash(content)
-        registry = state.market.registry
-        signature = sign_generation(state.signer(esp_account), chain_id=state.chain.chain_id, registry=registry.address,
-                                    producer=producer.address, content_hash=c_hash, prompt_hash=p_hash, perceptual_hash=phash)
-        token = registry.register(state.signer(producer), content_hash=c_hash, perceptual_hash=phash, prompt_hash=p_hash,
-                                  esp=esp, signature=signature).token_id
-    state.indexer.run_once()  # the restarted server's catch-up: the product is indexed, not linked to its task
+        token = state.protocol.register(state.signer(producer), Offer.from_json(row.offer),
+                                        Opening.from_json(row.opening)).token_id
+    state.indexer.run_once()  # the restarted server's catch-up: the product is indexed, linked by its lock
+    registry = state.market.registry
     before = registry.total_registered()
     retry = client.post("/products", json={"task_id": task["id"]}, headers=headers)
     assert retry.status_code == 201, retry.text
     assert retry.json()["token_id"] == token and retry.json()["task_id"] == task["id"] and retry.json()["content_url"]
     assert registry.total_registered() == before
+    assert client.get(f"/tasks/{task['id']}", headers=headers).json()["token_id"] == token
     assert client.post("/products", json={"task_id": task["id"]}, headers=headers).json()["code"] == "already_registered"
-    # Another account's content on chain is never adopted: the registry's verdict stands.
+    # Another account's content on chain is never adopted: the registry's verdict stands (the same content,
+    # generated later by another ESP for another producer, is a duplicate).
+    other_esp, _ = new_esp(client)
     _, other_headers = new_account(client)
-    other = client.post("/tasks", json={"prompt": "cut off", "esp": esp}, headers=other_headers).json()
+    other = client.post("/tasks", json={"prompt": "cut off", "esp": other_esp}, headers=other_headers).json()
     refused = client.post("/products", json={"task_id": other["id"]}, headers=other_headers)
     assert refused.status_code == 422 and refused.json()["code"] == "AIGCRegistryDuplicateContent", refused.text
+    assert registry.total_registered() == before

@@ -26,6 +26,7 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/esps", {"name": "e"}, "none"),
     ("POST", "/esps", {"name": "e"}, "bad"),
     ("POST", "/esps", [1, 2], "me"),
+    ("POST", "/esps", {"name": "again"}, "esp"),
     ("POST", "/esps", "not json", "me"),
     ("PATCH", "/esps/{esp}", {"name": "mine"}, "other"),
     ("PATCH", "/esps/{esp}", {"profile": "cheating"}, "none"),
@@ -42,6 +43,7 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/tasks", {"prompt": "p", "fee_wei": U256}, "me"),
     ("POST", "/tasks", {"prompt": "p", "fee_wei": "lots"}, "me"),
     ("POST", "/tasks", {"prompt": "p", "fee_wei": 10**30}, "me"),
+    ("POST", "/tasks", {"prompt": "p", "fee_wei": 1}, "me"),
     ("POST", "/tasks", {"prompt": "p", "esp": BAD_ADDR}, "me"),
     ("POST", "/tasks", {"prompt": "p", "esp": "0x" + "33" * 20}, "me"),
     ("POST", "/tasks", {"prompt": "p"}, "none"),
@@ -54,6 +56,7 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("GET", f"/tasks/{2**70}", None, "me"),
     ("POST", "/tasks/1/refund", None, "other"),
     ("POST", "/tasks/1/refund", None, "me"),
+    ("POST", "/tasks/2/refund", None, "me"),
     ("POST", "/tasks/1/rating", {"positive": True, "score": 70000}, "me"),
     ("POST", "/tasks/1/rating", {"positive": "maybe"}, "me"),
     ("POST", "/tasks/1/rating", {"positive": True}, "other"),
@@ -75,11 +78,23 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/products/1/challenges", {"duplicate_id": 1}, "me"),
     ("POST", "/products/1/challenges", {"duplicate_id": 0}, "me"),
     ("POST", "/products/999/challenges", {"duplicate_id": 1}, "me"),
+    ("POST", "/products/1/challenges", {"duplicate_id": 999}, "me"),
+    ("POST", "/products/1/bond", None, "other"),
+    ("POST", "/products/1/bond", None, "me"),
+    ("POST", "/products/1/bond", None, "none"),
+    ("POST", "/products/999/bond", None, "me"),
+    ("POST", "/products/0/bond", None, "me"),
+    ("GET", "/credits", None, "none"),
+    ("GET", "/credits", None, "bad"),
+    ("POST", "/credits/withdraw", None, "me"),
+    ("POST", "/credits/withdraw", None, "none"),
+    ("PUT", "/credits/withdraw", None, "me"),
     ("GET", "/products/999/challenges", None, "me"),
     ("POST", "/trades", {"token_id": 1, "price_wei": 0}, "other"),
     ("POST", "/trades", {"token_id": 1, "price_wei": -1}, "other"),
     ("POST", "/trades", {"token_id": 1, "price_wei": 10**40}, "other"),
     ("POST", "/trades", {"token_id": 1, "price_wei": 1000}, "me"),
+    ("POST", "/trades", {"token_id": 1, "price_wei": 1000}, "other"),
     ("POST", "/trades", {"token_id": 999, "price_wei": 1000}, "other"),
     ("POST", "/trades", {"token_id": 1}, "other"),
     ("POST", "/trades", {"token_id": 1, "price_wei": 1000}, "none"),
@@ -101,7 +116,8 @@ CASES: list[tuple[str, str, Any, str]] = [
 
 @pytest.fixture
 def world(client: TestClient) -> dict[str, Any]:
-    """An ESP, a producer with a registered product (task 1) and a locked task (task 2), and a stranger."""
+    """An ESP, a producer with a registered product (task 1, not final yet) and a locked task (task 2), and a
+    stranger."""
     esp, esp_headers = new_esp(client)
     cheat, _ = new_esp(client, "cheating")
     _, me = new_account(client)

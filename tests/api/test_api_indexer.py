@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from api_helpers import new_account, new_esp
+from api_helpers import new_account, new_esp, new_product, pass_challenge_window
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from api.main import create_app
-from api.models import ChainEvent, ChainMeta, Esp, IndexerCursor, Product
+from api.models import Account, ChainEvent, ChainMeta, Challenge, Esp, IndexerCursor, Product
 from api.node import ChainMismatchError
 from api.settings import Settings
 from market.chain.connection import Chain
@@ -44,6 +44,56 @@ def test_indexer_runs_twice_and_from_zero_without_double_counting(client: TestCl
         session.execute(update(IndexerCursor).values(last_block=0))
     assert state.indexer.run_once() == 0
     assert snapshot(app) == before
+
+
+def projections(app) -> list[list[tuple]]:  # noqa: ANN001
+    """Every column the indexer writes, table by table."""
+    with app.state.market.sessions() as session:
+        return [[tuple(r) for r in session.execute(query)] for query in (
+            select(Product).with_only_columns(*Product.__table__.c).order_by(Product.token_id),
+            select(Esp.address, Esp.positives, Esp.negatives, Esp.stake_state).order_by(Esp.id),
+            select(Challenge.original_id, Challenge.duplicate_id, Challenge.upheld).order_by(Challenge.id),
+            select(ChainEvent.block_number, ChainEvent.log_index, ChainEvent.name, ChainEvent.args).order_by(
+                ChainEvent.block_number, ChainEvent.log_index))]
+
+
+def test_an_emptied_index_is_rebuilt_from_the_chain(client: TestClient, chain: Chain) -> None:
+    """Products (linked to their tasks by lock id), displacement, bonds, sales, challenges, ratings and ESP
+    states come back the same from the events alone."""
+    populate(client)
+    esp, _ = new_esp(client)
+    copier, _ = new_esp(client)
+    _, early = new_account(client)
+    _, late = new_account(client)
+    _, buyer = new_account(client)
+    first = client.post("/tasks", json={"prompt": "contested", "esp": esp}, headers=early).json()
+    new_product(client, copier, late, "contested")  # displaced by the next registration
+    token = client.post("/products", json={"task_id": first["id"]}, headers=early).json()["token_id"]
+    _, other = new_product(client, esp, early, "another")
+    pass_challenge_window(client, chain)
+    assert client.post(f"/products/{token}/bond", headers=early).status_code == 200
+    trade = client.post("/trades", json={"token_id": token, "price_wei": 10**15}, headers=buyer).json()
+    assert client.post(f"/trades/{trade['id']}/claim", headers=early).json()["state"] == "claimed"
+    _, late_product = new_product(client, esp, early, "late one")
+    assert client.post(f"/products/{token}/challenges", json={"duplicate_id": late_product},
+                       headers=buyer).status_code == 201
+    assert client.post("/credits/withdraw", headers=early).status_code == 200
+    state = client.app.state.market  # type: ignore[attr-defined]
+    with state.sessions() as session:
+        leaving = session.scalar(select(Account).join(Esp, Esp.account_id == Account.id).where(Esp.address == copier))
+        state.protocol.announce_exit(state.signer(leaving))
+    state.indexer.run_once()
+    before = projections(client.app)
+    assert any(row[6] for row in before[0]) and any(row[-1] for row in before[0])  # revoked, bond released
+    assert ("exiting" in {row[3] for row in before[1]}) and before[2]
+    with state.sessions.begin() as session:  # forget everything the indexer wrote
+        for model in (Product, Challenge, ChainEvent):
+            session.execute(delete(model))
+        session.execute(update(Esp).values(positives=0, negatives=0, stake_state="active"))
+        session.execute(update(IndexerCursor).values(last_block=0))
+    state.indexer.last_block = -1
+    assert state.indexer.run_once() == len(before[3])
+    assert projections(client.app) == before
 
 
 def test_restart_keeps_state_and_resumes(make_settings: Callable[..., Settings], chain: Chain) -> None:

@@ -16,6 +16,7 @@ from api.main import create_app
 from api.settings import Settings
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
+from market.terms import MarketParams
 
 
 @contextmanager
@@ -57,8 +58,8 @@ def test_http_lifecycle_and_restart(make_settings: Callable[..., Settings], db_u
 
 def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: str) -> None:
     """`aigc-market serve` as a process on anvil (--rpc), SQLite or PostgreSQL: every step of the market
-    over HTTP only (chain time is moved on the node, as passing time would), then a stop and a restart
-    on the same database and chain that finds the same state."""
+    over HTTP only (chain time is moved on the node, as passing time would: timelocks, challenge windows),
+    then a stop and a restart on the same database and chain that finds the same state."""
     def auth(account: dict) -> dict[str, str]:
         return {"Authorization": f"Bearer {account['api_key']}"}
 
@@ -83,7 +84,11 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
                 assert locked["state"] == "locked"
                 clock.set_next_block_timestamp(locked["timelock"])
                 assert http.post(f"/tasks/{locked['id']}/refund", headers=auth(producer)).json()["state"] == "refunded"
-                # Trade claimed by the seller: token moves to the buyer.
+                # Trade claimed by the seller, once the product is final: token moves to the buyer.
+                early = http.post("/trades", json={"token_id": token, "price_wei": 10**16}, headers=auth(buyer))
+                assert early.status_code == 409 and early.json()["code"] == "product_not_final"
+                window = MarketParams().challenge_window  # the server deployed the default parameters
+                clock.advance_time(window)
                 trade = http.post("/trades", json={"token_id": token, "price_wei": 10**16}, headers=auth(buyer)).json()
                 assert http.post(f"/trades/{trade['id']}/claim", headers=auth(buyer)).status_code == 403
                 assert http.post(f"/trades/{trade['id']}/claim", headers=auth(producer)).json()["state"] == "claimed"
@@ -97,6 +102,15 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
                 second = http.post("/products", json={"task_id": other["id"]}, headers=auth(producer)).json()["token_id"]
                 verdict = http.post(f"/products/{token}/challenges", json={"duplicate_id": second}, headers=auth(buyer))
                 assert verdict.status_code == 201 and verdict.json()["upheld"] is False
+                # Final products: bonds claimed, every credit (proceeds, deposit, bond) withdrawn.
+                clock.advance_time(window)
+                closed = http.post(f"/products/{token}/challenges", json={"duplicate_id": second}, headers=auth(buyer))
+                assert closed.status_code == 409 and closed.json()["code"] == "challenge_window_closed"
+                assert http.post(f"/products/{second}/bond", headers=auth(producer)).json()["bond_released"] is True
+                credits = http.get("/credits", headers=auth(producer)).json()
+                assert credits["exchange_wei"] == 10**16 and credits["registry_wei"] > 0
+                withdrawn = http.post("/credits/withdraw", headers=auth(producer)).json()
+                assert withdrawn["withdrawn_wei"] == credits["total_wei"]
                 health = http.get("/health").json()
                 assert health["indexed_block"] == health["block"] and health["database"] == db_url.split(":")[0].split("+")[0]
                 before = [http.get(path).json() for path in (f"/products/{token}", f"/products/{second}", "/products",

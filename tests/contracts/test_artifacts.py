@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -11,16 +12,47 @@ from market.chain.artifacts import MARKET_CONTRACTS, load_artifact
 from market.chain.compiler import COMPILER_SETTINGS, compile_sources, solc_binary, source_files, standard_json_input
 from market.chain.paths import BUILD_DIR, REPO_ROOT, SOLC_SHIM
 
+#: Every contract, library and interface of the sources, with the file that defines it.
+EXPECTED_ARTIFACTS = {
+    "AIGCRegistry": "contracts/AIGCRegistry.sol",
+    "AIGCExchange": "contracts/AIGCExchange.sol",
+    "ReputationLedger": "contracts/ReputationLedger.sol",
+    "Commitments": "contracts/AIGCTypes.sol",
+    "IGenerationLocks": "contracts/AIGCTypes.sol",
+    "ReentrantReceiver": "contracts/test/ReentrantReceiver.sol",
+}
+DEPLOYABLE = (*MARKET_CONTRACTS, "ReentrantReceiver")
+
 
 @pytest.fixture(scope="module")
 def fresh_artifacts():
     return compile_sources()
 
 
-def test_every_contract_has_a_committed_artifact_with_abi_and_bytecode():
-    for name in (*MARKET_CONTRACTS, "ReentrantReceiver"):
-        data = json.loads((BUILD_DIR / f"{name}.json").read_text())
-        assert data["abi"] and data["bytecode"].startswith("0x") and len(data["bytecode"]) > 2
+def test_the_build_holds_one_artifact_per_contract_library_and_interface_of_the_sources():
+    committed = {path.stem: json.loads(path.read_text())["sourceName"] for path in BUILD_DIR.glob("*.json")}
+    assert committed == EXPECTED_ARTIFACTS
+
+
+def test_every_deployable_contract_has_an_abi_and_bytecode():
+    for name in DEPLOYABLE:
+        artifact = load_artifact(name)
+        assert artifact.abi, name
+        assert artifact.bytecode.startswith("0x") and len(artifact.bytecode) > 2, name
+        assert artifact.deployed_bytecode.startswith("0x") and len(artifact.deployed_bytecode) > 2, name
+
+
+def test_the_commitments_library_is_internal_only():
+    commitments = load_artifact("Commitments")
+    assert commitments.abi == []  # `commit` is internal: inlined into the exchange and the registry
+    assert len(commitments.bytecode) > 2
+
+
+def test_the_generation_locks_interface_is_the_view_the_exchange_implements():
+    interface = load_artifact("IGenerationLocks")
+    assert interface.bytecode == interface.deployed_bytecode == "0x"
+    assert [entry["name"] for entry in interface.abi] == ["generationLock"]
+    assert interface.abi[0] in load_artifact("AIGCExchange").abi
 
 
 def test_committed_artifacts_match_a_fresh_compile(fresh_artifacts):
@@ -28,8 +60,22 @@ def test_committed_artifacts_match_a_fresh_compile(fresh_artifacts):
     assert committed == set(fresh_artifacts), "contracts/build has stale or missing files: run `make artifacts`"
     for name, fresh in fresh_artifacts.items():
         artifact = load_artifact(name)
+        assert artifact.source == fresh.source, f"{name}: compiled from another file"
         assert artifact.abi == fresh.abi, f"{name}: ABI differs from a fresh compile"
         assert artifact.bytecode == fresh.bytecode, f"{name}: bytecode differs from a fresh compile"
+        assert artifact.deployed_bytecode == fresh.deployed_bytecode, f"{name}: runtime differs from a fresh compile"
+
+
+def test_a_comment_only_edit_of_a_source_changes_its_bytecode(tmp_path):
+    """The comparison above catches any edit: the metadata hash in the bytecode covers the source text."""
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "node_modules").symlink_to(REPO_ROOT / "node_modules")
+    edited = tmp_path / "contracts" / "AIGCTypes.sol"
+    shutil.copy(REPO_ROOT / "contracts" / "AIGCTypes.sol", edited)
+    edited.write_text(edited.read_text() + "\n// an edit that changes no code\n")
+    recompiled = compile_sources([edited], root=tmp_path)
+    assert recompiled["Commitments"].source == "contracts/AIGCTypes.sol"
+    assert recompiled["Commitments"].bytecode != load_artifact("Commitments").bytecode
 
 
 def test_compiler_targets_prague_with_the_optimizer():

@@ -9,20 +9,31 @@ from market.chain.artifacts import load_artifact
 from market.chain.calldata import CalldataEncoder
 
 ESP = "0x000000000000000000000000000000000000dEaD"
+PRODUCER = "0x000000000000000000000000000000000000bEEF"
+OFFER = (ESP, PRODUCER, b"\x03" * 32, 10**16, 1_700_000_600, 1_700_000_300, 2**64 - 1, b"\x09" * 32)
+OPENING = (b"\x01" * 32, 2**64 - 1, b"\x02" * 32, b"\x0a" * 32)
+PURCHASE = (PRODUCER, ESP, 5, 10**17, b"\x04" * 32, 1_700_000_000)
 CALLS = {
     "AIGCRegistry": [
-        ("register", (b"\x01" * 32, 2**64 - 1, b"\x02" * 32, ESP, b"\x1b" * 65, "ipfs://x")),
+        ("register", (OFFER, OPENING, "ipfs://x")),
         ("challenge", (1, 2)),
+        ("claimBond", (3,)),
+        ("withdrawCredit", ()),
         ("approve", (ESP, 7)),
         ("transferFrom", (ESP, ESP, 3)),
     ],
     "AIGCExchange": [
-        ("lockGeneration", (ESP, b"\x03" * 32, 1_700_000_000)),
+        ("registerEsp", ()),
+        ("lockGeneration", (OFFER, b"\x1b" * 65)),
+        ("withdrawGeneration", (OFFER, b"\x06" * 32)),
+        ("refundGeneration", (OFFER,)),
         ("lockPurchase", (5, b"\x04" * 32, 1_700_000_000)),
-        ("withdraw", (b"\x05" * 32, b"\x06" * 32)),
-        ("refund", (b"\x07" * 32,)),
+        ("withdrawPurchase", (PURCHASE, b"\x05" * 32)),
+        ("refundPurchase", (PURCHASE,)),
+        ("proveEquivocation", (OFFER, OPENING, OFFER, OPENING)),
+        ("withdrawCredit", ()),
     ],
-    "ReputationLedger": [("rate", (b"\x08" * 32, True, 4))],
+    "ReputationLedger": [("rate", (OFFER, True, 4))],
 }
 
 
