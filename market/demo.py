@@ -64,7 +64,7 @@ def walk_lifecycle(market: Market, on_step: Callable[[Step], None] = lambda step
     record("registerEsp", protocol.stake(esp), f"the ESP stakes {TERMS.esp_stake / ETHER} ETH and may accept jobs")
     prompt = "a lighthouse at dawn, oil painting"
     prompt_hash = hashlib.sha256(prompt.encode()).digest()
-    content = DeterministicImageGenerator().generate(prompt)
+    content = DeterministicImageGenerator().generate(prompt, seed=b"the ESP's secret seed for this job")
     job = protocol.make_offer(esp, producer.address, content, prompt_hash)
     record("offer (off chain)", None, "ESP encrypts the image under k, commits to its hashes and signs the EIP-712 offer")
     lock = protocol.lock(producer, job.signed)
@@ -79,12 +79,13 @@ def walk_lifecycle(market: Market, on_step: Callable[[Step], None] = lambda step
     record("rate", protocol.rate(producer, job.offer, True, 42), "producer rates the ESP positive (score 42)")
 
     # Plagiarism: a near-copy "generated" later by the attacker's own staked ESP, challenged in the window.
-    protocol.stake(accomplice)
+    attacking = Protocol(market, TERMS)  # the attacker's own side: no guard against selling copies
+    attacking.stake(accomplice)
     copy = near_duplicate(content, "noise", seed=7)
-    copy_job = protocol.make_offer(accomplice, attacker.address, copy, prompt_hash, fee=exchange.fee_floor())
-    protocol.lock(attacker, copy_job.signed)
-    protocol.reveal(accomplice, copy_job.offer, copy_job.key)
-    duplicate = protocol.register(attacker, copy_job.offer, copy_job.opening, uri="sha256://copy")
+    copy_job = attacking.make_offer(accomplice, attacker.address, copy, prompt_hash, fee=exchange.fee_floor())
+    attacking.lock(attacker, copy_job.signed)
+    attacking.reveal(accomplice, copy_job.offer, copy_job.key)
+    duplicate = attacking.register(attacker, copy_job.offer, copy_job.opening, uri="sha256://copy")
     distance = hamming_distance(job.opening.perceptual_hash, copy_job.opening.perceptual_hash)
     record("register (duplicate)", duplicate.tx,
            f"attacker registers a copy as token #{duplicate.token_id} from a later lock, pHash {distance} bits off")

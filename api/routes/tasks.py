@@ -36,6 +36,11 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 TEMPERATURE = 0.1
 
 
+def job_seed() -> bytes:
+    """The ESP's secret per-job seed: content nobody can compute from the prompt alone (docs/protocol.md)."""
+    return secrets.token_bytes(32)
+
+
 def choose_esp(state: State, session: DB, producer: str, seed: int) -> models.Esp:
     """An active ESP chosen by MWSL reputation (softmax); the first active one if the choice cannot take jobs."""
     model = reputation.build(session, state.chain.now(), state.settings.reputation_period_s, producer=producer)
@@ -69,8 +74,7 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     assert esp_account is not None
     producer_key, esp_key = state.signer(account), state.signer(esp_account)
     cost = place(state.market, state.store, producer_key, esp_key, esp.id - 1, n_esps, seed)
-    # The ESP's secret per-job seed: content nobody can compute from the prompt alone (docs/protocol.md).
-    content = DeterministicImageGenerator().generate(body.prompt, seed=secrets.token_bytes(32))
+    content = DeterministicImageGenerator().generate(body.prompt, seed=job_seed())
     protocol, chain, exchange = state.protocol, state.chain, state.market.exchange
     # A job the lock would refuse is refused before the ESP commits to it (the chain's verdict, without a transaction).
     fee = protocol.terms.generation_fee if body.fee_wei is None else body.fee_wei

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from api_helpers import new_account, new_esp, new_product, pass_challenge_window
+from api_helpers import new_account, new_esp, new_product, pass_challenge_window, squat_content_of
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
 
@@ -64,10 +64,10 @@ def test_an_emptied_index_is_rebuilt_from_the_chain(client: TestClient, chain: C
     esp, _ = new_esp(client)
     copier, _ = new_esp(client)
     _, early = new_account(client)
-    _, late = new_account(client)
+    late_address, late = new_account(client)
     _, buyer = new_account(client)
     first = client.post("/tasks", json={"prompt": "contested", "esp": esp}, headers=early).json()
-    new_product(client, copier, late, "contested")  # displaced by the next registration
+    squat_content_of(client, first["id"], copier, late_address)  # displaced by the next registration
     token = client.post("/products", json={"task_id": first["id"]}, headers=early).json()["token_id"]
     _, other = new_product(client, esp, early, "another")
     pass_challenge_window(client, chain)

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_helpers import new_account, new_esp, new_product, pass_challenge_window
+from api_helpers import new_account, new_esp, new_product, pass_challenge_window, squat_content_of
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api import models
 from api.errors import REVERTS, revert_code, revert_status
 from api.main import create_app
+from api.routes import tasks as tasks_route
 from api.settings import Settings
 from market.chain.artifacts import all_abis
 from market.chain.connection import Chain
@@ -157,7 +158,7 @@ def test_an_earlier_generation_displaces_a_product_registered_first(client: Test
     early_address, early = new_account(client)
     late_address, late = new_account(client)
     first = client.post("/tasks", json={"prompt": "one content", "esp": esp}, headers=early).json()
-    _, squatter = new_product(client, copier, late, "one content")
+    squatter = squat_content_of(client, first["id"], copier, late_address)
     product = client.post("/products", json={"task_id": first["id"]}, headers=early)
     assert product.status_code == 201, product.text
     token = product.json()["token_id"]
@@ -174,8 +175,11 @@ def test_an_earlier_generation_displaces_a_product_registered_first(client: Test
     assert client.post(f"/products/{token}/bond", headers=early).json()["owner"] == early_address
 
 
-def test_an_esp_refuses_to_commit_one_content_to_two_producers(make_settings: Callable[..., Settings]) -> None:
-    """It would be slashed for it (proveEquivocation); it remembers its commitments across a restart."""
+def test_an_esp_refuses_to_commit_one_content_to_two_producers(make_settings: Callable[..., Settings],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """It would be slashed for it (proveEquivocation); it remembers its commitments across a restart.
+    (The per-job seed is fixed here so that one prompt gives one content, as a careless ESP's would.)"""
+    monkeypatch.setattr(tasks_route, "job_seed", lambda: b"a careless ESP's constant seed")
     with TestClient(create_app(make_settings()), raise_server_exceptions=False) as client:
         esp, _ = new_esp(client)
         _, first = new_account(client)

@@ -38,7 +38,6 @@ from eth_utils import keccak
 from market.chain.artifacts import load_artifact
 from market.chain.contracts import EspInfo, EspState, LockKind, LockState
 from market.chain.deploy import create_address
-from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.chain.offers import Offer, Purchase, SignedOffer, offer_id, purchase_id, sign_offer
 
@@ -1068,11 +1067,9 @@ def test_an_esp_slashing_itself_through_its_own_producer_keys_loses_at_least_wha
     assert lost >= recovered
 
 
-@pytest.mark.xfail(strict=True, raises=ContractRevert, reason=(
-    "design weakness (AIGCExchange.proveEquivocation): the compensation is sized by the later offer's fee, "
-    "which the ESP signs, so one staged self-proof spends the whole stake (half credited to its own key, half "
-    "forfeited) before a real victim proves, and that victim gets AIGCExchangeNothingToSlash"))
-def test_a_victims_proof_after_the_esps_self_slash_is_still_compensated(market, actors):
+def test_a_victim_who_proves_after_the_esps_stake_sized_self_slash_finds_nothing_to_slash(market, actors):
+    """The residual risk of docs/protocol.md (row E): the ESP picks the fee that sizes the compensation,
+    so a staged self-proof priced at its stake empties it; the price was half the stake, forfeited."""
     content = make_content("sold to a victim")
     victim_job = offer(market, actors.producer, actors.esp, content)
     earlier = offer(market, actors.other, actors.esp, content, fee=PARAMS.fee_floor)
@@ -1080,10 +1077,10 @@ def test_a_victims_proof_after_the_esps_self_slash_is_still_compensated(market, 
     market.exchange.lock_generation(actors.producer, victim_job.signed)
     staged_self_slash(market, actors)
 
-    market.exchange.prove_equivocation(actors.producer, earlier.offer, earlier.opening, victim_job.offer,
-                                       victim_job.opening)
-
-    assert market.exchange.credit_of(actors.producer.address) > 0
+    with reverts("AIGCExchangeNothingToSlash", esp=actors.esp.address):
+        market.exchange.prove_equivocation(actors.producer, earlier.offer, earlier.opening, victim_job.offer,
+                                           victim_job.opening)
+    assert market.exchange.total_forfeited() == STAKE // 2
 
 
 # -- constructor --------------------------------------------------------------------------------
