@@ -26,11 +26,11 @@ class ServerStartError(RuntimeError):
 
 
 def serve_command() -> list[str]:
-    """`aigc-market serve` from this interpreter's environment (the console script, or `-m market.cli`)."""
+    """`aigc-market serve` from this interpreter's environment (the console script, or `-m cli`)."""
     script = Path(sys.executable).with_name("aigc-market")
     if script.exists():
         return [str(script), "serve"]
-    return [sys.executable, "-c", "from market.cli import run; raise SystemExit(run())", "serve"]
+    return [sys.executable, "-c", "from cli.main import run; raise SystemExit(run())", "serve"]
 
 
 @dataclass

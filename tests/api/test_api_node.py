@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import make_engine, migrate, session_factory
 from api.node import bind_market, check_same_chain, open_chain
 from api.settings import Settings
 from market.chain.anvil import free_port
-from market.serve_cli import register
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:
@@ -40,8 +38,3 @@ def test_anvil_state_survives_restart(tmp_path: Path) -> None:
     finally:
         handle.stop()
 
-
-def test_serve_is_registered() -> None:
-    app = typer.Typer()
-    register(app)
-    assert [c.name for c in app.registered_commands] == ["serve"]

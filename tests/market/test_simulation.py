@@ -72,7 +72,7 @@ def test_invalid_configs_name_the_field(field, value):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "market.cli", "simulate", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", "simulate", *args], capture_output=True, text=True,
                           timeout=300, cwd=REPO_ROOT)
 
 

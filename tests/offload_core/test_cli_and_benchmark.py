@@ -9,7 +9,7 @@ from pathlib import Path
 
 from market.chain.paths import REPO_ROOT
 
-CLI = [sys.executable, "-m", "market.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import market.offload_train_cli  # noqa: F401  registers train, evaluate, sweep
-from market.cli import main
+from cli.main import main
 from offload_core.config import preset
 from offload_core.maddpg import MADDPGConfig
 from offload_core.training import TrainSettings, evaluate, load_checkpoint, save_checkpoint, sweep, train

@@ -1,4 +1,5 @@
-"""`aigc-market offload train|evaluate|sweep`: MADDPG-MATO and its baselines (seed 002 Figs. 2-4)."""
+"""`aigc-market offload ...`: compare caching policies or schedulers of the offloading core; train,
+evaluate and sweep its learned schedulers."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from market.offload_cli import app, console
+from cli.console import console
+from cli.devices import checked_device
+from cli.plots import figure
+from offload_core.compare import compare, metric_names, variants
 from offload_core.config import PRESETS, EdgeConfig, preset
 from offload_core.maddpg import MADDPGConfig
 from offload_core.training import (
@@ -29,13 +33,66 @@ from offload_core.training import (
     train,
 )
 
+app = typer.Typer(help="The batched offloading and caching core.", no_args_is_help=True)
 
-def _device(device: str) -> str:
-    if device not in ("cpu", "cuda"):
-        raise typer.BadParameter(f"must be cpu or cuda, got {device!r}", param_hint="--device")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("cuda requested but no CUDA device is available", param_hint="--device")
-    return device
+
+def _plot(rows: dict, metrics: tuple[str, ...], out: Path, title: str) -> Path:
+    labels = list(rows)
+    path = out / "compare.png"
+    with figure(path, ncols=len(metrics), size=(3.2 * len(metrics), 3.6), dpi=110) as axes:
+        for ax, metric in zip(axes, metrics, strict=True):
+            means = [rows[label][metric].mean for label in labels]
+            errors = [rows[label][metric].half_width for label in labels]
+            ax.bar(range(len(labels)), means, yerr=errors, capsize=3, color="tab:blue")
+            ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+            ax.set_title(metric, fontsize=9)
+        axes[0].figure.suptitle(title)
+    return path
+
+
+@app.command("compare")
+def compare_command(
+    preset_name: Annotated[str, typer.Option("--preset", help=f"One of {', '.join(PRESETS)}.")] = "mato",
+    envs: Annotated[int, typer.Option("--envs", min=1, help="Independent environments B.")] = 64,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Steps per run (default: the preset's).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="Directory for CSV and PNG.")] = Path("out/offload-compare"),
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object of the means.")] = False,
+) -> None:
+    """Run every caching policy (lc) or scheduler (mato, asp) on the same task streams."""
+    if preset_name not in PRESETS:
+        raise typer.BadParameter(f"must be one of {', '.join(PRESETS)}, got {preset_name!r}", param_hint="--preset")
+    checked_device(device)
+    chosen = preset(preset_name)
+    steps = steps or chosen.steps
+    total = len(variants(chosen)) * steps
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{preset_name}: {len(variants(chosen))} variants x {steps} steps x {envs} envs",
+                                 total=total)
+        rows = compare(chosen, envs, steps, seed, device, on_step=lambda: progress.advance(task))
+    metrics = metric_names(chosen)
+    table = Table("variant", *metrics, title=f"{preset_name}: means with 95% CI over {envs} environments")
+    for label, row in rows.items():
+        table.add_row(label, *(f"{row[m].mean:.4g} ± {row[m].half_width:.2g}" for m in metrics))
+    console.print(table)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "compare.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "metric", "mean", "ci95_half_width"])
+        for label, row in rows.items():
+            for metric in metrics:
+                writer.writerow([label, metric, row[metric].mean, row[metric].half_width])
+    png = _plot(rows, metrics, out, f"{preset_name} ({envs} envs, {steps} steps, seed {seed})")
+    console.print(f"wrote {out / 'compare.csv'} and {png}", highlight=False)
+    if as_json:
+        print(json.dumps({"preset": preset_name, "envs": envs, "steps": steps, "seed": seed,
+                          "rows": {label: {m: row[m].mean for m in metrics} for label, row in rows.items()},
+                          "ci95": {label: {m: row[m].half_width for m in metrics} for label, row in rows.items()}}))
+
+
+# -- learned schedulers ---------------------------------------------------------------------------
 
 
 def _config(preset_name: str, eds: int | None, models: int | None) -> EdgeConfig:
@@ -54,23 +111,15 @@ def _progress() -> Progress:
 
 
 def _plot_curve(curve: list[dict[str, float]], references: dict[str, list[float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    episodes = [row["episode"] for row in curve]
-    ax.plot(episodes, [row["reward"] for row in curve], label="trained policy (exploring)")
-    for name, rewards in references.items():
-        ax.plot(episodes, rewards, linestyle="--", label=name)
-    ax.set_xlabel("episode")
-    ax.set_ylabel("reward per step (sum over EDs)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path, size=(6, 3.8), dpi=110) as ax:
+        episodes = [row["episode"] for row in curve]
+        ax.plot(episodes, [row["reward"] for row in curve], label="trained policy (exploring)")
+        for name, rewards in references.items():
+            ax.plot(episodes, rewards, linestyle="--", label=name)
+        ax.set_xlabel("episode")
+        ax.set_ylabel("reward per step (sum over EDs)")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
 
 
 @app.command("train")
@@ -91,7 +140,7 @@ def train_command(
     """Train a learned offloading policy; writes curve.csv, curve.png and checkpoint.pt (seed Fig. 2)."""
     if algo not in LEARNED:
         raise typer.BadParameter(f"must be one of {', '.join(LEARNED)}, got {algo!r}", param_hint="--algo")
-    device = _device(device)
+    device = checked_device(device)
     config = _config(preset_name, eds, models)
     settings = TrainSettings(algo=algo, envs=envs, episodes=episodes, steps=steps, seed=seed)
     hp = MADDPGConfig(variant=algo, batch_size=batch_size) if algo != "mappo" else None
@@ -130,7 +179,7 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
 ) -> None:
     """Evaluate a checkpoint against Random and Greedy on the same held-out streams."""
-    device = _device(device)
+    device = checked_device(device)
     if not checkpoint.is_file():
         raise typer.BadParameter(f"no such file: {checkpoint}", param_hint="--checkpoint")
     try:
@@ -191,7 +240,7 @@ def sweep_command(
     unknown = [a for a in chosen if a not in ALGORITHMS]
     if unknown or not chosen:
         raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(ALGORITHMS)}", param_hint="--algos")
-    device = _device(device)
+    device = checked_device(device)
     base = _config(preset_name, None, None)
     settings = TrainSettings(envs=envs, episodes=episodes, steps=steps)
     total = len(SWEEP_VALUES[vary]) * seeds * len(chosen)

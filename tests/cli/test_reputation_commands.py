@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.reputation import app
 from market.chain.paths import REPO_ROOT
-from market.reputation_cli import app
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@
     aigc-market reputation collusion [--fraction 0.2] [--seed 0] [--out DIR] [--json]
 
 Each writes CSV and PNG files under --out; --json prints one JSON object as the last stdout line.
-Bad option values raise typer.BadParameter (one line, exit code 2 through market.cli.main).
+Bad option values raise typer.BadParameter (one line, exit code 2 through cli.errors).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.console import console
+from cli.plots import figure
 from reputation.experiments import STRATEGIES, CollusionConfig, LifecycleConfig, collusion, trends, workload
 
 app = typer.Typer(help="Reputation (MWSL) experiments: trends, workload, collusion.", no_args_is_help=True)
-console = Console()
 
 PeriodsOption = Annotated[int, typer.Option(help="Simulated periods.")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the torch.Generator.")]
@@ -46,16 +46,8 @@ def _outdir(out: Path) -> Path:
 
 
 def _plot(path: Path, draw) -> None:  # noqa: ANN001 - a callable taking a matplotlib Axes
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    draw(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path) as ax:
+        draw(ax)
 
 
 @app.command("trends")

@@ -14,7 +14,7 @@ import pytest
 from market.chain.anvil import free_port, port_is_free, rpc_answers
 from market.chain.paths import REPO_ROOT
 
-CLI = [sys.executable, "-m", "market.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -116,3 +116,11 @@ def test_demo_walks_the_lifecycle_and_every_invariant_holds(backend: str, reques
     assert operations.index("challenge (upheld)") < operations.index("claimBond") < operations.index("lockPurchase")
     assert all(step["gas"] > 0 for step in report["steps"] if step["gas"] is not None)
     assert report["invariants"] and all(report["invariants"].values())
+
+
+def test_the_application_assembles_every_command_group_explicitly():
+    from cli.main import app
+
+    commands = {c.name for c in app.registered_commands}
+    groups = {g.name for g in app.registered_groups}
+    assert commands == {"demo", "simulate", "serve"} and groups == {"chain", "offload", "reputation"}
