@@ -45,7 +45,7 @@ fuzz: install
 lint: install
 	$(BIN)/ruff check market tests benchmarks
 
-# Recompile contracts/*.sol into the committed contracts/build/*.json.
+# Recompile contracts/*.sol into the committed market/chain/build/*.json.
 artifacts: install
 	$(BIN)/aigc-market chain compile
 

@@ -63,9 +63,9 @@ def chain_deploy(
 
 @app.command("compile")
 def chain_compile(
-    check: Annotated[bool, typer.Option("--check", help="Only compare with contracts/build; exit 1 if stale.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Only compare with market/chain/build; exit 1 if stale.")] = False,
 ) -> None:
-    """Compile contracts/*.sol with solc-js (or SOLC_BINARY) into contracts/build/."""
+    """Compile contracts/*.sol with solc-js (or SOLC_BINARY) into market/chain/build/."""
     from market.chain.artifacts import load_artifact
     from market.chain.compiler import compile_sources, write_artifacts
 

@@ -1,4 +1,4 @@
-"""Compiled contract artifacts committed under `contracts/build/` (no compiler needed to run)."""
+"""Compiled contract artifacts committed under `market/chain/build/` (no compiler needed to run)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class ArtifactNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Artifact:
-    """The compiled form of one contract, as committed under `contracts/build/`."""
+    """The compiled form of one contract, as committed under `market/chain/build/`."""
 
     contract_name: str
     source: str

@@ -19,7 +19,7 @@ from market.chain.artifacts import Artifact
 from market.chain.paths import BUILD_DIR, CONTRACTS_DIR, REPO_ROOT, SOLC_SHIM
 
 #: The project's sources (test contracts included); each contract in them gets
-#: `contracts/build/<Name>.json`.
+#: `market/chain/build/<Name>.json`.
 SOURCE_GLOBS = ("*.sol", "test/*.sol")
 
 #: Compiler settings shared by every build. `prague` because py-evm (eth-tester 0.14) does not

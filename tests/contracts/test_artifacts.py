@@ -57,7 +57,7 @@ def test_the_generation_locks_interface_is_the_view_the_exchange_implements():
 
 def test_committed_artifacts_match_a_fresh_compile(fresh_artifacts):
     committed = {path.stem for path in BUILD_DIR.glob("*.json")}
-    assert committed == set(fresh_artifacts), "contracts/build has stale or missing files: run `make artifacts`"
+    assert committed == set(fresh_artifacts), "market/chain/build has stale or missing files: run `make artifacts`"
     for name, fresh in fresh_artifacts.items():
         artifact = load_artifact(name)
         assert artifact.source == fresh.source, f"{name}: compiled from another file"
