@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: install demo test lint artifacts clean fuzz slither-venv
+.PHONY: install demo test check lint artifacts clean fuzz slither-venv
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -42,8 +42,16 @@ fuzz: install
 	  tests/contracts/test_stateful_market.py::test_stateful_market_holds_every_invariant \
 	  tests/contracts/test_forge_invariants.py
 
+# The checks that hold the line (CI runs them before the tests; .pre-commit-config.yaml runs the same):
+# ruff lint and format on the whole tree, the import-layer contracts, mypy (strict on the cores).
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
 lint: install
-	$(BIN)/ruff check market tests benchmarks
+	$(BIN)/ruff check .
 
 # Recompile contracts/*.sol into the committed market/chain/build/*.json.
 artifacts: install
