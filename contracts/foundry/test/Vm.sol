@@ -8,6 +8,7 @@ interface Vm {
     function prank(address msgSender) external;
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function getNonce(address account) external view returns (uint64 nonce);
 }
 
 /// @dev The cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).
