@@ -1,7 +1,7 @@
 """MWSL at scale: ingest 1,000,000 ratings and recompute every reputation of 10,000 producers x 1,000 ESPs.
 
 The vectorized recompute (reputation.MWSL.reputation, all P x E pairs) is compared with a naive
-per-pair pure-Python implementation of the same formulas (DESIGN section 5), timed on a random sample
+per-pair pure-Python implementation of the same formulas (docs/reputation.md), timed on a random sample
 of pairs in the same run and extrapolated to all pairs; the sample also checks that both agree.
 Target: the full recompute under 1 s on this CPU.
 
@@ -41,7 +41,7 @@ def make_ratings(n_producers: int, n_esps: int, n_ratings: int, periods: float, 
 
 
 class NaiveMWSL:
-    """The formulas of DESIGN section 5, one (producer, ESP) pair at a time, in pure Python."""
+    """The formulas of docs/reputation.md, one (producer, ESP) pair at a time, in pure Python."""
 
     def __init__(self, config: MWSLConfig, ratings: dict[str, torch.Tensor]) -> None:
         self.c = config

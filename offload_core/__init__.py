@@ -1,4 +1,4 @@
 """Batched edge offloading and caching core (PyTorch): cost model, caching policies, schedulers.
 
-Imports neither `market`, `api` nor `reputation` (DESIGN section 2).
+Imports neither `market`, `api` nor `reputation` (docs/architecture.md).
 """

@@ -3,7 +3,7 @@
 Every policy is an eviction order: when a model must be loaded, cached models are evicted in
 ascending score (ties by model index) until it fits. random: a fresh random key; FIFO: load time;
 LRU: last use; LFU: uses since loaded; LC (least context): the effective number of in-context
-examples K = sum(nu ** age) (Age of Context, seed 003 paper 2); cloud: never caches (misses are
+examples K = sum(nu ** age) (Age of Context, [Xu 2023]); cloud: never caches (misses are
 forwarded to the cloud, so no score is needed).
 """
 
@@ -41,7 +41,7 @@ class CacheState:
         )
 
     def warm_start(self, model_size: torch.Tensor, generator: torch.Generator) -> None:
-        """Cache models in a random order per server while they fit (servers start with models, seed 002)."""
+        """Cache models in a random order per server while they fit (servers start with models, [Wang 2025])."""
         # model_size: [B, I]
         batch, servers, models = self.cached.shape
         order = torch.argsort(torch.rand((batch, servers, models), generator=generator, device=model_size.device), dim=-1)

@@ -1,7 +1,7 @@
 """Configuration of the edge offloading and caching simulator, and the named presets.
 
 Units: bits, Hz (cycles/s), cycles/bit, W, s, J, m. Every field documents its unit.
-Presets: `mato` (seed 002), `lc` (Sparks of GPTs, seed 003 paper 2), `asp` (survey V-A, seed 004).
+Presets: `mato` ([Wang 2025]), `lc` ([Xu 2023]), `asp` ([Xu 2024, sec. V-A]).
 """
 
 from __future__ import annotations
@@ -84,13 +84,13 @@ class EdgeConfig:
     cloud_energy_per_cycle_j: float = 1e-10
     """Energy the cloud spends per cycle, in J."""
     light_quality: float = 0.6
-    """Content quality of the lightweight on-device model tier (seed 001)."""
+    """Content quality of the lightweight on-device model tier ([Guo 2025])."""
     cloud_quality: float = 0.95
     """Content quality of the cloud's models, which keep full context."""
     accuracy_zero_shot: float = 0.7
     """a0 of a(K) = a0 + a1 log2(1 + K^alpha): quality of a cached heavy model without context."""
     accuracy_gain: float = 0.05
-    """a1 of the in-context accuracy curve (seed 003 paper 2, Fig. 4)."""
+    """a1 of the in-context accuracy curve [Xu 2023, Fig. 4]."""
     accuracy_alpha: float = 0.5
     """alpha of the in-context accuracy curve."""
     context_decay: float = 0.9
@@ -180,13 +180,13 @@ def _mato() -> Preset:
         config=EdgeConfig(),
         compares="scheduler",
         caching="lfu",
-        description="seed 002: 1 CC 40 GHz, 3 ES 7 GHz, 10 ED 1-3 GHz, tasks 2-20 MB, models 90-250 MB",
+        description="[Wang 2025]: 1 CC 40 GHz, 3 ES 7 GHz, 10 ED 1-3 GHz, tasks 2-20 MB, models 90-250 MB",
     )
 
 
 def _lc() -> Preset:
     # One edge server in front of the cloud, six models of which about two fit, popular ones more
-    # requested (Zipf): the regime where model caching decides the cost (seed 003 paper 2). Models
+    # requested (Zipf): the regime where model caching decides the cost ([Xu 2023]). Models
     # are loaded from the server's own store; a miss not loaded goes over a congested core network.
     return Preset(
         name="lc",
@@ -198,7 +198,7 @@ def _lc() -> Preset:
         ),
         compares="caching",
         scheduler="edge",
-        description="seed 003 paper 2: one ES, six models, GPU memory for about two, Zipf popularity",
+        description="[Xu 2023]: one ES, six models, GPU memory for about two, Zipf popularity",
     )
 
 

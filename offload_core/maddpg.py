@@ -1,4 +1,4 @@
-"""MADDPG-MATO (seed 002, eqs. 16-23) and its ablations, in one readable file (CleanRL style).
+"""MADDPG-MATO ([Wang 2025, eqs. 16-23]) and its ablations, in one readable file (CleanRL style).
 
 Each end device (ED) is an agent with its own actor v_m(o_m) and critic Q_m. The M actors (and
 critics) are held as one ensemble whose weights carry a leading agent axis, so that all agents run in
@@ -40,7 +40,7 @@ VARIANTS = ("maddpg-mato", "maddpg-nomodel", "saddpg")
 
 @dataclass(frozen=True)
 class MADDPGConfig:
-    """Hyperparameters of MADDPG-MATO and its ablations (seed 002 defaults where it gives them)."""
+    """Hyperparameters of MADDPG-MATO and its ablations ([Wang 2025] defaults where it gives them)."""
 
     variant: str = "maddpg-mato"
     """One of maddpg-mato, maddpg-nomodel, saddpg."""
@@ -165,7 +165,7 @@ def hybrid_action(head: torch.Tensor, server_mask: torch.Tensor, allow_download:
 
 
 def to_engine_action(vector: torch.Tensor, n_servers: int) -> Action:
-    """Action vector [B, M, N + 2] -> the engine's Action (seed 002's target and ratio)."""
+    """Action vector [B, M, N + 2] -> the engine's Action ([Wang 2025]'s target and ratio)."""
     target = vector[..., :n_servers].argmax(dim=-1)
     ratio = vector[..., n_servers].clamp(0.0, 1.0)
     download = vector[..., n_servers + 1] > 0.5

@@ -1,4 +1,4 @@
-"""MAPPO for joint offloading and inference (seed 001), in one readable file (CleanRL style).
+"""MAPPO for joint offloading and inference ([Guo 2025]), in one readable file (CleanRL style).
 
 Seed 001 (metadata only: its abstract) has devices hold lightweight generative models and edge servers
 heavyweight ones; each device chooses where its task runs (its own light model, or a server's heavy
@@ -9,7 +9,7 @@ On our engine: placement 0 runs the task locally (the light tier, engine quality
 placement n runs it whole on server n (the heavy tier, engine quality from the cached model's
 accuracy), downloading a missing model. Denoising steps k out of `step_levels` scale the task's
 compute density by k / max(step_levels) (the nominal task is the full schedule) and its quality by
-q(k) / q(k_max) with q(k) = 1 - exp(-k / quality_scale). The training reward is seed 002's eq. 18
+q(k) / q(k_max) with q(k) = 1 - exp(-k / quality_scale). The training reward is [Wang 2025, eq. 18]
 plus `quality_weight` times that quality, so fewer steps buy latency and energy at a quality cost.
 The discrete action of a device is one of (N + 1) * len(step_levels) (placement, steps) pairs.
 """

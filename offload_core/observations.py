@@ -1,4 +1,4 @@
-"""Per-device observations of seed 002's eq. 16, batched over environments.
+"""Per-device observations of [Wang 2025, eq. 16], batched over environments.
 
 s_m(t) = {mu, x, rho, f_n^edge, d_{m,i,n}, h_ED_m, h_ES_n, h_CC}: task type (one-hot over the I models),
 size, density and deadline, each server's capacity (its compute and the share of the next step it is

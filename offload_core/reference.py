@@ -4,8 +4,8 @@
 same per-task breakdown on the same topology, task stream and actions; tests hold them equal.
 
 Per step (time t = step * step_s), tasks are handled in device order m = 0..M-1. A task's action
-splits it over {local, server 1..N, cloud}; every part runs in parallel (seed 000), so the task's
-latency is the slowest part's and its energy the sum over parts (DESIGN section 6, with its fixes).
+splits it over {local, server 1..N, cloud}; every part runs in parallel ([Zeng 2025]), so the task's
+latency is the slowest part's and its energy the sum over parts (docs/cost-model.md).
 A part placed on server n:
   - uplink T_up = s x / r_mn, E_up = p_m T_up;
   - if the model is cached: run it; else, if the action asks to download and the policy caches,
@@ -69,7 +69,7 @@ class ServerState:
 
 
 def in_context_accuracy(config: EdgeConfig, k: float) -> float:
-    """a(K) = a0 + a1 log2(1 + K^alpha), capped at 1 (seed 003 paper 2, Fig. 4)."""
+    """a(K) = a0 + a1 log2(1 + K^alpha), capped at 1 [Xu 2023, Fig. 4]."""
     return min(1.0, config.accuracy_zero_shot + config.accuracy_gain * math.log2(1.0 + k**config.accuracy_alpha))
 
 

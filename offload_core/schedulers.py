@@ -45,7 +45,7 @@ def edge(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, score
 
 def random_placement(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator,
                      scores: torch.Tensor | None = None) -> Action:
-    """A random server and a random offload ratio (seed 002's Random baseline)."""
+    """A random server and a random offload ratio ([Wang 2025]'s Random baseline)."""
     c = engine.config
     target = torch.randint(0, c.n_servers, tasks.model.shape, generator=generator, device=engine.device)
     ratio = torch.rand(tasks.model.shape, generator=generator, device=engine.device, dtype=engine.dtype)
@@ -69,7 +69,7 @@ def round_robin(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator
 
 
 def greedy(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, scores: torch.Tensor | None = None) -> Action:
-    """The nearest server that holds the task's model, else local (seed 002's Greedy)."""
+    """The nearest server that holds the task's model, else local ([Wang 2025]'s Greedy)."""
     c, top = engine.config, engine.topology
     if engine.backend == "numba":
         from offload_core.kernel import greedy_kernel

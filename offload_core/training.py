@@ -219,7 +219,7 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Lea
     return agent, config, settings
 
 
-# -- sweeps (seed 002 Figs. 3 and 4) -------------------------------------------------------------------
+# -- sweeps ([Wang 2025, Figs. 3 and 4]) -------------------------------------------------------------------
 
 
 SWEEP_VALUES = {"models": (3, 4, 5, 6), "eds": (5, 10, 15, 20)}

@@ -1,4 +1,4 @@
-"""Baselines with the same observe / reputation / select interface as MWSL (DESIGN section 5):
+"""Baselines with the same observe / reputation / select interface as MWSL (docs/reputation.md):
 random, round-robin, most-familiar, Beta reputation (Josang) and plain subjective logic."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The lifecycle paper's two experiments (DESIGN section 5, seed 004 section V-D) and a collusion
+"""The lifecycle paper's two experiments (docs/reputation.md, [Xu 2024, sec. V-D]) and a collusion
 experiment beyond the paper.
 
 Setup of the paper's experiments: 3 producers, 3 ESPs whose ratings are positive with probability

@@ -1,4 +1,4 @@
-"""Multi-weight subjective logic (MWSL): DESIGN section 5 on dense [producers, ESPs] tensors."""
+"""Multi-weight subjective logic (MWSL): docs/reputation.md on dense [producers, ESPs] tensors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from reputation.selection import Selector
 
 @dataclass(frozen=True)
 class MWSLConfig:
-    """Parameters of MWSL (defaults from DESIGN section 5)."""
+    """Parameters of MWSL (defaults from docs/reputation.md)."""
 
     base_rate: float = 0.5
     """a: prior probability used in the expectation T = b + a * u."""
@@ -54,7 +54,7 @@ class MWSLConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"MWSLConfig.{name} is invalid ({getattr(self, name)!r}): see DESIGN section 5 "
+                raise ValueError(f"MWSLConfig.{name} is invalid ({getattr(self, name)!r}): see docs/reputation.md "
                                  "(kappa + eta = 1, kappa < eta, 0 < z <= 1, period > 0, uncertainty evidence|link)")
 
 

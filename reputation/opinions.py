@@ -1,5 +1,5 @@
 """Subjective-logic opinions (b, d, u) on tensors: local opinions from evidence, the weighted
-recommended opinion of the other producers, consensus (fusion) and expectation (DESIGN section 5).
+recommended opinion of the other producers, consensus (fusion) and expectation (docs/reputation.md).
 
 `local_opinion`, `consensus` and `expectation` work elementwise on tensors of any common shape.
 The recommended opinion reduces over producers: `recommended_opinion` on dense [P, E] tensors (the
