@@ -1,4 +1,4 @@
-"""MWSL: the properties of DESIGN section 5, agreement with a naive per-pair implementation, input checks."""
+"""MWSL: the properties of docs/reputation.md, agreement with a naive per-pair implementation, input checks."""
 
 from __future__ import annotations
 
