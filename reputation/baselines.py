@@ -160,6 +160,8 @@ class PlainSL(FusedReputation, _CountingSelector):
     """Subjective logic without MWSL's weights: alpha = r, beta = s (kappa = eta, no decay), and the
     recommended opinion is the plain average of the other raters' local opinions."""
 
+    config: PlainSLConfig
+
     def __init__(self, config: PlainSLConfig, n_producers: int, n_esps: int,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
         super().__init__(n_producers, n_esps, 1.0, 1.0, device, dtype)

@@ -78,10 +78,11 @@ class EvidenceStore:
         self.neg.view(-1).index_add_(0, flat, theta * (1 - positive))
         self.count.view(-1).index_add_(0, flat, torch.ones_like(theta))
         if batch.score is not None:
-            if self.score is None:
+            if self.score is None or self.scored is None:
                 self.score, self.scored = torch.zeros_like(self.pos), torch.zeros_like(self.pos)
-            self.score.view(-1).index_add_(0, flat, theta * batch.score.to(self.dtype))
-            self.scored.view(-1).index_add_(0, flat, theta)
+            score, scored = self.score, self.scored
+            score.view(-1).index_add_(0, flat, theta * batch.score.to(self.dtype))
+            scored.view(-1).index_add_(0, flat, theta)
         self.last.view(-1).scatter_reduce_(0, flat, batch.t, reduce="amax")
         self._rated = None
 

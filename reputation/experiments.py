@@ -95,11 +95,13 @@ def simulate(selector: Selector, cfg: LifecycleConfig, strategy: str | None = No
         if t < cfg.random_periods:
             choice = torch.randint(n_e, (rows.numel(),), generator=gen)  # [P * K]
         else:
-            choice = selector.select(rows, now, strategy=strategy, temperature=cfg.temperature, generator=gen)  # [P * K]
+            chosen = selector.select(rows, now, strategy=strategy, temperature=cfg.temperature, generator=gen)  # [P * K]
+            assert isinstance(chosen, torch.Tensor)  # a tensor of producers gives a tensor of ESPs
+            choice = chosen
             producer_load.view(-1).index_add_(0, rows * n_e + choice, torch.ones_like(choice))
         positive = torch.rand(rows.numel(), generator=gen, dtype=torch.float64) < prob[choice]  # [P * K]
         if cfg.switch_period is not None and t >= cfg.switch_period:
-            positive &= choice != cfg.bad_esp
+            positive = positive & (choice != cfg.bad_esp)
         score = (cfg.score_mean + cfg.score_std * torch.randn(rows.numel(), generator=gen, dtype=torch.float64)).clamp_min(0)
         selector.observe(rows, choice, positive, now, score=score)
         arrivals = torch.bincount(choice, minlength=n_e).to(torch.float64)  # [E]

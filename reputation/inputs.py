@@ -111,7 +111,7 @@ def make_batch(
             raise ValueError(f"score must be non-negative, got {float(scores.min())}")
     parts = [p, e, pos, times] + ([scores] if scores is not None else [])
     try:
-        shape = torch.broadcast_shapes(*(x.shape for x in parts))
+        shape = torch.broadcast_shapes(*(x.shape for x in parts))  # type: ignore[no-untyped-call]
     except RuntimeError as exc:
         sizes = ", ".join(f"{n}={x.numel()}" for n, x in zip(("producer", "esp", "positive", "t", "score"), parts, strict=False))
         raise ValueError(f"producer, esp, positive, t and score must have one length or be scalars ({sizes})") from exc

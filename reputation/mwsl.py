@@ -92,7 +92,8 @@ def fuse(local: Opinion, weights: torch.Tensor, pairs: RatedPairs, n_esps: int) 
 
 
 class _HasBaseRate(Protocol):
-    base_rate: float
+    @property
+    def base_rate(self) -> float: ...
 
 
 class FusedReputation:
@@ -127,6 +128,8 @@ class MWSL(FusedReputation, Selector):
     opinions: the R rated pairs are gathered and combined with O(R + E) vector operations (column
     sums minus the own term), and the result is written into the [P, E] grid once.
     """
+
+    config: MWSLConfig
 
     def __init__(self, config: MWSLConfig, n_producers: int, n_esps: int,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
