@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api import models, schemas
 from api.errors import ApiError, not_found
+from api.states import INTENT_STATES, TaskState, TradeState
 from market.chain.offers import Offer, Opening, Purchase
 
 
@@ -41,7 +42,7 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
 
 def _settled_lock(row: models.Task | models.Trade) -> None:
     """409 `lock_pending` while the row is only an intent: its lock is not (or never will be) on chain."""
-    if row.state in ("pending", "abandoned") or row.lock_id is None:
+    if row.state in INTENT_STATES or row.lock_id is None:
         raise ApiError(409, "lock_pending", f"the lock of this {row.__tablename__[:-1]} is not on chain (state {row.state})")
 
 
@@ -81,9 +82,10 @@ def abandon_stale_intents(session: Session, chain_now: int) -> int:
     already `locked`. Returns how many rows were marked.
     """
     marked = 0
-    for model in (models.Task, models.Trade):
-        result = session.execute(update(model).where(model.state == "pending", model.timelock <= chain_now)
-                                 .values(state="abandoned"))
+    for model, pending, abandoned in ((models.Task, TaskState.PENDING, TaskState.ABANDONED),
+                                      (models.Trade, TradeState.PENDING, TradeState.ABANDONED)):
+        result = session.execute(update(model).where(model.state == pending, model.timelock <= chain_now)
+                                 .values(state=abandoned))
         marked += result.rowcount  # type: ignore[attr-defined]
     return marked
 

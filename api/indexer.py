@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
+from api.states import INTENT_STATES, EspStakeState, TaskState, TradeState
 from market.chain.deploy import Market
 from market.chain.events import DecodedEvent
 
@@ -35,8 +36,8 @@ INDEXED = {
 }
 
 #: The ESP state each ESP event of the exchange leads to.
-ESP_STATES = {"EspRegistered": "active", "EspExitAnnounced": "exiting", "StakeWithdrawn": "withdrawn",
-              "EspSlashed": "slashed"}
+ESP_STATES = {"EspRegistered": EspStakeState.ACTIVE, "EspExitAnnounced": EspStakeState.EXITING,
+              "StakeWithdrawn": EspStakeState.WITHDRAWN, "EspSlashed": EspStakeState.SLASHED}
 
 
 def jsonable(value: Any) -> Any:
@@ -138,15 +139,15 @@ class Indexer:
         elif event.name in ("GenerationLocked", "PurchaseLocked"):
             # Completes an intent whose route died between the lock and its commit, found by the lock's id
             # (else a no-op: the route already recorded the lock and left `pending`).
-            model = Task if event.name == "GenerationLocked" else Trade
+            model, locked = (Task, TaskState.LOCKED) if event.name == "GenerationLocked" else (Trade, TradeState.LOCKED)
             session.execute(update(model).where(model.lock_id == "0x" + bytes(args["id"]).hex(),
-                                                model.state.in_(("pending", "abandoned"))).values(state="locked"))
+                                                model.state.in_(INTENT_STATES)).values(state=locked))
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
             withdrawn = event.name == "Withdrawn"
-            session.execute(update(Task).where(Task.lock_id == lock_id, Task.state == "locked")
-                            .values(state="fulfilled" if withdrawn else "refunded"))
-            session.execute(update(Trade).where(Trade.lock_id == lock_id, Trade.state == "locked")
-                            .values(state="claimed" if withdrawn else "refunded"))
+            session.execute(update(Task).where(Task.lock_id == lock_id, Task.state == TaskState.LOCKED)
+                            .values(state=TaskState.FULFILLED if withdrawn else TaskState.REFUNDED))
+            session.execute(update(Trade).where(Trade.lock_id == lock_id, Trade.state == TradeState.LOCKED)
+                            .values(state=TradeState.CLAIMED if withdrawn else TradeState.REFUNDED))
         elif event.name in ESP_STATES:
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values(stake_state=ESP_STATES[event.name]))

@@ -10,7 +10,8 @@ type. Credits are not projected: GET /credits reads them from the contracts.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -23,14 +24,39 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     false,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from api.states import EspStakeState, SelectedBy, SimulationStatus, TaskState, TradeState
+from market.actors import EspProfile
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EnumString(TypeDecorator[E], Generic[E]):
+    """A StrEnum column stored as its value in a plain VARCHAR (the schema has no enum type or constraint):
+    a value outside the enum is refused on the way in, and rows come back as members."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -69,10 +95,11 @@ class Esp(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
     address: Mapped[str] = mapped_column(String(42), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    profile: Mapped[str] = mapped_column(String(16))
+    profile: Mapped[EspProfile] = mapped_column(EnumString(EspProfile, 16))
     positives: Mapped[int] = mapped_column(Integer, default=0)
     negatives: Mapped[int] = mapped_column(Integer, default=0)
-    stake_state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    stake_state: Mapped[EspStakeState] = mapped_column(EnumString(EspStakeState, 16), default=EspStakeState.ACTIVE,
+                                                       server_default=EspStakeState.ACTIVE.value)
     """active (staked: may take jobs), exiting (announced its exit), withdrawn (took its stake back), slashed;
     kept from the exchange's ESP events. A row exists only once its stake is on chain."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -97,10 +124,10 @@ class Task(Base):
     """The content the offer committed to (`Opening.to_json`), opened at registration."""
     fee_wei: Mapped[str] = mapped_column(String(80))
     timelock: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[TaskState] = mapped_column(EnumString(TaskState, 16))
     """pending (intent committed, lock not seen on chain yet), locked (ESP has not revealed), fulfilled (key
     revealed on chain), refunded, abandoned (the intent's timelock passed with no lock: none can follow)."""
-    selected_by: Mapped[str] = mapped_column(String(16))
+    selected_by: Mapped[SelectedBy] = mapped_column(EnumString(SelectedBy, 16))
     ciphertext_sha256: Mapped[str] = mapped_column(String(64))
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     encrypted_content_key: Mapped[bytes] = mapped_column(LargeBinary)
@@ -156,7 +183,7 @@ class Trade(Base):
     price_wei: Mapped[str] = mapped_column(String(80))
     timelock: Mapped[int] = mapped_column(BigInteger)
     encrypted_secret: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[TradeState] = mapped_column(EnumString(TradeState, 16))
     """pending, locked, claimed, refunded, abandoned (as for tasks)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -200,7 +227,7 @@ class Simulation(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[SimulationStatus] = mapped_column(EnumString(SimulationStatus, 16))
     """running, done, failed, interrupted (the server stopped before the end)."""
     periods: Mapped[int] = mapped_column(Integer)
     periods_done: Mapped[int] = mapped_column(Integer, default=0)

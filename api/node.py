@@ -91,7 +91,7 @@ def check_same_chain(chain: Chain, deployment: Deployment) -> None:
         raise ChainMismatchError(f"the database indexes chain {deployment.chain_id}, but the node is chain "
                                  f"{chain.chain_id}: refusing to start (use the matching --rpc or another --db)")
     for name, address in deployment.contracts.items():
-        if not chain.w3.eth.get_code(address):  # type: ignore[arg-type]
+        if not chain.code(address):
             raise ChainMismatchError(f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
                                      "but the node has no contract there: refusing to start (a different chain?)")
 

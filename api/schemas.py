@@ -1,12 +1,22 @@
 """Request and response models: what crosses HTTP. No model carries a private key; only
-`AccountCreated` carries an API key, once."""
+`AccountCreated` carries an API key, once.
+
+States and profiles are the StrEnums of `api.states` and `market.actors` (they serialise to the
+strings the API has always sent); the body of POST /simulations is derived from
+`market.simulation.SimulationConfig` (`simulation_create_model`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from api.states import EspStakeState, SelectedBy, SimulationStatus, TaskState, TradeState
+from market.actors import EspProfile
+from market.fields import FieldSpec, field_specs
+from market.simulation import SimulationConfig
 
 UINT256_MAX = 2**256 - 1
 DB_ID_MAX = 2**63 - 1
@@ -15,7 +25,8 @@ Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Wei = Annotated[int, Field(gt=0, le=UINT256_MAX, description="Amount in wei.")]
 TokenId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
 RowId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
-EspProfile = Literal["honest", "cheating"]
+ServedProfile = Literal[EspProfile.HONEST, EspProfile.CHEATING]
+"""The profiles an ESP served by the API may have."""
 
 
 class Strict(BaseModel):
@@ -43,22 +54,24 @@ class AccountOut(BaseModel):
 
 class EspCreate(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    profile: EspProfile = Field("honest", description="honest: reveals the key; cheating: never reveals (demo of refunds).")
+    profile: ServedProfile = Field(EspProfile.HONEST,
+                                   description="honest: reveals the key; cheating: never reveals (demo of refunds).")
 
 
 class EspUpdate(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    profile: EspProfile | None = None
+    profile: ServedProfile | None = None
 
 
 class EspOut(BaseModel):
     address: str
     name: str
-    profile: str
+    profile: EspProfile
     index: int = Field(description="Column of this ESP in the MWSL reputation matrix.")
     positives: int
     negatives: int
-    stake_state: str = Field(description="active (staked, takes jobs), exiting, withdrawn or slashed (from the chain).")
+    stake_state: EspStakeState = Field(description="active (staked, takes jobs), exiting, withdrawn or slashed (from the "
+                                       "chain).")
 
 
 class ReputationOut(BaseModel):
@@ -93,8 +106,8 @@ class TaskOut(BaseModel):
     producer: str
     esp: str
     prompt: str
-    state: str
-    selected_by: str
+    state: TaskState
+    selected_by: SelectedBy
     lock_id: str | None = Field(description="The generation lock's id, the EIP-712 digest of the ESP's offer: known "
                                 "before the lock is sent (state pending: not seen on chain yet; abandoned: never will be).")
     fee_wei: int
@@ -174,7 +187,7 @@ class TradeOut(BaseModel):
     seller: str
     price_wei: int
     timelock: int
-    state: str
+    state: TradeState
 
 
 class CreditsOut(BaseModel):
@@ -190,23 +203,52 @@ class CreditWithdrawal(BaseModel):
     balance_wei: int
 
 
-class SimulationCreate(Strict):
-    producers: Annotated[int, Field(ge=1, le=10)] = 3
-    esps: Annotated[int, Field(ge=1, le=10)] = 3
-    consumers: Annotated[int, Field(ge=0, le=10)] = 3
-    attackers: Annotated[int, Field(ge=0, le=5)] = 1
-    periods: Annotated[int, Field(ge=1, le=1000)] = 10
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    selection: Literal["softmax", "argmax", "random", "familiar", "round-robin"] = "softmax"
-    caching: Literal["lc", "lfu", "lru", "fifo", "random", "cloud"] = "lfu"
-    esp_profiles: Annotated[list[Literal["honest", "slow", "delaying", "cheating"]], Field(min_length=1, max_length=10)] = [
-        "honest", "honest", "cheating"]
-    random_periods: Annotated[int, Field(ge=0, le=1000)] = 10
+#: The fields of `SimulationConfig` that POST /simulations takes, with the server's caps on each (the
+#: config's own bounds, defaults and docstrings apply as well). `periods` defaults lower than the
+#: command's: a server run is capped by `Settings.max_simulation_periods` (50 by default).
+SIMULATION_API_FIELDS: dict[str, dict[str, Any]] = {
+    "producers": {"le": 10},
+    "esps": {"le": 10},
+    "consumers": {"le": 10},
+    "attackers": {"le": 5},
+    "periods": {"le": 1000, "default": 10},
+    "seed": {"ge": 0, "le": 2**31 - 1},
+    "selection": {},
+    "caching": {},
+    "esp_profiles": {"min_length": 1, "max_length": 10},
+    "random_periods": {"le": 1000},
+}
+
+
+def simulation_field(spec: FieldSpec, caps: dict[str, Any]) -> tuple[Any, Any]:
+    """(annotation, FieldInfo) of one config field in a request body: its type, default and docstring,
+    its bounds (tightened by `caps`)."""
+    annotation: Any = Literal[spec.choices] if spec.choices is not None else spec.type
+    constraints: dict[str, Any] = {name: value for name, value in (("ge", spec.ge), ("gt", spec.gt), ("le", spec.le))
+                                   if value is not None}
+    constraints |= {name: value for name, value in caps.items() if name != "default"}
+    return annotation, Field(caps.get("default", spec.default), description=spec.doc, **constraints)
+
+
+def simulation_create_model() -> type[BaseModel]:
+    """The body of POST /simulations, derived from `SimulationConfig` (see `SIMULATION_API_FIELDS`)."""
+    specs = {spec.name: spec for spec in field_specs(SimulationConfig)}
+    fields: dict[str, Any] = {name: simulation_field(specs[name], caps) for name, caps in SIMULATION_API_FIELDS.items()}
+    model: type[BaseModel] = create_model("SimulationCreate", __base__=Strict, __module__=__name__,
+                                          __doc__="A simulation run: fields of `SimulationConfig`.", **fields)
+    return model
+
+
+if TYPE_CHECKING:  # the type checker sees a plain request body; its fields are SimulationConfig's
+    class SimulationCreate(Strict):
+        pass
+else:
+    SimulationCreate = simulation_create_model()
 
 
 class SimulationOut(BaseModel):
     id: str
-    status: str
+    status: SimulationStatus
     periods: int
     periods_done: int
     config: dict[str, Any]

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from market.terms import MarketTerms
+from market.terms import ETHER, MarketTerms
 
 SECRET_FILE = "server.secret"
 
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     """Port of the supervised anvil node on 127.0.0.1."""
     secret: str | None = Field(default=None, repr=False)
     """Server secret (env AIGC_MARKET_SECRET); default: the secret file under data_dir."""
-    account_funds_wei: int = 10 * 10**18
+    account_funds_wei: int = 10 * ETHER
     """Ether the deployer gives every new account, so that it can pay stakes, fees and bonds."""
     generation_fee_wei: int | None = None
     """Default generation fee of POST /tasks; None: `MarketTerms.generation_fee`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import Simulation
+from api.states import SimulationStatus
 from market.chain.connection import Chain
 from market.simulation import SimulationConfig, run_simulation
 
@@ -36,8 +37,8 @@ class SimulationRunner:
 
     def recover(self) -> None:
         with self.sessions.begin() as session:
-            session.execute(update(Simulation).where(Simulation.status == "running")
-                            .values(status="interrupted", error="the server stopped during the run"))
+            session.execute(update(Simulation).where(Simulation.status == SimulationStatus.RUNNING)
+                            .values(status=SimulationStatus.INTERRUPTED, error="the server stopped during the run"))
 
     def running(self) -> int:
         return sum(thread.is_alive() for thread in self.threads.values())
@@ -49,7 +50,8 @@ class SimulationRunner:
                 return None
             sim_id = uuid.uuid4().hex
             with self.sessions.begin() as session:
-                session.add(Simulation(id=sim_id, account_id=account_id, config=asdict(config), status="running",
+                session.add(Simulation(id=sim_id, account_id=account_id, config=config.to_json(),
+                                       status=SimulationStatus.RUNNING,
                                        periods=config.periods, periods_done=0))
             thread = threading.Thread(target=self._run, args=(sim_id, config), name=f"simulation-{sim_id[:8]}", daemon=True)
             self.threads[sim_id] = thread
@@ -67,11 +69,11 @@ class SimulationRunner:
         try:
             result = run_simulation(config, Chain.embedded(), self.workdir / sim_id,
                                     on_period=lambda period: self._progress(sim_id, period))
-            values = {"status": "done", "summary": json.loads(json.dumps(result.summary, default=str))}
+            values = {"status": SimulationStatus.DONE, "summary": json.loads(json.dumps(result.summary, default=str))}
         except StoppedError:
-            values = {"status": "interrupted", "error": "the server stopped during the run"}
+            values = {"status": SimulationStatus.INTERRUPTED, "error": "the server stopped during the run"}
         except Exception as exc:  # the run's own failure is its result, not the server's
-            values = {"status": "failed", "error": f"{exc.__class__.__name__}: {exc}"[:1000]}
+            values = {"status": SimulationStatus.FAILED, "error": f"{exc.__class__.__name__}: {exc}"[:1000]}
         with self.sessions.begin() as session:
             session.execute(update(Simulation).where(Simulation.id == sim_id).values(**values))
 

@@ -29,6 +29,8 @@ from api.indexer import Indexer
 from api.node import ChainHandle
 from api.security import Vault
 from api.settings import Settings
+from api.states import TaskState, TradeState
+from market.chain.connection import Chain
 from market.chain.contracts import LockOpened, PurchaseOpened
 from market.chain.deploy import Market
 from market.chain.errors import ContractRevert, TransactionRevertedError
@@ -60,12 +62,13 @@ class AppState:
     """Every write whose transactions are in blocks up to this one has committed its rows (under chain_lock)."""
 
     @property
-    def chain(self):  # noqa: ANN201 - market.chain.connection.Chain
+    def chain(self) -> Chain:
         return self.market.chain
 
     def signer(self, account: models.Account) -> LocalAccount:
         """The account's key, opened for one transaction; never logged nor returned."""
-        return Account.from_key(self.vault.open(account.encrypted_key, account.address))
+        key: LocalAccount = Account.from_key(self.vault.open(account.encrypted_key, account.address))
+        return key
 
     @contextmanager
     def writing(self, session: Session) -> Iterator[None]:
@@ -113,7 +116,8 @@ class AppState:
         fee or price can still be refunded. A lock that the node refuses or that reverts leaves
         nothing behind. Call inside `writing`.
         """
-        row.lock_id, row.state = "0x" + lock_id.hex(), "pending"
+        row.lock_id = "0x" + lock_id.hex()
+        set_state(row, TaskState.PENDING, TradeState.PENDING)
         session.add(row)
         session.commit()
         try:
@@ -125,7 +129,7 @@ class AppState:
         if lock.lock_id != lock_id:  # terms read from the chain moved under the route (see trades): the chain's id
             log.warning("lock %s was mined as %s", row.lock_id, "0x" + lock.lock_id.hex())
             row.lock_id = "0x" + lock.lock_id.hex()
-        row.state = "locked"
+        set_state(row, TaskState.LOCKED, TradeState.LOCKED)
         return lock
 
     def remember_commitments(self) -> int:
@@ -139,7 +143,7 @@ class AppState:
                                    .select_from(models.Task)
                                    .join(models.Esp, models.Esp.id == models.Task.esp_id)
                                    .join(models.Account, models.Account.id == models.Task.producer_id)
-                                   .where(models.Task.state != "abandoned").order_by(models.Task.id)).all()
+                                   .where(models.Task.state != TaskState.ABANDONED).order_by(models.Task.id)).tuples().all()
         restored = 0
         for esp, producer, opening in rows:
             if opening is None:
@@ -158,3 +162,11 @@ class AppState:
         with self.index_lock:
             if self.indexer.last_block < block:
                 self.indexer.run_once(through=max(block, self.indexable_block))
+
+
+def set_state(row: models.Task | models.Trade, task_state: TaskState, trade_state: TradeState) -> None:
+    """Move a task to `task_state` or a trade to `trade_state` (a lock intent's steps are the same for both)."""
+    if isinstance(row, models.Task):
+        row.state = task_state
+    else:
+        row.state = trade_state

@@ -21,7 +21,7 @@ data directory, the default SQLite database) and stops both at the end. Three fi
   backoff), the client tuned as far as web3.py goes (eth_chainId cached, proxy lookup off);
   measured on the fresh node before the server starts and again at the end, and the faster of the
   two is the baseline of the ratio;
-- lean JSON-RPC: the same transfers through `market.chain.connection.Chain.send_ether`, the path the
+- lean JSON-RPC: the same transfers through `Chain.send_ether` of the node backend (`market.chain.node.RpcChain`), the path the
   server sends its own transactions on (one batched request for estimate, pending block and nonce,
   then eth_sendRawTransactionSync; no web3 formatting). Shown with its own ratio, for information:
   it is several times faster than web3.py, so it is the stricter yardstick.
@@ -280,7 +280,7 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
         "met": {"read": read["per_s"] >= READ_TARGET_RPS, "registration": ratio >= REGISTRATION_TARGET_RATIO},
         "concurrency": concurrency, "server": "aigc-market serve (uvicorn, 1 process) on 127.0.0.1, SQLite, anvil via --rpc",
         "clients": {"read": "autocannon (npm)", "writes": "httpx.AsyncClient", "raw_web3": "web3.py (HTTPProvider)",
-                    "lean_rpc": "market.chain.connection.Chain"},
+                    "lean_rpc": "market.chain.node.RpcChain"},
     }
 
 

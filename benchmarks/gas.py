@@ -30,8 +30,8 @@ from market.chain.connection import Chain, TxResult
 from market.chain.deploy import Market, deploy_market
 from market.chain.hashlocks import hashlock_of
 from market.chain.offers import Offer, Opening, SignedOffer, sign_offer
+from market.terms import ETHER
 
-ETHER = 10**18
 REFERENCE_HTLC_ROUND_TRIP = 229_106
 TARGET_HTLC_ROUND_TRIP = 150_000
 FEE = ETHER // 100

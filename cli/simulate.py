@@ -1,10 +1,16 @@
-"""`aigc-market simulate`: the marketplace simulation, its report and its invariants."""
+"""`aigc-market simulate`: the marketplace simulation, its report and its invariants.
+
+Every field of `market.simulation.SimulationConfig` is an option, with the field's default, bounds
+and docstring (the dataclass is their one source); `--config FILE` reads the fields from a TOML file
+(or a run's config.json) and the options given on the command line override it. The full config of
+the run is written beside its results (config.json, and "config" in summary.json).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -13,44 +19,40 @@ from typer._click import exceptions as click  # Typer vendors click; its errors 
 
 from cli.console import console
 from cli.errors import UserError
-from cli.options import KeyOption, RpcOption, connect
+from cli.options import ConfigOption, KeyOption, RpcOption, config_values, connect, with_config_options
+from market.simulation import SimulationConfig
+
+#: Option names that differ from the field's (kept from before the options were derived).
+OPTION_NAMES = {"esp_profiles": "--profiles"}
 
 
+@with_config_options(SimulationConfig, OPTION_NAMES)
 def simulate(
-    producers: Annotated[int, typer.Option(min=1, help="Producers.")] = 3,
-    esps: Annotated[int, typer.Option(min=1, help="ESPs (profiles honest, honest, cheating, cycled).")] = 3,
-    consumers: Annotated[int, typer.Option(min=0, help="Consumers.")] = 3,
-    attackers: Annotated[int, typer.Option(min=0, help="Attackers.")] = 1,
-    periods: Annotated[int, typer.Option(min=1, help="Simulated periods.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    ctx: typer.Context,
+    config: ConfigOption = None,
     rpc: RpcOption = None,
     private_key: KeyOption = None,
     out: Annotated[Path, typer.Option(help="Directory of the report.")] = Path("out/simulation"),
-    selection: Annotated[str, typer.Option(help="softmax, argmax, random, familiar or round-robin.")] = "softmax",
-    caching: Annotated[str, typer.Option(help="lc, lfu, lru, fifo, random or cloud.")] = "lfu",
-    profiles: Annotated[str, typer.Option(help="Comma-separated ESP profiles (honest, slow, delaying, cheating).")]
-    = "honest,honest,cheating",
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json as the last line.")] = False,
+    **fields: Any,
 ) -> None:
     """Run the marketplace: producers, ESPs, consumers and attackers through the whole lifecycle."""
 
     from market.report import write_report
-    from market.simulation import SimulationConfig, run_simulation
+    from market.simulation import run_simulation
 
     try:
-        config = SimulationConfig(
-            producers=producers, esps=esps, consumers=consumers, attackers=attackers, periods=periods, seed=seed,
-            selection=selection, caching=caching, esp_profiles=tuple(p.strip() for p in profiles.split(",")),  # type: ignore[arg-type]
-        ).validate()
-    except ValueError as exc:
+        run_config = SimulationConfig.from_mapping(config_values(SimulationConfig, ctx, fields, config))
+    except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     chain = connect(rpc, private_key)
+    periods = run_config.periods
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"simulating {periods} periods on {rpc or 'the embedded chain'}", total=periods)
-        result = run_simulation(config, chain, out, on_period=lambda _: progress.advance(task))
+        result = run_simulation(run_config, chain, out, on_period=lambda _: progress.advance(task))
     paths = write_report(result, out)
     summary = result.summary
-    table = Table("metric", "value", title=f"simulation ({periods} periods, seed {seed})")
+    table = Table("metric", "value", title=f"simulation ({periods} periods, seed {run_config.seed})")
     for key in ("tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
                 "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j"):
         value = summary[key]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 from eth_account.signers.local import LocalAccount
 
-EspProfile = Literal["honest", "slow", "delaying", "cheating"]
-ESP_PROFILES: tuple[EspProfile, ...] = ("honest", "slow", "delaying", "cheating")
+
+class EspProfile(StrEnum):
+    """How an ESP behaves (see `Esp`)."""
+
+    HONEST = "honest"
+    SLOW = "slow"
+    DELAYING = "delaying"
+    CHEATING = "cheating"
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Esp(Party):
     path but never reveals the key (the producer refunds after the timelock).
     """
 
-    profile: EspProfile = "honest"
+    profile: EspProfile = EspProfile.HONEST
 
 
 @dataclass(frozen=True)

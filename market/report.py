@@ -1,4 +1,4 @@
-"""Write a simulation's summary.json, CSV time series and PNG plots."""
+"""Write a simulation's summary.json, the config it ran (config.json), CSV time series and PNG plots."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from market.simulation import SimulationResult
 
 
 def write_report(result: SimulationResult, out: Path) -> list[Path]:
-    """Write every file of the report into `out`; returns their paths."""
+    """Write every file of the report into `out`; returns their paths.
+
+    config.json holds every field of the run's `SimulationConfig` (also under "config" in
+    summary.json): `aigc-market simulate --config out/config.json` runs it again.
+    """
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(result.summary, indent=2, default=str) + "\n")
-    paths = [summary_path, _write_timeseries(result, out / "timeseries.csv")]
+    config_path = out / "config.json"
+    config_path.write_text(json.dumps(result.summary["config"], indent=2, default=str) + "\n")
+    paths = [summary_path, config_path, _write_timeseries(result, out / "timeseries.csv")]
     paths += _plot(result, out)
     return paths
 

@@ -12,9 +12,10 @@ everyone withdraws its credits and the money and ownership invariants are checke
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 
 import torch
 
-from market.actors import ESP_PROFILES, Attacker, Consumer, Esp, EspProfile, Producer
+from market.actors import Attacker, Consumer, Esp, EspProfile, Producer
 from market.chain.connection import Chain
 from market.chain.deploy import deploy_market
 from market.content import PERTURBATIONS, ContentStore
+from market.fields import bounded, check_fields, config_from_mapping
 from market.flows import (
     AttackTally,
     GenerationOutcome,
@@ -52,9 +54,8 @@ from market.terms import ETHER, MarketParams, MarketTerms
 from offload_core.config import CACHING_POLICIES, preset
 from offload_core.engine import EdgeEngine
 from reputation import MWSL, MostFamiliar, MWSLConfig, RandomSelection, RoundRobin
-from reputation.selection import Selector
+from reputation.selection import Selection, SelectionStrategy, Selector
 
-SELECTIONS = ("softmax", "argmax", "random", "familiar", "round-robin")
 SLOW_FACTOR = 4.0
 ATTACKS = ("near_duplicate", "squat_A1", "priority_theft_A2", "exit_scam_A5")
 """What an attacker tries in a period in which it attacks, drawn uniformly."""
@@ -62,60 +63,58 @@ ATTACKS = ("near_duplicate", "squat_A1", "priority_theft_A2", "exit_scam_A5")
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """One simulation run; defaults are what `make demo` runs."""
+    """One simulation run; defaults are what `make demo` runs.
 
-    producers: int = 3
+    The one source of the run's settings: `aigc-market simulate` builds its options and the API its
+    POST /simulations body from these fields (defaults, bounds and docstrings). A config checks
+    itself when it is built: a bad value raises ValueError naming the field.
+    """
+
+    producers: int = bounded(3, ge=1)
     """Producers, each commissioning one generation per period."""
-    esps: int = 3
+    esps: int = bounded(3, ge=1)
     """ESPs, each running one edge server."""
-    consumers: int = 3
+    consumers: int = bounded(3, ge=0)
     """Consumers buying products."""
-    attackers: int = 1
+    attackers: int = bounded(1, ge=0)
     """Attackers registering near-duplicates."""
-    periods: int = 100
+    periods: int = bounded(100, ge=1)
     """Simulated periods."""
     seed: int = 0
     """Seeds the offloading core, the selection and every random choice of the actors."""
-    selection: str = "softmax"
+    selection: Selection = Selection.SOFTMAX
     """ESP selection: softmax or argmax over MWSL reputation, or random, familiar, round-robin."""
-    caching: str = "lfu"
+    caching: str = bounded("lfu", choices=CACHING_POLICIES)
     """Caching policy of the ESPs' servers."""
-    esp_profiles: tuple[EspProfile, ...] = ("honest", "honest", "cheating")
+    esp_profiles: tuple[EspProfile, ...] = (EspProfile.HONEST, EspProfile.HONEST, EspProfile.CHEATING)
     """Profile of each ESP, cycled when there are more ESPs than profiles."""
-    purchase_probability: float = 0.3
+    purchase_probability: float = bounded(0.3, ge=0, le=1)
     """Chance that a consumer tries to buy a product in a period."""
-    seller_absent_probability: float = 0.1
+    seller_absent_probability: float = bounded(0.1, ge=0, le=1)
     """Chance that a seller never claims a purchase (the buyer refunds)."""
-    attack_probability: float = 0.2
+    attack_probability: float = bounded(0.2, ge=0, le=1)
     """Chance that an attacker copies a product in a period."""
-    temperature: float = 0.1
+    temperature: float = bounded(0.1, gt=0)
     """Softmax temperature over reputations in [0, 1]: at 1.0 the choice is almost uniform."""
-    random_periods: int = 10
+    random_periods: int = bounded(10, ge=0)
     """Periods of random selection before reputation is used (exploration, DESIGN section 5)."""
     period_s: int = 3600
-    """Chain time per period, in seconds."""
+    """Chain time per period, in seconds (more than the lock duration of the market terms)."""
 
-    def validate(self) -> SimulationConfig:
-        for name in ("producers", "esps", "periods"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("consumers", "attackers", "random_periods"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if self.caching not in CACHING_POLICIES:
-            raise ValueError(f"caching must be one of {CACHING_POLICIES}, got {self.caching!r}")
-        if not self.esp_profiles or any(p not in ESP_PROFILES for p in self.esp_profiles):
-            raise ValueError(f"esp_profiles must be taken from {ESP_PROFILES}, got {self.esp_profiles}")
-        for name in ("purchase_probability", "seller_absent_probability", "attack_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+    def __post_init__(self) -> None:
+        check_fields(self)  # enum values given as strings become members; bounds are checked
         if self.period_s <= MarketTerms().lock_duration_s:
             raise ValueError(f"period_s must exceed the lock duration ({MarketTerms().lock_duration_s} s)")
-        return self
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SimulationConfig:
+        """A config from a TOML table or a JSON object (e.g. the `config` of a run's summary.json)."""
+        return config_from_mapping(cls, values)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, as JSON values (enums as their strings, tuples as lists)."""
+        values: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        return values
 
 
 def _record_front_run(tokens: dict[int, int], producer_index: int,
@@ -125,12 +124,14 @@ def _record_front_run(tokens: dict[int, int], producer_index: int,
     tokens[producer_index] = steal(ctx, attacker, job)
 
 
-def make_selector(name: str, producers: int, esps: int) -> tuple[Selector, str | None]:
-    if name in ("softmax", "argmax"):
-        return MWSL(MWSLConfig(), producers, esps), name
-    if name == "random":
+def make_selector(selection: Selection, producers: int, esps: int) -> tuple[Selector, SelectionStrategy | None]:
+    """The selector of `selection` and the strategy over its scores (None for a baseline)."""
+    selection = Selection(selection)
+    if selection.strategy is not None:
+        return MWSL(MWSLConfig(), producers, esps), selection.strategy
+    if selection is Selection.RANDOM:
         return RandomSelection(producers, esps), None
-    if name == "familiar":
+    if selection is Selection.FAMILIAR:
         return MostFamiliar(producers, esps), None
     return RoundRobin(producers, esps), None
 
@@ -157,7 +158,6 @@ class SimulationResult:
 def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
                    on_period: Callable[[int], None] | None = None) -> SimulationResult:
     """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants."""
-    config.validate()
     rng = random.Random(config.seed)
     params, terms = MarketParams(), MarketTerms()
     terms.check_against(params)
@@ -175,7 +175,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     engine = EdgeEngine(edge, 1, config.caching, dtype=torch.float64)
     engine.reset(config.seed)
     for esp in esps:
-        if esp.profile == "slow":
+        if esp.profile == EspProfile.SLOW:
             engine.topology.server_freq[:, esp.index] /= SLOW_FACTOR
     selector, strategy = make_selector(config.selection, config.producers, config.esps)
     exploring = RandomSelection(config.producers, config.esps)
@@ -253,7 +253,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         # Plagiarism: attackers copy products (owners scan and challenge) or try the exit scam.
         owners = [a.account for a in [*producers, *consumers]]
         for attacker in attackers:
-            attack = attacks.get(attacker.index)
+            attack = attacks.get(attacker.index, "")  # "": no attack this period
             victims = [t for t in ctx.live_products() if ctx.owners[t] != attacker.address and t not in duplicates]
             if attack == "exit_scam_A5" and victims and consumers:
                 paid_off = exit_scam(ctx, attacker, rng.choice(consumers).account, rng.choice(victims),
@@ -273,7 +273,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         # End of period: past every timelock, unclaimed locks are refunded and cheats rated negative.
         chain.set_next_block_timestamp(max(chain.now() + 1, period_start + ctx.terms.lock_duration_s + 1))
         for outcome in outcomes:
-            if outcome.esp.profile == "cheating":
+            if outcome.esp.profile == EspProfile.CHEATING:
                 refund_and_rate(ctx, outcome)
         for consumer, trade in open_trades:
             refund_trade(ctx, consumer.account, trade)
@@ -308,7 +308,7 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     workload_total = Counter(o.esp.index for o in outcomes_all)
     tasks = len(outcomes_all)
     summary: dict[str, Any] = {
-        "config": asdict(config),
+        "config": config.to_json(),
         "backend": chain.backend,
         "chain_id": chain.chain_id,
         "contracts": market.deployment.contracts,

@@ -1,14 +1,43 @@
 """ESP selection from a [P, E] score tensor (argmax or softmax, optionally masked), and the
-common observe / reputation / select interface that MWSL and every baseline share."""
+common observe / reputation / select interface that MWSL and every baseline share.
+
+The names of the rules live here, once: `SelectionStrategy` (how a selector picks from its scores)
+and `Selection` (which selector picks: reputation with either strategy, or a baseline).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from enum import StrEnum
 
 import torch
 
 from reputation.inputs import BoolLike, FloatLike, IndexLike, Rating, as_index, as_time, check_strategy, make_batch
+
+
+class SelectionStrategy(StrEnum):
+    """How a selector picks one ESP from its scores."""
+
+    SOFTMAX = "softmax"
+    """Sample softmax(scores / temperature)."""
+    ARGMAX = "argmax"
+    """The highest score (ties: the lowest index)."""
+
+
+class Selection(StrEnum):
+    """Which rule picks the ESPs: MWSL reputation with a strategy, or a baseline (`reputation.baselines`)."""
+
+    SOFTMAX = SelectionStrategy.SOFTMAX.value
+    ARGMAX = SelectionStrategy.ARGMAX.value
+    RANDOM = "random"
+    FAMILIAR = "familiar"
+    ROUND_ROBIN = "round-robin"
+
+    @property
+    def strategy(self) -> SelectionStrategy | None:
+        """The strategy over reputation scores, None for a baseline (which has its own rule)."""
+        return SelectionStrategy(self.value) if self.value in tuple(SelectionStrategy) else None
 
 
 def check_mask(mask: torch.Tensor | None, batch: int, n_esps: int, device: torch.device) -> torch.Tensor | None:
@@ -35,7 +64,7 @@ def choose(scores: torch.Tensor, strategy: str, temperature: float, mask: torch.
     check_strategy(strategy, temperature)
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
-    if strategy == "argmax":
+    if strategy == SelectionStrategy.ARGMAX:
         return scores.argmax(1)
     probs = torch.softmax(scores.to(torch.float64) / temperature, dim=1)  # [B, E]
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -52,7 +81,7 @@ class Selector:
     n_esps: int
     device: torch.device
     dtype: torch.dtype
-    default_strategy: str = "softmax"
+    default_strategy: str = SelectionStrategy.SOFTMAX
 
     def observe(self, producer: IndexLike, esp: IndexLike, positive: BoolLike, t: FloatLike,
                 score: FloatLike | None = None) -> None:
@@ -84,8 +113,8 @@ class Selector:
                mask: torch.Tensor | None = None, generator: torch.Generator | None = None) -> int | torch.Tensor:
         """Pick one ESP for each producer: an int for an int, a [B] int64 tensor for a 1-D tensor.
 
-        strategy: "softmax" (sample softmax(T / temperature)) or "argmax"; None means the
-        selector's default ("softmax" for reputation-based ones). mask: [E] or [B, E] bool, True
+        strategy: a `SelectionStrategy` (or its value): "softmax" (sample softmax(T / temperature)) or
+        "argmax"; None means the selector's default ("softmax" for reputation-based ones). mask: [E] or [B, E] bool, True
         where the ESP can serve now.
         """
         strategy = self.default_strategy if strategy is None else strategy

@@ -139,7 +139,7 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 def block_time(market: Market, tx: TxResult) -> int:
     """The timestamp of the block that mined `tx`."""
-    return int(market.chain.w3.eth.get_block(tx.block_number)["timestamp"])
+    return market.chain.block_timestamp(tx.block_number)
 
 
 def resign(market: Market, esp: LocalAccount, offer: Offer, **changes: Any) -> SignedOffer:

@@ -20,8 +20,8 @@ from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.deploy import Market, deploy_market
 from market.invariants import check_market, snapshot_balances, tracked_addresses
+from market.terms import ETHER
 
-ETHER = 10**18
 BACKENDS = ("eth-tester", "anvil")
 
 # Property tests explore the same examples on every run, so CI cannot turn red by chance; a new

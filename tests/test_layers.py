@@ -48,7 +48,7 @@ def test_a_layer_that_imports_upward_or_sideways_breaks_the_contract(tmp_path: P
 def test_web3_outside_market_chain_breaks_the_contract(tmp_path: Path):
     root = copy_of_the_tree(tmp_path)
     (root / "market" / "leak.py").write_text("import web3  # noqa: F401\n")
-    text = (root / "pyproject.toml").read_text().replace('"market.actors"]', '"market.actors", "market.leak"]')
+    text = (root / "pyproject.toml").read_text().replace('"market.fields"]', '"market.fields", "market.leak"]')
     (root / "pyproject.toml").write_text(text)
     result = lint_imports(root)
     assert result.returncode != 0 and "market.leak -> web3" in result.stdout, result.stdout

@@ -16,6 +16,7 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden
 from api.routes.common import ERRORS, AddressPath, Limit, Offset
 from api.schemas import Address, EspCreate, EspOut, EspUpdate, Page, ReputationOut
+from api.states import EspStakeState
 from market.chain.contracts import EspState
 
 router = APIRouter(prefix="/esps", tags=["esps"])
@@ -44,7 +45,7 @@ def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAcc
         elif on_chain is not EspState.ACTIVE:
             raise ApiError(409, "esp_cannot_stake", f"the exchange knows this account as a {on_chain.name.lower()} ESP")
         esp = models.Esp(account_id=account.id, address=account.address, name=body.name, profile=body.profile,
-                         positives=0, negatives=0, stake_state="active")
+                         positives=0, negatives=0, stake_state=EspStakeState.ACTIVE)
         session.add(esp)
     return crud.esp_out(esp)
 

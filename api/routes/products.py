@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import or_, select
@@ -23,6 +23,7 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
+from api.states import TaskState
 from market.chain.errors import ContractRevert
 from market.content import ContentStore
 
@@ -39,9 +40,9 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
-    if task.state == "fulfilled" and task.content_sha256 is None:
+    if task.state == TaskState.FULFILLED and task.content_sha256 is None:
         recover_content(state.store, task)
-    if task.state != "fulfilled" or task.content_sha256 is None:
+    if task.state != TaskState.FULFILLED or task.content_sha256 is None:
         raise ApiError(409, "task_not_fulfilled", f"task {task.id} is {task.state}: no revealed content to register")
     if task.token_id is not None:
         raise ApiError(409, "already_registered", f"task {task.id} is registered as product {task.token_id}")
@@ -52,9 +53,10 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
             token_id = state.protocol.register(producer_key, offer, opening,
                                                body.uri or f"sha256://{task.content_sha256}").token_id
         except ContractRevert as exc:
-            token_id = adoptable_token(exc, task)
-            if token_id is None:
+            adopted = adoptable_token(exc, task)
+            if adopted is None:
                 raise
+            token_id = adopted
         task.token_id = token_id
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     if product.task_id is None or product.content_sha256 is None:  # indexed before its task was complete: link them
@@ -97,7 +99,7 @@ async def list_products(session: DB, owner: Annotated[Address | None, Query()] =
                   producer: Annotated[Address | None, Query()] = None, esp: Annotated[Address | None, Query()] = None,
                   limit: Limit = 50, offset: Offset = 0) -> Page[ProductOut]:
     """Products (revoked ones too), filtered by current owner, producer or ESP, oldest first."""
-    filters = {name: to_checksum_address(value)  # stored checksummed, so that the column's index applies
+    filters = {name: str(to_checksum_address(value))  # stored checksummed, so that the column's index applies
                for name, value in (("owner", owner), ("producer", producer), ("esp", esp)) if value is not None}
     rows, total = crud.product_page(session, filters, limit, offset)
     return Page[ProductOut](items=[crud.product_out(p) for p in rows], total=total, limit=limit, offset=offset)

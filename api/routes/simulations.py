@@ -17,15 +17,17 @@ router = APIRouter(prefix="/simulations", tags=["simulations"])
 
 
 def runner(request: Request) -> SimulationRunner:
-    return request.app.state.simulations
+    simulations: SimulationRunner = request.app.state.simulations
+    return simulations
 
 
 @router.post("", status_code=202, response_model=SimulationOut, responses=ERRORS)
 def start(body: SimulationCreate, request: Request, state: State, session: DB, account: CurrentAccount) -> SimulationOut:
-    if body.periods > state.settings.max_simulation_periods:
+    values = body.model_dump()  # fields of SimulationConfig (api.schemas derives the body from it)
+    if values["periods"] > state.settings.max_simulation_periods:
         raise ApiError(422, "too_many_periods", f"periods must be at most {state.settings.max_simulation_periods}")
     try:
-        config = SimulationConfig(**body.model_dump() | {"esp_profiles": tuple(body.esp_profiles)}).validate()
+        config = SimulationConfig.from_mapping(values)
     except ValueError as exc:
         raise ApiError(422, "invalid_simulation", str(exc)) from exc
     sim_id = runner(request).start(config, account.id)

@@ -26,9 +26,12 @@ from api.errors import ApiError, forbidden
 from api.placement import place
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
+from api.states import EspStakeState, SelectedBy, TaskState
+from market.actors import EspProfile
 from market.chain.offers import offer_id
 from market.content import DeterministicImageGenerator
 from market.protocol import DuplicateCommitment, Protocol
+from reputation.selection import SelectionStrategy
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -47,10 +50,12 @@ def choose_esp(state: State, session: DB, producer: str, seed: int) -> models.Es
     row = model.row(producer)
     assert row is not None
     generator = torch.Generator().manual_seed(seed)
-    column = int(model.mwsl.select(row, model.now, strategy="softmax", temperature=TEMPERATURE, generator=generator))
+    column = int(model.mwsl.select(row, model.now, strategy=SelectionStrategy.SOFTMAX, temperature=TEMPERATURE,
+                                   generator=generator))
     esp = session.get(models.Esp, column + 1)
-    if esp is None or esp.stake_state != "active":  # a gap in the ids, or an ESP that left: the first active one
-        esp = session.scalars(select(models.Esp).where(models.Esp.stake_state == "active").order_by(models.Esp.id)).first()
+    if esp is None or esp.stake_state != EspStakeState.ACTIVE:  # a gap in the ids, or an ESP that left: the first active
+        esp = session.scalars(select(models.Esp).where(models.Esp.stake_state == EspStakeState.ACTIVE)
+                              .order_by(models.Esp.id)).first()
     if esp is None:
         raise ApiError(409, "no_esps", "no registered ESP is active")
     return esp
@@ -63,11 +68,11 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
         raise ApiError(409, "no_esps", "no ESP is registered yet")
     seed = (session.scalar(select(func.count()).select_from(models.Task)) or 0) + 1
     if body.esp is not None:
-        esp, selected_by = crud.esp_by_address(session, body.esp), "request"
-        if esp.stake_state != "active":
+        esp, selected_by = crud.esp_by_address(session, body.esp), SelectedBy.REQUEST
+        if esp.stake_state != EspStakeState.ACTIVE:
             raise ApiError(409, "esp_not_active", f"ESP {esp.address} is {esp.stake_state}: it takes no jobs")
     else:
-        esp, selected_by = choose_esp(state, session, account.address, seed), "mwsl"
+        esp, selected_by = choose_esp(state, session, account.address, seed), SelectedBy.MWSL
     if esp.account_id == account.id:
         raise ApiError(422, "self_generation", "an ESP cannot take its own generation task")
     esp_account = session.get(models.Account, esp.account_id)
@@ -101,13 +106,13 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
     with state.writing(session):
         state.lock_as_intent(session, task, lock_id, lambda: protocol.lock(producer_key, job.signed))
-        if esp.profile == "honest":
+        if esp.profile == EspProfile.HONEST:
             state.store.put(content)  # before the key is public: a reveal cut off by a crash leaves it stored
             reveal = protocol.reveal(esp_key, offer, job.key)
             # The producer's side: the key read from the chain opens the ciphertext to the committed content.
             delivery = Protocol.open_content(Protocol.revealed_key(reveal), state.store.get(ciphertext), job.opening,
                                              offer)
-            task.state, task.content_sha256 = "fulfilled", state.store.put(delivery.content)
+            task.state, task.content_sha256 = TaskState.FULFILLED, state.store.put(delivery.content)
     return crud.task_out(session, task)
 
 
@@ -139,7 +144,7 @@ def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAcco
     signer = state.signer(account)
     with state.writing(session):
         state.protocol.refund(signer, offer, wait=False)  # the server never moves chain time
-        task.state = "refunded"
+        task.state = TaskState.REFUNDED
     return crud.task_out(session, task)
 
 

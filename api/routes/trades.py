@@ -23,6 +23,7 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, TradeCreate, TradeOut
+from api.states import TradeState
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.chain.offers import Purchase, purchase_id
@@ -105,7 +106,7 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
     secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
     with state.writing(session):
         state.protocol.claim_sale(signer, terms, secret)
-        trade.state = "claimed"
+        trade.state = TradeState.CLAIMED
     return crud.trade_out(session, trade)
 
 
@@ -119,5 +120,5 @@ def refund(trade_id: IdPath, state: State, session: DB, account: CurrentAccount)
     signer = state.signer(account)
     with state.writing(session):
         state.protocol.refund_purchase(signer, terms, wait=False)  # the server never moves chain time
-        trade.state = "refunded"
+        trade.state = TradeState.REFUNDED
     return crud.trade_out(session, trade)

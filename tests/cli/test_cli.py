@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from market.chain.anvil import free_port, port_is_free, rpc_answers
+from market.chain.connection import Chain
 from market.chain.paths import REPO_ROOT
 
 CLI = [sys.executable, "-m", "cli"]
@@ -45,12 +46,10 @@ def test_deploy_to_anvil_puts_code_at_every_written_address(tmp_path: Path, anvi
     assert proc.returncode == 0, proc.stderr
     deployment = json.loads(out.read_text())
     assert deployment["chain_id"] == 31337
-    from web3 import HTTPProvider, Web3
-
-    w3 = Web3(HTTPProvider(anvil_node.url))
+    chain = Chain.connect(anvil_node.url)
     for address in deployment["contracts"].values():
-        assert len(w3.eth.get_code(address)) > 0
-    assert deployment["block"] <= w3.eth.block_number
+        assert len(chain.code(address)) > 0
+    assert deployment["block"] <= chain.head()
 
 
 def test_deploy_to_an_unreachable_rpc_prints_one_line_and_exits_2(tmp_path: Path):

@@ -159,7 +159,7 @@ def _attempt(action: Callable[[], object]) -> str:
 
 
 def _block_time(market: Market, tx: TxResult) -> int:
-    return int(market.chain.w3.eth.get_block(tx.block_number)["timestamp"])
+    return market.chain.block_timestamp(tx.block_number)
 
 
 def _random_opening(phash: int | None = None) -> Opening:

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 from chain_helpers import (
+    ETHER,
     HOUR,
     PARAMS,
     PRICE,
@@ -201,7 +202,7 @@ def test_royalty_stays_with_the_producer_after_the_token_is_sold(market, actors)
 
 
 def test_royalty_info_of_an_unknown_token_is_zero(market):
-    assert market.registry.royalty_info(999, 10**18) == (ZERO_ADDRESS, 0)
+    assert market.registry.royalty_info(999, ETHER) == (ZERO_ADDRESS, 0)
 
 
 HAMMING_CASES = [

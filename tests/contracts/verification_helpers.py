@@ -59,9 +59,8 @@ from market.chain.deploy import Deployment, Market, create_address
 from market.chain.errors import ContractRevert
 from market.chain.offers import Offer, Opening, Purchase, SignedOffer, offer_id, purchase_id, sign_offer
 from market.chain.paths import CONTRACTS_DIR, REPO_ROOT
-from market.terms import MarketParams
+from market.terms import ETHER, MarketParams
 
-ETHER = 10**18
 FEE = ETHER // 100
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = b"\x00" * 32
@@ -516,9 +515,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.by_address = {a.address: a for a in [*s.actors, s.whale, s.standing_esp]}
         self.names = {self.exchange.address: "exchange", self.registry.address: "registry", self.ledger.address: "ledger"}
         self.tracked = [*self.by_address, self.exchange.address, self.registry.address, self.ledger.address]
-        tester = self.chain.tester
-        #: Balances read straight from eth-tester (web3's formatters cost 4x the lookup itself).
-        self._balance: Callable[[str], int] = (lambda a: int(tester.get_balance(a))) if tester is not None else self.chain.balance
+        #: Balances (on eth-tester, `Chain.balance` reads them straight from the backend).
+        self._balance: Callable[[str], int] = self.chain.balance
         #: Every tracked balance, read back after each successful transaction (a refused call changes nothing).
         self.balances = {a: self._balance(a) for a in self.tracked}
         self.total0 = sum(self.balances.values())

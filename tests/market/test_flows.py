@@ -12,7 +12,7 @@ import pytest
 import torch
 from chain_helpers import ETHER
 
-from market.actors import Attacker, Esp, Producer
+from market.actors import Attacker, Esp, EspProfile, Producer
 from market.chain.contracts import LockState
 from market.chain.errors import ContractRevert
 from market.content import ContentStore, content_hash, hamming_distance
@@ -31,7 +31,7 @@ from market.flows import (
 )
 from offload_core.config import preset
 from offload_core.engine import EdgeEngine
-from reputation import MWSL, MWSLConfig
+from reputation import MWSL, MWSLConfig, SelectionStrategy
 
 
 @pytest.fixture
@@ -39,9 +39,11 @@ def ctx(market, tmp_path: Path) -> MarketContext:
     chain = market.chain
     engine = EdgeEngine(preset("mato", n_devices=2, n_servers=2).config, 1, "lfu", dtype=torch.float64)
     engine.reset(0)
-    esps = [Esp(0, chain.new_account(ETHER, "esp"), "honest"), Esp(1, chain.new_account(ETHER, "esp"), "cheating")]
+    esps = [Esp(0, chain.new_account(ETHER, "esp"), EspProfile.HONEST),
+            Esp(1, chain.new_account(ETHER, "esp"), EspProfile.CHEATING)]
     ctx = MarketContext(market=market, engine=engine, selector=MWSL(MWSLConfig(), 2, 2),
-                        store=ContentStore(tmp_path / "content"), esps=esps, selection_strategy="argmax")
+                        store=ContentStore(tmp_path / "content"), esps=esps,
+                        selection_strategy=SelectionStrategy.ARGMAX)
     for esp in esps:
         ctx.protocol.stake(esp.account)
     return ctx

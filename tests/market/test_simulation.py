@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from market.actors import EspProfile
 from market.chain.anvil import free_port
 from market.chain.connection import Chain
 from market.chain.paths import REPO_ROOT
 from market.report import write_report
 from market.simulation import SimulationConfig, run_simulation
+from reputation.selection import Selection
 
 SUMMARY_KEYS = {
     "periods", "tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
@@ -49,8 +52,12 @@ def test_a_short_simulation_on_eth_tester_keeps_every_invariant(tmp_path: Path):
     result = run_simulation(SHORT, Chain.embedded(), tmp_path)
     check(result)
     paths = write_report(result, tmp_path)
-    assert {p.name for p in paths} == {"summary.json", "timeseries.csv", "reputation.png", "workload.png",
+    assert {p.name for p in paths} == {"summary.json", "config.json", "timeseries.csv", "reputation.png", "workload.png",
                                        "latency_energy.png", "gas.png"}
+    # The full config of the run is written beside its results, and reads back as the same config.
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written == json.loads((tmp_path / "summary.json").read_text())["config"] == SHORT.to_json()
+    assert SimulationConfig.from_mapping(written) == SHORT
 
 
 def test_a_short_simulation_on_anvil_keeps_every_invariant(tmp_path: Path, anvil_node):
@@ -64,11 +71,32 @@ def test_the_same_seed_gives_the_same_market(tmp_path: Path):
         assert first[key] == second[key], key
 
 
-@pytest.mark.parametrize("field,value", [("producers", 0), ("periods", -1), ("selection", "oracle"),
-                                         ("caching", "belady"), ("attack_probability", 1.5)])
-def test_invalid_configs_name_the_field(field, value):
+@pytest.mark.parametrize("field,value", [
+    ("producers", 0), ("periods", -1), ("consumers", -1), ("selection", "oracle"), ("caching", "belady"),
+    ("attack_probability", 1.5), ("purchase_probability", -0.1), ("temperature", 0.0), ("esp_profiles", ()),
+    ("esp_profiles", ("honest", "lazy")), ("producers", 2.5), ("seed", "zero"), ("period_s", 600),
+])
+def test_a_config_refuses_a_bad_value_when_it_is_built(field, value):
     with pytest.raises(ValueError, match=field):
-        SimulationConfig(**{field: value}).validate()
+        SimulationConfig(**{field: value})
+
+
+def test_a_config_turns_names_into_their_enums_and_back_into_the_same_json():
+    config = SimulationConfig(selection="round-robin", esp_profiles=["slow", "cheating"])  # type: ignore[arg-type]
+    assert config.selection is Selection.ROUND_ROBIN
+    assert config.esp_profiles == (EspProfile.SLOW, EspProfile.CHEATING)
+    assert config.to_json()["selection"] == "round-robin" and config.to_json()["esp_profiles"] == ["slow", "cheating"]
+    assert config == SimulationConfig(selection=Selection.ROUND_ROBIN, esp_profiles=(EspProfile.SLOW, EspProfile.CHEATING))
+    assert dataclasses.replace(config, periods=7).periods == 7
+    with pytest.raises(ValueError, match="producers"):
+        dataclasses.replace(config, producers=0)  # a changed copy checks itself too
+
+
+def test_a_config_from_a_mapping_refuses_unknown_fields():
+    assert SimulationConfig.from_mapping({"periods": 4, "esp_profiles": ["honest"]}) == SimulationConfig(
+        periods=4, esp_profiles=(EspProfile.HONEST,))
+    with pytest.raises(ValueError, match="unknown SimulationConfig field: preiods"):
+        SimulationConfig.from_mapping({"preiods": 4})
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,6 +21,7 @@ from market.chain.anvil import LOOPBACK, AnvilNode
 from market.chain.connection import Chain
 from market.chain.errors import ChainError, RpcUnreachableError, TransactionRevertedError
 from market.chain.rpc import METHOD_NOT_FOUND, JsonRpcClient, RpcError
+from market.terms import ETHER
 
 pytestmark = pytest.mark.anvil
 
@@ -163,7 +164,7 @@ def test_a_url_that_is_not_http_is_refused() -> None:
 # -- sending through it --------------------------------------------------------------------------
 
 def funded_sender(chain: Chain) -> Account:
-    return chain.new_account(10**18, "rpc-test")
+    return chain.new_account(ETHER, "rpc-test")
 
 
 def test_a_node_without_the_synchronous_send_gets_a_plain_send_and_a_poll(proxy: Proxy) -> None:
@@ -252,4 +253,4 @@ def test_a_send_the_node_refuses_is_a_failed_transaction(anvil_node: AnvilNode) 
     chain = Chain.connect(anvil_node.url)
     penniless = chain.new_account(0, "penniless")
     with pytest.raises(TransactionRevertedError, match="the node refused"):
-        chain.send_ether(penniless, chain.funder.address, 10**18)
+        chain.send_ether(penniless, chain.funder.address, ETHER)

@@ -1,0 +1,66 @@
+"""The names of the states the API keeps and shows, once: the models store their values, the schemas
+show them, the indexer and the routes move rows between them. Each value is the string the API has
+always stored and sent (a StrEnum member equals its value)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    """Where a generation task's lock stands."""
+
+    PENDING = "pending"
+    """Intent committed, lock not seen on chain yet."""
+    LOCKED = "locked"
+    """Fee locked; the ESP has not revealed the key."""
+    FULFILLED = "fulfilled"
+    """Key revealed on chain (the ESP withdrew the fee)."""
+    REFUNDED = "refunded"
+    """The producer took the fee back after the timelock."""
+    ABANDONED = "abandoned"
+    """The intent's timelock passed with no lock: none can follow."""
+
+
+class TradeState(StrEnum):
+    """Where a purchase HTLC stands."""
+
+    PENDING = "pending"
+    LOCKED = "locked"
+    CLAIMED = "claimed"
+    """The seller revealed the secret: the token moved, price and royalty were credited."""
+    REFUNDED = "refunded"
+    ABANDONED = "abandoned"
+
+
+#: The states of a lock that is not (or never will be) on chain, for tasks and trades alike.
+INTENT_STATES = (TaskState.PENDING.value, TaskState.ABANDONED.value)
+
+
+class EspStakeState(StrEnum):
+    """An ESP's stake on the exchange, kept from the exchange's ESP events."""
+
+    ACTIVE = "active"
+    """Staked: may take jobs."""
+    EXITING = "exiting"
+    """Announced its exit."""
+    WITHDRAWN = "withdrawn"
+    """Took its stake back."""
+    SLASHED = "slashed"
+
+
+class SelectedBy(StrEnum):
+    """Who chose a task's ESP."""
+
+    MWSL = "mwsl"
+    """The server, by MWSL reputation."""
+    REQUEST = "request"
+    """The producer, in its request."""
+
+
+class SimulationStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """The server stopped before the end."""
