@@ -25,7 +25,8 @@ bearer = HTTPBearer(auto_error=False, description="The API key returned once by 
 
 async def get_state(request: Request) -> AppState:
     # async: FastAPI runs a plain `def` dependency on the thread pool, a hop that costs more than this.
-    return request.app.state.market
+    state: AppState = request.app.state.market
+    return state
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -45,7 +46,7 @@ def _outdir(out: Path) -> Path:
     return out
 
 
-def _plot(path: Path, draw) -> None:  # noqa: ANN001 - a callable taking a matplotlib Axes
+def _plot(path: Path, draw: Callable[[Any], None]) -> None:
     with figure(path) as ax:
         draw(ax)
 
@@ -76,7 +77,7 @@ def trends_command(
         for t in range(periods):
             writer.writerow([t, *(f"{float(x):.6f}" for x in rep[t]), *(int(x) for x in result.load[t])])
 
-    def draw(ax) -> None:  # noqa: ANN001
+    def draw(ax: Any) -> None:
         for j in range(n_e):
             ax.plot(range(periods), rep[:, j].tolist(), label=f"ESP {j}")
         ax.axvline(switch, color="grey", linestyle="--", linewidth=0.8, label="ESP 0 starts delaying")
@@ -134,7 +135,7 @@ def workload_command(
             writer.writerow([name, *result.load[name], f"{result.jain[name]:.6f}", f"{result.producer_jain[name]:.6f}",
                              f"{result.latency[name]:.6f}", f"{result.positive_rate[name]:.6f}"])
 
-    def draw(ax) -> None:  # noqa: ANN001
+    def draw(ax: Any) -> None:
         width = 0.8 / n_e
         for j in range(n_e):
             ax.bar([i + j * width for i in range(len(names))], [result.load[n][j] for n in names], width, label=f"ESP {j}")
@@ -171,7 +172,7 @@ def collusion_command(
     _check(periods >= 1, "--periods must be >= 1")
     result = collusion(CollusionConfig(colluder_fraction=fraction, n_producers=producers, periods=periods, seed=seed))
     out = _outdir(out)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, o in result.outcomes.items():
         share = o.colluder_weight_share
         rows.append({
@@ -190,10 +191,11 @@ def collusion_command(
                   "colluders' weight share (honest / cheating)",
                   title=f"{cfg.n_colluders} of {cfg.n_producers} producers collude (T seen by the honest producers)")
     for r in rows:
-        share = (f"{r['colluder_weight_share_honest']:.3f} / {r['colluder_weight_share_cheating']:.3f}"
-                 if r["colluder_weight_share_honest"] is not None else "-")
-        table.add_row(r["method"], f"{r['honest_T']:.3f}", f"{r['cheating_T']:.3f}", f"{r['honest_outranks_share']:.0%}",
-                      f"{r['newcomer_honest_T']:.3f} / {r['newcomer_cheating_T']:.3f}", share)
+        shares = (f"{r['colluder_weight_share_honest']:.3f} / {r['colluder_weight_share_cheating']:.3f}"
+                  if r["colluder_weight_share_honest"] is not None else "-")
+        table.add_row(str(r["method"]), f"{r['honest_T']:.3f}", f"{r['cheating_T']:.3f}",
+                      f"{r['honest_outranks_share']:.0%}",
+                      f"{r['newcomer_honest_T']:.3f} / {r['newcomer_cheating_T']:.3f}", shares)
     console.print(table)
     for r in rows:
         verdict = "still outranks" if r["honest_outranks_share"] == 1.0 else f"outranks for {r['honest_outranks_share']:.0%} of"

@@ -87,9 +87,10 @@ def near_duplicate(data: bytes, how: Perturbation, seed: int = 0) -> bytes:
         image = image.crop((margin, margin, width - margin, height - margin)).resize((width, height))
     elif how == "noise":
         pixels = image.load()
+        assert pixels is not None  # an RGB image in memory always has pixel access
         for _ in range(width * height // 20):
             x, y = rng.randrange(width), rng.randrange(height)
-            r, g, b = pixels[x, y]
+            r, g, b = pixels[x, y]  # type: ignore[misc]  # an RGB pixel is a 3-tuple
             jitter = rng.randint(-24, 24)
             pixels[x, y] = (max(0, min(255, r + jitter)), max(0, min(255, g + jitter)), max(0, min(255, b + jitter)))
     elif how == "brightness":

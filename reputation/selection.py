@@ -13,7 +13,17 @@ from enum import StrEnum
 
 import torch
 
-from reputation.inputs import BoolLike, FloatLike, IndexLike, Rating, as_index, as_time, check_strategy, make_batch
+from reputation.inputs import (
+    BoolLike,
+    FloatLike,
+    IndexLike,
+    Rating,
+    RatingBatch,
+    as_index,
+    as_time,
+    check_strategy,
+    make_batch,
+)
 
 
 class SelectionStrategy(StrEnum):
@@ -102,7 +112,7 @@ class Selector:
             None if scores[0] is None else torch.tensor(scores, dtype=torch.float64),
         )
 
-    def _add(self, batch) -> None:  # noqa: ANN001 - RatingBatch
+    def _add(self, batch: RatingBatch) -> None:
         raise NotImplementedError
 
     def reputation(self, now: FloatLike) -> torch.Tensor:

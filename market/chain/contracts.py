@@ -112,7 +112,7 @@ class _Wrapper:
         self.chain = chain
         self.contract = contract
         self._immutables: dict[str, int] = {}
-        self._calldata = CalldataEncoder(contract.abi)
+        self._calldata = CalldataEncoder(list(contract.abi))  # type: ignore[arg-type]  # web3's TypedDicts are dicts
         self._address = str(contract.address)
 
     def _transact(self, sender: LocalAccount, function: str, *args: object, value: int = 0) -> TxResult:

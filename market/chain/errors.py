@@ -71,7 +71,7 @@ def _abi_type(param: dict[str, Any]) -> str:
     if param["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in param["components"])
         return f"({inner}){param['type'][5:]}"
-    return param["type"]
+    return str(param["type"])
 
 
 class ErrorDecoder:

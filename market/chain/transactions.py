@@ -15,6 +15,7 @@ from typing import Any
 
 import rlp
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak
 
 DYNAMIC_FEE_TYPE = b"\x02"
@@ -38,6 +39,6 @@ def sign_dynamic_fee(account: LocalAccount, tx: dict[str, Any]) -> SignedTransac
         int(tx["gas"]), bytes.fromhex(to[2:]) if to else b"", int(tx.get("value", 0)),
         bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data), [],
     ]
-    signature = account.unsafe_sign_hash(keccak(DYNAMIC_FEE_TYPE + rlp.encode(fields)))
+    signature = account.unsafe_sign_hash(Hash32(keccak(DYNAMIC_FEE_TYPE + rlp.encode(fields))))
     raw = DYNAMIC_FEE_TYPE + rlp.encode(fields + [signature.v - 27, signature.r, signature.s])
     return SignedTransaction(raw=raw, hash=keccak(raw))
