@@ -26,8 +26,15 @@ def esp_by_address(session: Session, address: str) -> models.Esp:
 
 
 def esp_out(esp: models.Esp) -> schemas.EspOut:
-    return schemas.EspOut(address=esp.address, name=esp.name, profile=esp.profile, index=esp.id - 1,
-                          positives=esp.positives, negatives=esp.negatives, stake_state=esp.stake_state)
+    return schemas.EspOut(
+        address=esp.address,
+        name=esp.name,
+        profile=esp.profile,
+        index=esp.id - 1,
+        positives=esp.positives,
+        negatives=esp.negatives,
+        stake_state=esp.stake_state,
+    )
 
 
 T = TypeVar("T")
@@ -64,8 +71,9 @@ def purchase_of(session: Session, trade: models.Trade) -> Purchase:
     assert trade.hashlock is not None
     buyer, seller = session.get(models.Account, trade.buyer_id), session.get(models.Account, trade.seller_id)
     assert buyer is not None and seller is not None
-    return Purchase(buyer.address, seller.address, trade.token_id, int(trade.price_wei),
-                    bytes.fromhex(trade.hashlock[2:]), trade.timelock)
+    return Purchase(
+        buyer.address, seller.address, trade.token_id, int(trade.price_wei), bytes.fromhex(trade.hashlock[2:]), trade.timelock
+    )
 
 
 def secret_context(row: models.Task | models.Trade) -> str:
@@ -82,10 +90,11 @@ def abandon_stale_intents(session: Session, chain_now: int) -> int:
     already `locked`. Returns how many rows were marked.
     """
     marked = 0
-    for model, pending, abandoned in ((models.Task, TaskState.PENDING, TaskState.ABANDONED),
-                                      (models.Trade, TradeState.PENDING, TradeState.ABANDONED)):
-        result = session.execute(update(model).where(model.state == pending, model.timelock <= chain_now)
-                                 .values(state=abandoned))
+    for model, pending, abandoned in (
+        (models.Task, TaskState.PENDING, TaskState.ABANDONED),
+        (models.Trade, TradeState.PENDING, TradeState.ABANDONED),
+    ):
+        result = session.execute(update(model).where(model.state == pending, model.timelock <= chain_now).values(state=abandoned))
         marked += result.rowcount  # type: ignore[attr-defined]
     return marked
 
@@ -130,23 +139,47 @@ def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
     esp = session.get(models.Esp, task.esp_id)
     assert producer is not None and esp is not None
     return schemas.TaskOut(
-        id=task.id, producer=producer.address, esp=esp.address, prompt=task.prompt, state=task.state,
-        selected_by=task.selected_by, lock_id=task.lock_id, fee_wei=int(task.fee_wei), timelock=task.timelock,
-        ciphertext_sha256=task.ciphertext_sha256, content_sha256=task.content_sha256, rated=task.rated,
-        token_id=task.token_id, offer=task.offer, opening=task.opening,
-        cost=schemas.CostOut(latency_s=task.latency_s, energy_j=task.energy_j, completed=task.completed,
-                             quality=task.quality, breakdown=task.breakdown),
+        id=task.id,
+        producer=producer.address,
+        esp=esp.address,
+        prompt=task.prompt,
+        state=task.state,
+        selected_by=task.selected_by,
+        lock_id=task.lock_id,
+        fee_wei=int(task.fee_wei),
+        timelock=task.timelock,
+        ciphertext_sha256=task.ciphertext_sha256,
+        content_sha256=task.content_sha256,
+        rated=task.rated,
+        token_id=task.token_id,
+        offer=task.offer,
+        opening=task.opening,
+        cost=schemas.CostOut(
+            latency_s=task.latency_s,
+            energy_j=task.energy_j,
+            completed=task.completed,
+            quality=task.quality,
+            breakdown=task.breakdown,
+        ),
     )
 
 
 def product_out(product: models.Product | Row[Any]) -> schemas.ProductOut:
     """A product entity or a row of the products table (same attribute names) as its response model."""
     return schemas.ProductOut(
-        token_id=product.token_id, producer=product.producer, esp=product.esp, owner=product.owner,
-        content_hash=product.content_hash, perceptual_hash=product.perceptual_hash, revoked=product.revoked,
-        block_number=product.block_number, task_id=product.task_id,
+        token_id=product.token_id,
+        producer=product.producer,
+        esp=product.esp,
+        owner=product.owner,
+        content_hash=product.content_hash,
+        perceptual_hash=product.perceptual_hash,
+        revoked=product.revoked,
+        block_number=product.block_number,
+        task_id=product.task_id,
         content_url=f"/products/{product.token_id}/content" if product.content_sha256 else None,
-        lock_id=product.lock_id, generation_seq=product.generation_seq, bond_released=product.bond_released,
+        lock_id=product.lock_id,
+        generation_seq=product.generation_seq,
+        bond_released=product.bond_released,
     )
 
 
@@ -154,16 +187,36 @@ def trade_out(session: Session, trade: models.Trade) -> schemas.TradeOut:
     buyer = session.get(models.Account, trade.buyer_id)
     seller = session.get(models.Account, trade.seller_id)
     assert buyer is not None and seller is not None
-    return schemas.TradeOut(id=trade.id, token_id=trade.token_id, lock_id=trade.lock_id, buyer=buyer.address,
-                            seller=seller.address, price_wei=int(trade.price_wei), timelock=trade.timelock, state=trade.state)
+    return schemas.TradeOut(
+        id=trade.id,
+        token_id=trade.token_id,
+        lock_id=trade.lock_id,
+        buyer=buyer.address,
+        seller=seller.address,
+        price_wei=int(trade.price_wei),
+        timelock=trade.timelock,
+        state=trade.state,
+    )
 
 
 def challenge_out(challenge: models.Challenge) -> schemas.ChallengeOut:
-    return schemas.ChallengeOut(original_id=challenge.original_id, duplicate_id=challenge.duplicate_id,
-                                challenger=challenge.challenger, upheld=challenge.upheld, distance=challenge.distance,
-                                block_number=challenge.block_number)
+    return schemas.ChallengeOut(
+        original_id=challenge.original_id,
+        duplicate_id=challenge.duplicate_id,
+        challenger=challenge.challenger,
+        upheld=challenge.upheld,
+        distance=challenge.distance,
+        block_number=challenge.block_number,
+    )
 
 
 def simulation_out(sim: models.Simulation) -> schemas.SimulationOut:
-    return schemas.SimulationOut(id=sim.id, status=sim.status, periods=sim.periods, periods_done=sim.periods_done,
-                                 config=sim.config, summary=sim.summary, error=sim.error)
+    return schemas.SimulationOut(
+        id=sim.id,
+        status=sim.status,
+        periods=sim.periods,
+        periods_done=sim.periods_done,
+        config=sim.config,
+        summary=sim.summary,
+        error=sim.error,
+    )

@@ -28,16 +28,38 @@ ZERO_ADDRESS = "0x" + "0" * 40
 
 #: Which events of which contract are indexed.
 INDEXED = {
-    "registry": ("Transfer", "ProductRegistered", "ProductRevoked", "ProductDisplaced", "ChallengeResolved",
-                 "BondReleased", "Credited", "CreditWithdrawn"),
-    "exchange": ("GenerationLocked", "PurchaseLocked", "Withdrawn", "Refunded", "Credited", "CreditWithdrawn",
-                 "EspRegistered", "EspExitAnnounced", "StakeWithdrawn", "EspSlashed"),
+    "registry": (
+        "Transfer",
+        "ProductRegistered",
+        "ProductRevoked",
+        "ProductDisplaced",
+        "ChallengeResolved",
+        "BondReleased",
+        "Credited",
+        "CreditWithdrawn",
+    ),
+    "exchange": (
+        "GenerationLocked",
+        "PurchaseLocked",
+        "Withdrawn",
+        "Refunded",
+        "Credited",
+        "CreditWithdrawn",
+        "EspRegistered",
+        "EspExitAnnounced",
+        "StakeWithdrawn",
+        "EspSlashed",
+    ),
     "ledger": ("Rated",),
 }
 
 #: The ESP state each ESP event of the exchange leads to.
-ESP_STATES = {"EspRegistered": EspStakeState.ACTIVE, "EspExitAnnounced": EspStakeState.EXITING,
-              "StakeWithdrawn": EspStakeState.WITHDRAWN, "EspSlashed": EspStakeState.SLASHED}
+ESP_STATES = {
+    "EspRegistered": EspStakeState.ACTIVE,
+    "EspExitAnnounced": EspStakeState.EXITING,
+    "StakeWithdrawn": EspStakeState.WITHDRAWN,
+    "EspSlashed": EspStakeState.SLASHED,
+}
 
 
 def jsonable(value: Any) -> Any:
@@ -59,8 +81,9 @@ class Indexer:
         self.sessions = sessions
         self.last_block = -1
         """The cursor as of this indexer's last run (-1 before the first one)."""
-        self._wanted = {(getattr(market, attribute).contract.address, name)
-                        for attribute, names in INDEXED.items() for name in names}
+        self._wanted = {
+            (getattr(market, attribute).contract.address, name) for attribute, names in INDEXED.items() for name in names
+        }
         self._addresses = sorted({address for address, _ in self._wanted})
 
     def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
@@ -88,13 +111,27 @@ class Indexer:
             # A run stores its events and moves the cursor past them in one transaction, so when the
             # cursor is where this indexer left it, nothing after it is stored (a reset cursor is not).
             if not (trust_cursor and last == self.last_block):
-                stored = {(row[0], row[1]) for row in session.execute(select(ChainEvent.block_number, ChainEvent.log_index)
-                                                                      .where(ChainEvent.block_number.between(last + 1, head)))}
+                stored = {
+                    (row[0], row[1])
+                    for row in session.execute(
+                        select(ChainEvent.block_number, ChainEvent.log_index).where(ChainEvent.block_number.between(last + 1, head))
+                    )
+                }
                 new = [e for e in new if (e.block_number, e.log_index) not in stored]
             if new:
-                session.execute(insert(ChainEvent), [
-                    {"block_number": e.block_number, "log_index": e.log_index, "contract": e.contract, "name": e.name,
-                     "args": {key: jsonable(value) for key, value in e.args.items()}} for e in new])
+                session.execute(
+                    insert(ChainEvent),
+                    [
+                        {
+                            "block_number": e.block_number,
+                            "log_index": e.log_index,
+                            "contract": e.contract,
+                            "name": e.name,
+                            "args": {key: jsonable(value) for key, value in e.args.items()},
+                        }
+                        for e in new
+                    ],
+                )
             for event in new:
                 self.project(session, event)
             session.execute(update(IndexerCursor).where(IndexerCursor.id == 1).values(last_block=head))
@@ -111,28 +148,50 @@ class Indexer:
             # The task whose offer the lock paid links the product to its content here, in the indexer's
             # transaction (a crash cannot split them; a registration whose route died is linked too).
             task = session.execute(select(Task.id, Task.content_sha256).where(Task.lock_id == lock_id)).first()
-            session.execute(insert(Product), [{
-                "token_id": token_id, "producer": str(args["producer"]), "esp": str(args["esp"]),
-                "owner": str(args["producer"]), "content_hash": "0x" + bytes(args["contentHash"]).hex(),
-                "perceptual_hash": f"{int(args['perceptualHash']):016x}", "block_number": event.block_number,
-                "revoked": False, "task_id": task.id if task else None,
-                "content_sha256": task.content_sha256 if task else None, "lock_id": lock_id,
-                "generation_seq": int(args["generationSeq"]), "bond_released": False}])
+            session.execute(
+                insert(Product),
+                [
+                    {
+                        "token_id": token_id,
+                        "producer": str(args["producer"]),
+                        "esp": str(args["esp"]),
+                        "owner": str(args["producer"]),
+                        "content_hash": "0x" + bytes(args["contentHash"]).hex(),
+                        "perceptual_hash": f"{int(args['perceptualHash']):016x}",
+                        "block_number": event.block_number,
+                        "revoked": False,
+                        "task_id": task.id if task else None,
+                        "content_sha256": task.content_sha256 if task else None,
+                        "lock_id": lock_id,
+                        "generation_seq": int(args["generationSeq"]),
+                        "bond_released": False,
+                    }
+                ],
+            )
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
             owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))
         elif event.name == "ProductRevoked":
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(revoked=True, owner=None))
         elif event.name == "ProductDisplaced":  # a registration with an earlier generation took its content
-            session.execute(update(Product).where(Product.token_id == int(args["displacedId"]))
-                            .values(revoked=True, owner=None))
+            session.execute(update(Product).where(Product.token_id == int(args["displacedId"])).values(revoked=True, owner=None))
         elif event.name == "BondReleased":
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(bond_released=True))
         elif event.name == "ChallengeResolved":
-            session.execute(insert(Challenge), [{
-                "original_id": int(args["originalId"]), "duplicate_id": int(args["duplicateId"]),
-                "challenger": str(args["challenger"]), "upheld": bool(args["upheld"]), "distance": int(args["distance"]),
-                "block_number": event.block_number, "log_index": event.log_index}])
+            session.execute(
+                insert(Challenge),
+                [
+                    {
+                        "original_id": int(args["originalId"]),
+                        "duplicate_id": int(args["duplicateId"]),
+                        "challenger": str(args["challenger"]),
+                        "upheld": bool(args["upheld"]),
+                        "distance": int(args["distance"]),
+                        "block_number": event.block_number,
+                        "log_index": event.log_index,
+                    }
+                ],
+            )
         elif event.name == "Rated":
             counter = Esp.positives if args["positive"] else Esp.negatives
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values({counter: counter + 1}))
@@ -140,14 +199,23 @@ class Indexer:
             # Completes an intent whose route died between the lock and its commit, found by the lock's id
             # (else a no-op: the route already recorded the lock and left `pending`).
             model, locked = (Task, TaskState.LOCKED) if event.name == "GenerationLocked" else (Trade, TradeState.LOCKED)
-            session.execute(update(model).where(model.lock_id == "0x" + bytes(args["id"]).hex(),
-                                                model.state.in_(INTENT_STATES)).values(state=locked))
+            session.execute(
+                update(model)
+                .where(model.lock_id == "0x" + bytes(args["id"]).hex(), model.state.in_(INTENT_STATES))
+                .values(state=locked)
+            )
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
             withdrawn = event.name == "Withdrawn"
-            session.execute(update(Task).where(Task.lock_id == lock_id, Task.state == TaskState.LOCKED)
-                            .values(state=TaskState.FULFILLED if withdrawn else TaskState.REFUNDED))
-            session.execute(update(Trade).where(Trade.lock_id == lock_id, Trade.state == TradeState.LOCKED)
-                            .values(state=TradeState.CLAIMED if withdrawn else TradeState.REFUNDED))
+            session.execute(
+                update(Task)
+                .where(Task.lock_id == lock_id, Task.state == TaskState.LOCKED)
+                .values(state=TaskState.FULFILLED if withdrawn else TaskState.REFUNDED)
+            )
+            session.execute(
+                update(Trade)
+                .where(Trade.lock_id == lock_id, Trade.state == TradeState.LOCKED)
+                .values(state=TradeState.CLAIMED if withdrawn else TradeState.REFUNDED)
+            )
         elif event.name in ESP_STATES:
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values(stake_state=ESP_STATES[event.name]))

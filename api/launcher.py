@@ -69,8 +69,9 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
         try:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env=os.environ | self.env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ | self.env
+            )
         finally:
             log.close()
         self.starts += 1

@@ -54,8 +54,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handle.stop()
         engine.dispose()
         raise
-    state = AppState(settings=settings, engine=engine, sessions=sessions, vault=vault, handle=handle, market=market,
-                     protocol=protocol, indexer=indexer, store=ContentStore(settings.data_dir / "content"))
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        vault=vault,
+        handle=handle,
+        market=market,
+        protocol=protocol,
+        indexer=indexer,
+        store=ContentStore(settings.data_dir / "content"),
+    )
     state.remember_commitments()
     runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings.max_running_simulations)
     runner.recover()
@@ -67,8 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handle.stop()
         engine.dispose()
 
-    app = FastAPI(title="AIGC market", version="0.1.0", lifespan=lifespan,
-                  description="Blockchain-backed marketplace for AI-generated content at the edge (DESIGN section 8).")
+    app = FastAPI(
+        title="AIGC market",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Blockchain-backed marketplace for AI-generated content at the edge (DESIGN section 8).",
+    )
     app.state.market = state
     app.state.simulations = runner
     errors.install(app)

@@ -105,7 +105,8 @@ class IdempotencyMiddleware:
             return
         if not 1 <= len(key) <= 128:
             await error_response(422, "invalid_idempotency_key", "Idempotency-Key must be 1 to 128 characters")(
-                scope, receive, send)
+                scope, receive, send
+            )
             return
         state: AppState = scope["app"].state.market
         account_id = await run_in_threadpool(_account_id, state, headers.get("authorization", ""))
@@ -113,17 +114,20 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)  # the route answers 401
             return
         body = await read_body(receive) or b""
-        digest = hashlib.sha256(b"\n".join([scope["method"].encode(), scope["path"].encode(),
-                                            scope.get("query_string", b""), body])).hexdigest()
+        digest = hashlib.sha256(
+            b"\n".join([scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body])
+        ).hexdigest()
         async with self.lock:
             stored = await run_in_threadpool(_lookup, state, account_id, key)
             if stored is not None:
                 if stored.request_hash != digest:
-                    reply: Response = error_response(409, "idempotency_key_reused",
-                                                     "this Idempotency-Key was used with a different request")
+                    reply: Response = error_response(
+                        409, "idempotency_key_reused", "this Idempotency-Key was used with a different request"
+                    )
                 else:
-                    reply = Response(stored.body, stored.status_code, media_type="application/json",
-                                     headers={"Idempotent-Replayed": "true"})
+                    reply = Response(
+                        stored.body, stored.status_code, media_type="application/json", headers={"Idempotent-Replayed": "true"}
+                    )
                 await reply(scope, receive, send)
                 return
             start: Message = {}

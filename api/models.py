@@ -98,8 +98,9 @@ class Esp(Base):
     profile: Mapped[EspProfile] = mapped_column(EnumString(EspProfile, 16))
     positives: Mapped[int] = mapped_column(Integer, default=0)
     negatives: Mapped[int] = mapped_column(Integer, default=0)
-    stake_state: Mapped[EspStakeState] = mapped_column(EnumString(EspStakeState, 16), default=EspStakeState.ACTIVE,
-                                                       server_default=EspStakeState.ACTIVE.value)
+    stake_state: Mapped[EspStakeState] = mapped_column(
+        EnumString(EspStakeState, 16), default=EspStakeState.ACTIVE, server_default=EspStakeState.ACTIVE.value
+    )
     """active (staked: may take jobs), exiting (announced its exit), withdrawn (took its stake back), slashed;
     kept from the exchange's ESP events. A row exists only once its stake is on chain."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -69,18 +69,30 @@ def bind_market(chain: Chain, sessions: sessionmaker[Session], settings: Setting
         if meta is None:
             market, _ = deploy_market(chain)
             contracts = market.deployment.contracts
-            session.add(ChainMeta(id=1, chain_id=chain.chain_id, registry_address=contracts["AIGCRegistry"],
-                                  exchange_address=contracts["AIGCExchange"], ledger_address=contracts["ReputationLedger"],
-                                  deploy_block=market.deployment.block, protocol_version=PROTOCOL_VERSION))
+            session.add(
+                ChainMeta(
+                    id=1,
+                    chain_id=chain.chain_id,
+                    registry_address=contracts["AIGCRegistry"],
+                    exchange_address=contracts["AIGCExchange"],
+                    ledger_address=contracts["ReputationLedger"],
+                    deploy_block=market.deployment.block,
+                    protocol_version=PROTOCOL_VERSION,
+                )
+            )
             session.add(IndexerCursor(id=1, last_block=max(0, market.deployment.block - 3)))
             market.deployment.write(settings.data_dir / "deployment.json")
             return market
         if meta.protocol_version != PROTOCOL_VERSION:
-            raise ChainMismatchError(f"the database indexes contracts of protocol v{meta.protocol_version}; this server "
-                                     f"speaks v{PROTOCOL_VERSION}: refusing to start (use a fresh --data or --db)")
-        deployment = Deployment(meta.chain_id, meta.deploy_block, {
-            "AIGCRegistry": meta.registry_address, "AIGCExchange": meta.exchange_address,
-            "ReputationLedger": meta.ledger_address})
+            raise ChainMismatchError(
+                f"the database indexes contracts of protocol v{meta.protocol_version}; this server "
+                f"speaks v{PROTOCOL_VERSION}: refusing to start (use a fresh --data or --db)"
+            )
+        deployment = Deployment(
+            meta.chain_id,
+            meta.deploy_block,
+            {"AIGCRegistry": meta.registry_address, "AIGCExchange": meta.exchange_address, "ReputationLedger": meta.ledger_address},
+        )
     check_same_chain(chain, deployment)
     return attach_market(chain, deployment)
 
@@ -88,20 +100,30 @@ def bind_market(chain: Chain, sessions: sessionmaker[Session], settings: Setting
 def check_same_chain(chain: Chain, deployment: Deployment) -> None:
     """Raise ChainMismatchError unless `chain` has the recorded id and code at every recorded address."""
     if chain.chain_id != deployment.chain_id:
-        raise ChainMismatchError(f"the database indexes chain {deployment.chain_id}, but the node is chain "
-                                 f"{chain.chain_id}: refusing to start (use the matching --rpc or another --db)")
+        raise ChainMismatchError(
+            f"the database indexes chain {deployment.chain_id}, but the node is chain "
+            f"{chain.chain_id}: refusing to start (use the matching --rpc or another --db)"
+        )
     for name, address in deployment.contracts.items():
         if not chain.code(address):
-            raise ChainMismatchError(f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
-                                     "but the node has no contract there: refusing to start (a different chain?)")
+            raise ChainMismatchError(
+                f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
+                "but the node has no contract there: refusing to start (a different chain?)"
+            )
 
 
 def market_params(market: Market) -> MarketParams:
     """The parameters the market's contracts were deployed with (their immutables, read once)."""
     registry, exchange = market.registry, market.exchange
     return MarketParams(
-        registration_bond=registry.registration_bond(), challenge_deposit=registry.challenge_deposit(),
-        similarity_threshold=registry.similarity_threshold(), royalty_bps=registry.royalty_bps(),
-        challenge_window=registry.challenge_window(), min_timelock=exchange.min_timelock(),
-        max_timelock=exchange.max_timelock(), fee_floor=exchange.fee_floor(), min_stake=exchange.min_stake(),
-        unbonding_delay=exchange.unbonding_delay())
+        registration_bond=registry.registration_bond(),
+        challenge_deposit=registry.challenge_deposit(),
+        similarity_threshold=registry.similarity_threshold(),
+        royalty_bps=registry.royalty_bps(),
+        challenge_window=registry.challenge_window(),
+        min_timelock=exchange.min_timelock(),
+        max_timelock=exchange.max_timelock(),
+        fee_floor=exchange.fee_floor(),
+        min_stake=exchange.min_stake(),
+        unbonding_delay=exchange.unbonding_delay(),
+    )

@@ -33,15 +33,17 @@ def build(session: Session, chain_now: int, period_s: float, producer: str | Non
     column = {esp.address.lower(): esp.id - 1 for esp in esps}
     producers: dict[str, int] = {}
     ratings: list[Rating] = []
-    events = session.scalars(select(ChainEvent).where(ChainEvent.name == "Rated")
-                             .order_by(ChainEvent.block_number, ChainEvent.log_index))
+    events = session.scalars(
+        select(ChainEvent).where(ChainEvent.name == "Rated").order_by(ChainEvent.block_number, ChainEvent.log_index)
+    )
     for event in events:
         esp_col = column.get(str(event.args["esp"]).lower())
         if esp_col is None:
             continue
         row = producers.setdefault(str(event.args["producer"]).lower(), len(producers))
-        ratings.append(Rating(row, esp_col, bool(event.args["positive"]), int(event.args["at"]) / period_s,
-                              float(event.args["score"])))
+        ratings.append(
+            Rating(row, esp_col, bool(event.args["positive"]), int(event.args["at"]) / period_s, float(event.args["score"]))
+        )
     if producer is not None:
         producers.setdefault(producer.lower(), len(producers))
     n_esps = max(1, max((esp.id for esp in esps), default=1))

@@ -54,8 +54,9 @@ class AccountOut(BaseModel):
 
 class EspCreate(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    profile: ServedProfile = Field(EspProfile.HONEST,
-                                   description="honest: reveals the key; cheating: never reveals (demo of refunds).")
+    profile: ServedProfile = Field(
+        EspProfile.HONEST, description="honest: reveals the key; cheating: never reveals (demo of refunds)."
+    )
 
 
 class EspUpdate(Strict):
@@ -70,8 +71,7 @@ class EspOut(BaseModel):
     index: int = Field(description="Column of this ESP in the MWSL reputation matrix.")
     positives: int
     negatives: int
-    stake_state: EspStakeState = Field(description="active (staked, takes jobs), exiting, withdrawn or slashed (from the "
-                                       "chain).")
+    stake_state: EspStakeState = Field(description="active (staked, takes jobs), exiting, withdrawn or slashed (from the chain).")
 
 
 class ReputationOut(BaseModel):
@@ -89,8 +89,9 @@ class ReputationOut(BaseModel):
 class TaskCreate(Strict):
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     esp: Address | None = Field(None, description="Ask this ESP; default: chosen by MWSL reputation.")
-    fee_wei: Wei | None = Field(None, description="Generation fee (at least the exchange's fee floor); default: the "
-                                "server's market terms.")
+    fee_wei: Wei | None = Field(
+        None, description="Generation fee (at least the exchange's fee floor); default: the server's market terms."
+    )
 
 
 class CostOut(BaseModel):
@@ -108,8 +109,10 @@ class TaskOut(BaseModel):
     prompt: str
     state: TaskState
     selected_by: SelectedBy
-    lock_id: str | None = Field(description="The generation lock's id, the EIP-712 digest of the ESP's offer: known "
-                                "before the lock is sent (state pending: not seen on chain yet; abandoned: never will be).")
+    lock_id: str | None = Field(
+        description="The generation lock's id, the EIP-712 digest of the ESP's offer: known "
+        "before the lock is sent (state pending: not seen on chain yet; abandoned: never will be)."
+    )
     fee_wei: int
     timelock: int
     ciphertext_sha256: str
@@ -117,10 +120,13 @@ class TaskOut(BaseModel):
     rated: bool
     token_id: int | None
     cost: CostOut
-    offer: dict[str, Any] | None = Field(None, description="The ESP's offer that the lock paid (fields of the "
-                                         "Solidity struct Offer; wei and nonce as decimal strings).")
-    opening: dict[str, Any] | None = Field(None, description="The content the offer committed to (content hash, "
-                                           "pHash, prompt hash, salt), opened at registration.")
+    offer: dict[str, Any] | None = Field(
+        None,
+        description="The ESP's offer that the lock paid (fields of the Solidity struct Offer; wei and nonce as decimal strings).",
+    )
+    opening: dict[str, Any] | None = Field(
+        None, description="The content the offer committed to (content hash, pHash, prompt hash, salt), opened at registration."
+    )
 
 
 class RatingCreate(Strict):
@@ -145,8 +151,9 @@ class ProductOut(BaseModel):
     task_id: int | None
     content_url: str | None
     lock_id: str | None = Field(None, description="The paid generation lock it was registered from.")
-    generation_seq: int | None = Field(None, description="That lock's priority: of two products with one content, "
-                                       "the smaller wins.")
+    generation_seq: int | None = Field(
+        None, description="That lock's priority: of two products with one content, the smaller wins."
+    )
     bond_released: bool = Field(False, description="Whether the owner claimed the registration bond (final products only).")
 
 
@@ -181,8 +188,10 @@ class TradeCreate(Strict):
 class TradeOut(BaseModel):
     id: int
     token_id: int
-    lock_id: str | None = Field(description="The purchase lock's id, the EIP-712 digest of its terms: known before the "
-                                "lock is sent (state pending: not seen on chain yet; abandoned: never will be).")
+    lock_id: str | None = Field(
+        description="The purchase lock's id, the EIP-712 digest of its terms: known before the "
+        "lock is sent (state pending: not seen on chain yet; abandoned: never will be)."
+    )
     buyer: str
     seller: str
     price_wei: int
@@ -224,8 +233,9 @@ def simulation_field(spec: FieldSpec, caps: dict[str, Any]) -> tuple[Any, Any]:
     """(annotation, FieldInfo) of one config field in a request body: its type, default and docstring,
     its bounds (tightened by `caps`)."""
     annotation: Any = Literal[spec.choices] if spec.choices is not None else spec.type
-    constraints: dict[str, Any] = {name: value for name, value in (("ge", spec.ge), ("gt", spec.gt), ("le", spec.le))
-                                   if value is not None}
+    constraints: dict[str, Any] = {
+        name: value for name, value in (("ge", spec.ge), ("gt", spec.gt), ("le", spec.le)) if value is not None
+    }
     constraints |= {name: value for name, value in caps.items() if name != "default"}
     return annotation, Field(caps.get("default", spec.default), description=spec.doc, **constraints)
 
@@ -234,12 +244,18 @@ def simulation_create_model() -> type[BaseModel]:
     """The body of POST /simulations, derived from `SimulationConfig` (see `SIMULATION_API_FIELDS`)."""
     specs = {spec.name: spec for spec in field_specs(SimulationConfig)}
     fields: dict[str, Any] = {name: simulation_field(specs[name], caps) for name, caps in SIMULATION_API_FIELDS.items()}
-    model: type[BaseModel] = create_model("SimulationCreate", __base__=Strict, __module__=__name__,
-                                          __doc__="A simulation run: fields of `SimulationConfig`.", **fields)
+    model: type[BaseModel] = create_model(
+        "SimulationCreate",
+        __base__=Strict,
+        __module__=__name__,
+        __doc__="A simulation run: fields of `SimulationConfig`.",
+        **fields,
+    )
     return model
 
 
 if TYPE_CHECKING:  # the type checker sees a plain request body; its fields are SimulationConfig's
+
     class SimulationCreate(Strict):
         pass
 else:

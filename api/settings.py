@@ -66,9 +66,16 @@ class Settings(BaseSettings):
 
     def market_terms(self) -> MarketTerms:
         """`MarketTerms` with this server's overrides (checked against the deployment at start)."""
-        overrides = {name: value for name, value in (
-            ("generation_fee", self.generation_fee_wei), ("lock_duration_s", self.lock_duration_s),
-            ("offer_ttl_s", self.offer_ttl_s), ("esp_stake", self.esp_stake_wei)) if value is not None}
+        overrides = {
+            name: value
+            for name, value in (
+                ("generation_fee", self.generation_fee_wei),
+                ("lock_duration_s", self.lock_duration_s),
+                ("offer_ttl_s", self.offer_ttl_s),
+                ("esp_stake", self.esp_stake_wei),
+            )
+            if value is not None
+        }
         return replace(MarketTerms(), **overrides)
 
     def database_url(self) -> str:

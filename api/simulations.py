@@ -37,8 +37,11 @@ class SimulationRunner:
 
     def recover(self) -> None:
         with self.sessions.begin() as session:
-            session.execute(update(Simulation).where(Simulation.status == SimulationStatus.RUNNING)
-                            .values(status=SimulationStatus.INTERRUPTED, error="the server stopped during the run"))
+            session.execute(
+                update(Simulation)
+                .where(Simulation.status == SimulationStatus.RUNNING)
+                .values(status=SimulationStatus.INTERRUPTED, error="the server stopped during the run")
+            )
 
     def running(self) -> int:
         return sum(thread.is_alive() for thread in self.threads.values())
@@ -50,9 +53,16 @@ class SimulationRunner:
                 return None
             sim_id = uuid.uuid4().hex
             with self.sessions.begin() as session:
-                session.add(Simulation(id=sim_id, account_id=account_id, config=config.to_json(),
-                                       status=SimulationStatus.RUNNING,
-                                       periods=config.periods, periods_done=0))
+                session.add(
+                    Simulation(
+                        id=sim_id,
+                        account_id=account_id,
+                        config=config.to_json(),
+                        status=SimulationStatus.RUNNING,
+                        periods=config.periods,
+                        periods_done=0,
+                    )
+                )
             thread = threading.Thread(target=self._run, args=(sim_id, config), name=f"simulation-{sim_id[:8]}", daemon=True)
             self.threads[sim_id] = thread
             thread.start()
@@ -67,8 +77,9 @@ class SimulationRunner:
     def _run(self, sim_id: str, config: SimulationConfig) -> None:
         values: dict[str, Any]
         try:
-            result = run_simulation(config, Chain.embedded(), self.workdir / sim_id,
-                                    on_period=lambda period: self._progress(sim_id, period))
+            result = run_simulation(
+                config, Chain.embedded(), self.workdir / sim_id, on_period=lambda period: self._progress(sim_id, period)
+            )
             values = {"status": SimulationStatus.DONE, "summary": json.loads(json.dumps(result.summary, default=str))}
         except StoppedError:
             values = {"status": SimulationStatus.INTERRUPTED, "error": "the server stopped during the run"}

@@ -106,8 +106,9 @@ class AppState:
         finally:
             session.expire_all()
 
-    def lock_as_intent(self, session: Session, row: models.Task | models.Trade, lock_id: bytes,
-                       send_lock: Callable[[], Opened]) -> Opened:
+    def lock_as_intent(
+        self, session: Session, row: models.Task | models.Trade, lock_id: bytes, send_lock: Callable[[], Opened]
+    ) -> Opened:
         """Commit `row` as an intent (state pending, with the lock's id), then lock and record the lock.
 
         A lock's id is known before it is sent (a generation lock's is its offer's digest, a
@@ -139,11 +140,18 @@ class AppState:
         returns how many commitments were restored.
         """
         with self.sessions() as session:
-            rows = session.execute(select(models.Esp.address, models.Account.address, models.Task.opening)
-                                   .select_from(models.Task)
-                                   .join(models.Esp, models.Esp.id == models.Task.esp_id)
-                                   .join(models.Account, models.Account.id == models.Task.producer_id)
-                                   .where(models.Task.state != TaskState.ABANDONED).order_by(models.Task.id)).tuples().all()
+            rows = (
+                session.execute(
+                    select(models.Esp.address, models.Account.address, models.Task.opening)
+                    .select_from(models.Task)
+                    .join(models.Esp, models.Esp.id == models.Task.esp_id)
+                    .join(models.Account, models.Account.id == models.Task.producer_id)
+                    .where(models.Task.state != TaskState.ABANDONED)
+                    .order_by(models.Task.id)
+                )
+                .tuples()
+                .all()
+            )
         restored = 0
         for esp, producer, opening in rows:
             if opening is None:

@@ -97,7 +97,8 @@ class CpuMeter:
 
     def __exit__(self, *exc: object) -> None:
         self.used = {"client": self.client_seconds() - self.start["client"]} | {
-            name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+            name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()
+        }
 
     def per_request_ms(self, requests: int) -> dict[str, float]:
         return {f"{name}_cpu_ms": round(1000 * used / max(1, requests), 3) for name, used in self.used.items()}
@@ -109,10 +110,16 @@ def summarise(name: str, latencies: list[float], elapsed: float, errors: int) ->
     def quantile(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
-    return {"name": name, "requests": len(latencies), "errors": errors, "seconds": round(elapsed, 3),
-            "per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-            "p50_ms": round(quantile(0.50), 2), "p99_ms": round(quantile(0.99), 2),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else float("nan")}
+    return {
+        "name": name,
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(elapsed, 3),
+        "per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+        "p50_ms": round(quantile(0.50), 2),
+        "p99_ms": round(quantile(0.99), 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else float("nan"),
+    }
 
 
 async def drive(url: str, requests: list[tuple[str, str, dict[str, Any]]], concurrency: int) -> tuple[list[float], int, float]:
@@ -152,17 +159,25 @@ def autocannon(url: str, seconds: int, connections: int) -> dict[str, Any]:
     errors = int(report["errors"]) + int(report["timeouts"]) + int(report["non2xx"])
     duration = float(report["duration"])
     done = int(report["2xx"])
-    return {"name": "GET /products?limit=10", "requests": done, "errors": errors, "seconds": round(duration, 3),
-            "per_s": round(done / duration, 1) if duration > 0 else 0.0, "p50_ms": float(report["latency"]["p50"]),
-            "p99_ms": float(report["latency"]["p99"]), "mean_ms": float(report["latency"]["mean"])}
+    return {
+        "name": "GET /products?limit=10",
+        "requests": done,
+        "errors": errors,
+        "seconds": round(duration, 3),
+        "per_s": round(done / duration, 1) if duration > 0 else 0.0,
+        "p50_ms": float(report["latency"]["p50"]),
+        "p99_ms": float(report["latency"]["p99"]),
+        "mean_ms": float(report["latency"]["mean"]),
+    }
 
 
 def web3_client(rpc_url: str) -> Web3:
     """A web3.py client tuned as far as its public API allows (see the module docstring)."""
     session = requests.Session()
     session.trust_env = False
-    return Web3(HTTPProvider(rpc_url, session=session, cache_allowed_requests=True,
-                             cacheable_requests={RPCEndpoint("eth_chainId")}))
+    return Web3(
+        HTTPProvider(rpc_url, session=session, cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+    )
 
 
 def web3_transfer(w3: Web3, sender: LocalAccount, to: str) -> None:
@@ -170,8 +185,11 @@ def web3_transfer(w3: Web3, sender: LocalAccount, to: str) -> None:
     tx: dict[str, Any] = {"from": sender.address, "to": to, "value": 1, "chainId": w3.eth.chain_id}
     tx["gas"] = int(w3.eth.estimate_gas(tx, "pending") * 1.2)  # type: ignore[arg-type]
     base_fee = w3.eth.get_block("pending")["baseFeePerGas"]
-    tx |= {"nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-           "maxPriorityFeePerGas": 10**9, "maxFeePerGas": 2 * base_fee + 10**9}
+    tx |= {
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "maxPriorityFeePerGas": 10**9,
+        "maxFeePerGas": 2 * base_fee + 10**9,
+    }
     tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
     delay = 0.0005
     while True:
@@ -190,6 +208,7 @@ def bench_transfers(rpc_url: str, count: int, lean: bool) -> dict[str, Any]:
     sender = chain.new_account(10**20, "bench-sender")
     to = chain.new_account(0, "bench-receiver").address
     if lean:
+
         def send() -> None:
             chain.send_ether(sender, to, 1)
     else:
@@ -197,6 +216,7 @@ def bench_transfers(rpc_url: str, count: int, lean: bool) -> dict[str, Any]:
 
         def send() -> None:
             web3_transfer(w3, sender, to)
+
     send()  # warm-up
     latencies = []
     started = time.perf_counter()
@@ -225,8 +245,10 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
                 assert http.post("/esps", json={"name": "bench"}, headers={"Authorization": f"Bearer {esp['api_key']}"}).is_success
                 producer = http.post("/accounts").json()
             headers = {"Authorization": f"Bearer {producer['api_key']}"}
-            task_requests = [("POST", "/tasks", {"json": {"prompt": f"load {i} {time.time_ns()}", "esp": esp["address"]},
-                                                 "headers": headers}) for i in range(registrations)]
+            task_requests = [
+                ("POST", "/tasks", {"json": {"prompt": f"load {i} {time.time_ns()}", "esp": esp["address"]}, "headers": headers})
+                for i in range(registrations)
+            ]
             task_ids: list[int] = []
 
             assert server.process is not None and node.process is not None
@@ -272,15 +294,27 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
     ratio = registration["per_s"] / raw["per_s"] if raw["per_s"] else 0.0
     lean_ratio = registration["per_s"] / lean["per_s"] if lean["per_s"] else 0.0
     return {
-        "read": read, "registration": registration, "tasks": tasks, "raw_web3": raw,
-        "raw_web3_before": raw_before, "raw_web3_after": raw_after,
-        "lean_rpc": lean, "lean_rpc_before": lean_before, "lean_rpc_after": lean_after,
-        "registration_to_raw_ratio": round(ratio, 3), "registration_to_lean_ratio": round(lean_ratio, 3),
+        "read": read,
+        "registration": registration,
+        "tasks": tasks,
+        "raw_web3": raw,
+        "raw_web3_before": raw_before,
+        "raw_web3_after": raw_after,
+        "lean_rpc": lean,
+        "lean_rpc_before": lean_before,
+        "lean_rpc_after": lean_after,
+        "registration_to_raw_ratio": round(ratio, 3),
+        "registration_to_lean_ratio": round(lean_ratio, 3),
         "targets": {"read_per_s": READ_TARGET_RPS, "registration_to_raw_ratio": REGISTRATION_TARGET_RATIO},
         "met": {"read": read["per_s"] >= READ_TARGET_RPS, "registration": ratio >= REGISTRATION_TARGET_RATIO},
-        "concurrency": concurrency, "server": "aigc-market serve (uvicorn, 1 process) on 127.0.0.1, SQLite, anvil via --rpc",
-        "clients": {"read": "autocannon (npm)", "writes": "httpx.AsyncClient", "raw_web3": "web3.py (HTTPProvider)",
-                    "lean_rpc": "market.chain.node.RpcChain"},
+        "concurrency": concurrency,
+        "server": "aigc-market serve (uvicorn, 1 process) on 127.0.0.1, SQLite, anvil via --rpc",
+        "clients": {
+            "read": "autocannon (npm)",
+            "writes": "httpx.AsyncClient",
+            "raw_web3": "web3.py (HTTPProvider)",
+            "lean_rpc": "market.chain.node.RpcChain",
+        },
     }
 
 
@@ -293,20 +327,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)
     result = run(args.read_seconds, args.registrations, args.transfers, args.concurrency)
-    print(f"{'measure':<34} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per request: "
-          f"{'client':>7} {'server':>7} {'anvil':>7}")
-    for key in ("read", "registration", "tasks", "raw_web3_before", "raw_web3_after", "lean_rpc_before",
-                "lean_rpc_after"):
+    print(
+        f"{'measure':<34} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per request: "
+        f"{'client':>7} {'server':>7} {'anvil':>7}"
+    )
+    for key in ("read", "registration", "tasks", "raw_web3_before", "raw_web3_after", "lean_rpc_before", "lean_rpc_after"):
         row = result[key]
-        print(f"{row['name']:<34} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
-              f"{row['p99_ms']:>8.2f}   {'':>20}{row['client_cpu_ms']:>7.2f} {row['server_cpu_ms']:>7.2f} "
-              f"{row['anvil_cpu_ms']:>7.2f}")
-    print(f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: "
-          f"{'met' if result['met']['read'] else 'NOT met'})")
-    print(f"registration / raw web3: {result['registration_to_raw_ratio']:.2f}x (target >= {REGISTRATION_TARGET_RATIO}x: "
-          f"{'met' if result['met']['registration'] else 'NOT met'})")
-    print(f"registration / lean JSON-RPC transfers (the server's own sender, no target): "
-          f"{result['registration_to_lean_ratio']:.2f}x")
+        print(
+            f"{row['name']:<34} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
+            f"{row['p99_ms']:>8.2f}   {'':>20}{row['client_cpu_ms']:>7.2f} {row['server_cpu_ms']:>7.2f} "
+            f"{row['anvil_cpu_ms']:>7.2f}"
+        )
+    print(
+        f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: {'met' if result['met']['read'] else 'NOT met'})"
+    )
+    print(
+        f"registration / raw web3: {result['registration_to_raw_ratio']:.2f}x (target >= {REGISTRATION_TARGET_RATIO}x: "
+        f"{'met' if result['met']['registration'] else 'NOT met'})"
+    )
+    print(
+        f"registration / lean JSON-RPC transfers (the server's own sender, no target): {result['registration_to_lean_ratio']:.2f}x"
+    )
     if args.json:
         print(json.dumps(result))
     return 0

@@ -50,14 +50,23 @@ class _Jobs:
         self.market = market
         self._nonces = count(1)
 
-    def offer(self, esp: LocalAccount, producer: str, label: str, phash: int, duration: int = 3600,
-              salt: str = "") -> tuple[SignedOffer, Opening, bytes]:
+    def offer(
+        self, esp: LocalAccount, producer: str, label: str, phash: int, duration: int = 3600, salt: str = ""
+    ) -> tuple[SignedOffer, Opening, bytes]:
         """`esp`'s signed offer to `producer` for content `label`: the offer, its opening and the key."""
         key = _sha("key", label, salt)
         opening = Opening(_sha("content", label), phash, _sha("prompt", label), _sha("salt", label, salt))
         now = self.market.chain.now()
-        offer = Offer(esp=esp.address, producer=producer, hashlock=hashlock_of(key), fee=FEE, timelock=now + duration,
-                      expiry=now + 300, nonce=next(self._nonces), commitment=opening.commitment())
+        offer = Offer(
+            esp=esp.address,
+            producer=producer,
+            hashlock=hashlock_of(key),
+            fee=FEE,
+            timelock=now + duration,
+            expiry=now + 300,
+            nonce=next(self._nonces),
+            commitment=opening.commitment(),
+        )
         signed = sign_offer(esp, offer, chain_id=self.market.chain.chain_id, exchange=self.market.exchange.address)
         return signed, opening, key
 
@@ -118,8 +127,10 @@ def measure(chain: Chain, repeats: int) -> dict[str, list[int]]:
         book("withdrawCredit (registry)", registry.withdraw_credit(producer))
 
         # Primary sale (the seller is the producer: no royalty), then a resale with royalty.
-        for seller, to, price, name in ((producer, buyer, ETHER // 10, "withdrawPurchase (sale)"),
-                                        (buyer, collector, ETHER // 5, "withdrawPurchase (resale with royalty)")):
+        for seller, to, price, name in (
+            (producer, buyer, ETHER // 10, "withdrawPurchase (sale)"),
+            (buyer, collector, ETHER // 5, "withdrawPurchase (resale with royalty)"),
+        ):
             registry.approve(seller, exchange.address, original.token_id)
             secret = _sha("secret", i, name)
             purchase = exchange.lock_purchase(to, original.token_id, hashlock_of(secret), chain.now() + 3600, price)
@@ -128,8 +139,9 @@ def measure(chain: Chain, repeats: int) -> dict[str, list[int]]:
         book("withdrawCredit (exchange)", exchange.withdraw_credit(producer))
 
         # A purchase its seller never claims: the buyer refunds at the timelock.
-        unclaimed = exchange.lock_purchase(buyer, original.token_id, hashlock_of(_sha("unclaimed", i)),
-                                           chain.now() + 120, ETHER // 5)
+        unclaimed = exchange.lock_purchase(
+            buyer, original.token_id, hashlock_of(_sha("unclaimed", i)), chain.now() + 120, ETHER // 5
+        )
         chain.set_next_block_timestamp(unclaimed.terms.timelock)
         book("refundPurchase", exchange.refund_purchase(buyer, unclaimed.terms))
 
@@ -146,8 +158,7 @@ def measure(chain: Chain, repeats: int) -> dict[str, list[int]]:
         second, second_opening, _ = jobs.offer(cheat, buyer.address, f"sold twice {i}", phash, salt="to another")
         exchange.lock_generation(producer, first)
         exchange.lock_generation(buyer, second)
-        book("proveEquivocation", exchange.prove_equivocation(collector, first.offer, first_opening, second.offer,
-                                                              second_opening))
+        book("proveEquivocation", exchange.prove_equivocation(collector, first.offer, first_opening, second.offer, second_opening))
 
         # The leaving ESP takes its stake back after the unbonding delay.
         chain.set_next_block_timestamp(exchange.esp_info(leaving.address).available_at)
@@ -194,16 +205,20 @@ def main(argv: list[str] | None = None) -> int:
         highlight=False,
     )
     if args.json:
-        print(json.dumps({
-            "backend": args.rpc or "eth-tester",
-            "gas": steady,
-            "first_call_gas": first,
-            "htlc_round_trip": round_trip,
-            "reference_htlc_round_trip": REFERENCE_HTLC_ROUND_TRIP,
-            "ratio_to_reference": round(ratio, 4),
-            "target": TARGET_HTLC_ROUND_TRIP,
-            "meets_target": met,
-        }))
+        print(
+            json.dumps(
+                {
+                    "backend": args.rpc or "eth-tester",
+                    "gas": steady,
+                    "first_call_gas": first,
+                    "htlc_round_trip": round_trip,
+                    "reference_htlc_round_trip": REFERENCE_HTLC_ROUND_TRIP,
+                    "ratio_to_reference": round(ratio, 4),
+                    "target": TARGET_HTLC_ROUND_TRIP,
+                    "meets_target": met,
+                }
+            )
+        )
     return 0
 
 

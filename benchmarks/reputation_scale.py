@@ -48,8 +48,9 @@ class NaiveMWSL:
         self.by_pair: dict[tuple[int, int], list[tuple[float, bool]]] = defaultdict(list)
         self.raters: dict[int, set[int]] = defaultdict(set)
         self.total: dict[int, int] = defaultdict(int)
-        for p, e, t, pos in zip(ratings["producer"].tolist(), ratings["esp"].tolist(), ratings["t"].tolist(),
-                                ratings["positive"].tolist(), strict=True):
+        for p, e, t, pos in zip(
+            ratings["producer"].tolist(), ratings["esp"].tolist(), ratings["t"].tolist(), ratings["positive"].tolist(), strict=True
+        ):
             self.by_pair[(p, e)].append((t, pos))
             self.raters[e].add(p)
             self.total[p] += 1
@@ -138,8 +139,13 @@ def main() -> None:
     naive = NaiveMWSL(config, everything)
     naive_index_s = time.perf_counter() - start
     gen = torch.Generator().manual_seed(args.seed + 1)
-    pairs = list(zip(torch.randint(args.producers, (args.sample_pairs,), generator=gen).tolist(),
-                     torch.randint(args.esps, (args.sample_pairs,), generator=gen).tolist(), strict=True))
+    pairs = list(
+        zip(
+            torch.randint(args.producers, (args.sample_pairs,), generator=gen).tolist(),
+            torch.randint(args.esps, (args.sample_pairs,), generator=gen).tolist(),
+            strict=True,
+        )
+    )
     start = time.perf_counter()
     naive_values = [naive.reputation(i, j, now) for i, j in pairs]
     naive_sample_s = time.perf_counter() - start
@@ -148,14 +154,24 @@ def main() -> None:
     max_abs_diff = max(abs(v - float(reputation[i, j])) for v, (i, j) in zip(naive_values, pairs, strict=True))
 
     figures = {
-        "producers": args.producers, "esps": args.esps, "ratings": args.ratings + len(extra["t"]), "dtype": args.dtype,
-        "threads": torch.get_num_threads(), "ingest_s": round(ingest_s, 4),
-        "ingest_ratings_per_s": round(args.ratings / ingest_s), "recompute_s": round(recompute_s, 4),
-        "recompute_runs_s": [round(t, 4) for t in times], "target_recompute_s": TARGET_RECOMPUTE_S,
-        "meets_target": recompute_s < TARGET_RECOMPUTE_S, "naive_sample_pairs": len(pairs),
-        "naive_sample_s": round(naive_sample_s, 4), "naive_per_pair_ms": round(1000 * naive_sample_s / len(pairs), 4),
-        "naive_index_build_s": round(naive_index_s, 4), "naive_full_extrapolated_s": round(naive_full_s, 1),
-        "speedup": round(naive_full_s / recompute_s, 1), "max_abs_diff_vs_naive": max_abs_diff,
+        "producers": args.producers,
+        "esps": args.esps,
+        "ratings": args.ratings + len(extra["t"]),
+        "dtype": args.dtype,
+        "threads": torch.get_num_threads(),
+        "ingest_s": round(ingest_s, 4),
+        "ingest_ratings_per_s": round(args.ratings / ingest_s),
+        "recompute_s": round(recompute_s, 4),
+        "recompute_runs_s": [round(t, 4) for t in times],
+        "target_recompute_s": TARGET_RECOMPUTE_S,
+        "meets_target": recompute_s < TARGET_RECOMPUTE_S,
+        "naive_sample_pairs": len(pairs),
+        "naive_sample_s": round(naive_sample_s, 4),
+        "naive_per_pair_ms": round(1000 * naive_sample_s / len(pairs), 4),
+        "naive_index_build_s": round(naive_index_s, 4),
+        "naive_full_extrapolated_s": round(naive_full_s, 1),
+        "speedup": round(naive_full_s / recompute_s, 1),
+        "max_abs_diff_vs_naive": max_abs_diff,
     }
     table = Table("figure", "value", title=f"MWSL: {args.ratings:,} ratings, {args.producers:,} producers x {args.esps:,} ESPs")
     rate = args.ratings / ingest_s
@@ -168,8 +184,10 @@ def main() -> None:
     table.add_row("max |T_vectorized - T_naive| on the sample", f"{max_abs_diff:.2e}")
     console.print(table)
     verdict = "[green]meets[/green]" if recompute_s < TARGET_RECOMPUTE_S else "[red]misses[/red]"
-    console.print(f"full recompute {recompute_s:.3f} s {verdict} the {TARGET_RECOMPUTE_S} s target "
-                  f"on {torch.get_num_threads()} threads ({args.dtype})")
+    console.print(
+        f"full recompute {recompute_s:.3f} s {verdict} the {TARGET_RECOMPUTE_S} s target "
+        f"on {torch.get_num_threads()} threads ({args.dtype})"
+    )
     if not math.isfinite(max_abs_diff) or max_abs_diff > 1e-6:
         console.print("[red]the vectorized and naive reputations disagree[/red]")
     if args.json:

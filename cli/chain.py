@@ -52,8 +52,10 @@ def chain_deploy(
 
     chain = connect(rpc, private_key)
     if rpc is None:
-        console.print("[yellow]no --rpc given: deploying to a fresh embedded eth-tester chain, "
-                      "which ends with this command[/yellow]", highlight=False)
+        console.print(
+            "[yellow]no --rpc given: deploying to a fresh embedded eth-tester chain, which ends with this command[/yellow]",
+            highlight=False,
+        )
     market, receipts = deploy_market(chain)
     market.deployment.write(out)
     for name, receipt in receipts.items():

@@ -39,7 +39,6 @@ def demo(
     for name, holds in report.invariants.items():
         console.print(f"invariant {name}: {'[green]holds[/green]' if holds else '[red]FAILS[/red]'}")
     if as_json:
-        print(json.dumps({"chain_id": chain.chain_id, "steps": [asdict(s) for s in report.steps],
-                          "invariants": report.invariants}))
+        print(json.dumps({"chain_id": chain.chain_id, "steps": [asdict(s) for s in report.steps], "invariants": report.invariants}))
     if not all(report.invariants.values()):
         raise click.ClickException("an invariant failed")

@@ -23,14 +23,16 @@ RpcOption = Annotated[
 KeyOption = Annotated[
     str | None,
     typer.Option(
-        "--private-key", envvar="AIGC_MARKET_PRIVATE_KEY",
+        "--private-key",
+        envvar="AIGC_MARKET_PRIVATE_KEY",
         help="Key that pays for deployment on --rpc chains (default: anvil's first dev account).",
     ),
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="A TOML file of config fields (or a run's config.json); options given override it.",
-                 dir_okay=False),
+    typer.Option(
+        "--config", help="A TOML file of config fields (or a run's config.json); options given override it.", dir_okay=False
+    ),
 ]
 
 
@@ -46,6 +48,7 @@ def connect(rpc: str | None, private_key: str | None) -> Chain:
 
 
 # -- options derived from a config dataclass ----------------------------------------------------
+
 
 def option_name(spec: FieldSpec, names: dict[str, str]) -> str:
     return names.get(spec.name, "--" + spec.name.replace("_", "-"))
@@ -70,8 +73,9 @@ def field_option(spec: FieldSpec, names: dict[str, str]) -> inspect.Parameter:
     elif spec.choices is not None:
         annotation = Literal[spec.choices]
     option = typer.Option(option_name(spec, names), help=help_text, min=spec.ge, max=spec.le)
-    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=option_default(spec),
-                             annotation=Annotated[annotation, option])
+    return inspect.Parameter(
+        spec.name, inspect.Parameter.KEYWORD_ONLY, default=option_default(spec), annotation=Annotated[annotation, option]
+    )
 
 
 def with_config_options(cls: type, names: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

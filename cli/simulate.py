@@ -53,8 +53,18 @@ def simulate(
     paths = write_report(result, out)
     summary = result.summary
     table = Table("metric", "value", title=f"simulation ({periods} periods, seed {run_config.seed})")
-    for key in ("tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
-                "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j"):
+    for key in (
+        "tasks",
+        "completed",
+        "refunded",
+        "products",
+        "trades",
+        "challenges_upheld",
+        "challenges_rejected",
+        "plagiarism_detected_rate",
+        "mean_latency_s",
+        "mean_energy_j",
+    ):
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     for name, counts in summary["attacks"].items():

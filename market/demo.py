@@ -87,17 +87,26 @@ def walk_lifecycle(market: Market, on_step: Callable[[Step], None] = lambda step
     attacking.reveal(accomplice, copy_job.offer, copy_job.key)
     duplicate = attacking.register(attacker, copy_job.offer, copy_job.opening, uri="sha256://copy")
     distance = hamming_distance(job.opening.perceptual_hash, copy_job.opening.perceptual_hash)
-    record("register (duplicate)", duplicate.tx,
-           f"attacker registers a copy as token #{duplicate.token_id} from a later lock, pHash {distance} bits off")
+    record(
+        "register (duplicate)",
+        duplicate.tx,
+        f"attacker registers a copy as token #{duplicate.token_id} from a later lock, pHash {distance} bits off",
+    )
     outcome = protocol.challenge(producer, original_id, duplicate.token_id)
-    record("challenge (upheld)" if outcome.upheld else "challenge (rejected)", outcome.tx,
-           f"owner challenges: distance {outcome.distance}, upheld {outcome.upheld}, "
-           f"copy revoked {registry.is_revoked(duplicate.token_id)}")
+    record(
+        "challenge (upheld)" if outcome.upheld else "challenge (rejected)",
+        outcome.tx,
+        f"owner challenges: distance {outcome.distance}, upheld {outcome.upheld}, "
+        f"copy revoked {registry.is_revoked(duplicate.token_id)}",
+    )
 
     # Finality: past the challenge window the product can be sold and its bond comes back.
     chain.set_next_block_timestamp(registry.product(original_id).registered_at + registry.challenge_window())
-    record("claimBond", protocol.claim_bond(producer, original_id),
-           f"the original is final ({registry.is_final(original_id)}); the owner's bond is credited")
+    record(
+        "claimBond",
+        protocol.claim_bond(producer, original_id),
+        f"the original is final ({registry.is_final(original_id)}); the owner's bond is credited",
+    )
 
     # Primary sale, then a resale that credits the producer's royalty.
     for seller, buyer, price in ((producer, collector, TERMS.sale_price), (collector, second_buyer, RESALE_PRICE)):
@@ -105,12 +114,22 @@ def walk_lifecycle(market: Market, on_step: Callable[[Step], None] = lambda step
         opened = protocol.lock_purchase(buyer, original_id, hashlock_of(secret), price)
         record("lockPurchase", opened.tx, f"buyer locks {price / ETHER} ETH under the seller's hashlock")
         claimed = protocol.claim_sale(seller, opened.terms, secret)
-        record("withdrawPurchase", claimed, f"seller reveals; the token moves to the buyer "
-               f"({registry.owner_of(original_id) == buyer.address}); proceeds and royalty are credited")
-    credited = {who: registry.credit_of(a.address) + exchange.credit_of(a.address)
-                for who, a in (("producer", producer), ("collector", collector))}
-    record("credits", None, f"credited: producer {credited['producer'] / ETHER} ETH (bond, challenge, sale, royalty), "
-           f"collector {credited['collector'] / ETHER} ETH (resale less royalty)")
+        record(
+            "withdrawPurchase",
+            claimed,
+            f"seller reveals; the token moves to the buyer "
+            f"({registry.owner_of(original_id) == buyer.address}); proceeds and royalty are credited",
+        )
+    credited = {
+        who: registry.credit_of(a.address) + exchange.credit_of(a.address)
+        for who, a in (("producer", producer), ("collector", collector))
+    }
+    record(
+        "credits",
+        None,
+        f"credited: producer {credited['producer'] / ETHER} ETH (bond, challenge, sale, royalty), "
+        f"collector {credited['collector'] / ETHER} ETH (resale less royalty)",
+    )
     for account in (producer, collector, attacker):
         withdrawn = protocol.withdraw_credits(account)
         if withdrawn:

@@ -55,8 +55,14 @@ class FieldSpec:
         return typing.get_origin(self.type) is tuple
 
 
-def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            choices: tuple[str, ...] | None = None) -> Any:
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
     """A dataclass field with `default`, refused by `check_fields` outside [ge, le], at or below gt, or outside choices."""
     return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "choices": choices})
 
@@ -77,8 +83,13 @@ def _field_docs(cls: Any) -> dict[str, str]:
     body = next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
     docs: dict[str, str] = {}
     for node, following in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
             docs[node.target.id] = " ".join(inspect.cleandoc(following.value.value).split("\n\n")[0].split())
     return docs
 
@@ -92,8 +103,18 @@ def _field_specs(cls: Any) -> tuple[FieldSpec, ...]:
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{f.name} has no default")
         meta = f.metadata
-        specs.append(FieldSpec(f.name, hints[f.name], f.default, docs.get(f.name, ""), meta.get("ge"), meta.get("gt"),
-                               meta.get("le"), meta.get("choices")))
+        specs.append(
+            FieldSpec(
+                f.name,
+                hints[f.name],
+                f.default,
+                docs.get(f.name, ""),
+                meta.get("ge"),
+                meta.get("gt"),
+                meta.get("le"),
+                meta.get("choices"),
+            )
+        )
     return tuple(specs)
 
 
@@ -154,6 +175,8 @@ def config_from_mapping(cls: type[Config], values: Mapping[str, Any]) -> Config:
     names = {spec.name for spec in field_specs(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
-                         f"(known: {', '.join(spec.name for spec in field_specs(cls))})")
+        raise ValueError(
+            f"unknown {cls.__name__} field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(known: {', '.join(spec.name for spec in field_specs(cls))})"
+        )
     return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})

@@ -70,8 +70,12 @@ def exchange_solvent(market: Market) -> tuple[bool, int, int]:
     (verdict, balance, sum)."""
     block = market.deployment.block
     balance = market.exchange.balance()
-    owed = (open_lock_total(market, block) + _credited(market.exchange, block) + staked_total(market, block)
-            + market.exchange.total_forfeited())
+    owed = (
+        open_lock_total(market, block)
+        + _credited(market.exchange, block)
+        + staked_total(market, block)
+        + market.exchange.total_forfeited()
+    )
     return balance == owed, balance, owed
 
 
@@ -90,8 +94,11 @@ def nothing_sold_before_final(market: Market) -> tuple[bool, int]:
     """Whether every purchase lock was opened on a final product; returns the verdict and the offenders."""
     registry, exchange = market.registry, market.exchange
     window = registry.challenge_window()
-    early = sum(1 for lock_id, terms in exchange.purchases(market.deployment.block)
-                if exchange.get_lock(lock_id).locked_at < registry.product(terms.token_id).registered_at + window)
+    early = sum(
+        1
+        for lock_id, terms in exchange.purchases(market.deployment.block)
+        if exchange.get_lock(lock_id).locked_at < registry.product(terms.token_id).registered_at + window
+    )
     return early == 0, early
 
 

@@ -123,21 +123,39 @@ class Protocol:
     def withdraw_stake(self, esp: LocalAccount) -> TxResult:
         return self._book("withdrawStake", self.market.exchange.withdraw_stake(esp))
 
-    def make_offer(self, esp: LocalAccount, producer: str, content: bytes, prompt_hash: bytes, *,
-                   fee: int | None = None, lock_duration_s: int | None = None, nonce: int | None = None,
-                   key: bytes | None = None, phash: int | None = None) -> Job:
+    def make_offer(
+        self,
+        esp: LocalAccount,
+        producer: str,
+        content: bytes,
+        prompt_hash: bytes,
+        *,
+        fee: int | None = None,
+        lock_duration_s: int | None = None,
+        nonce: int | None = None,
+        key: bytes | None = None,
+        phash: int | None = None,
+    ) -> Job:
         """The ESP accepts a job: encrypts `content` under a fresh key, commits to it and signs the offer.
 
         `phash` overrides the perceptual hash of `content` (for non-image content and tests).
         """
         key = new_secret() if key is None else key
         opening = Opening.of(content_hash(content), perceptual_hash(content) if phash is None else phash, prompt_hash)
-        signed = self.commit_offer(esp, producer, opening, hashlock_of(key), fee=fee, lock_duration_s=lock_duration_s,
-                                   nonce=nonce)
+        signed = self.commit_offer(esp, producer, opening, hashlock_of(key), fee=fee, lock_duration_s=lock_duration_s, nonce=nonce)
         return Job(signed, opening, key, encrypt(key, content))
 
-    def commit_offer(self, esp: LocalAccount, producer: str, opening: Opening, hashlock: bytes, *,
-                     fee: int | None = None, lock_duration_s: int | None = None, nonce: int | None = None) -> SignedOffer:
+    def commit_offer(
+        self,
+        esp: LocalAccount,
+        producer: str,
+        opening: Opening,
+        hashlock: bytes,
+        *,
+        fee: int | None = None,
+        lock_duration_s: int | None = None,
+        nonce: int | None = None,
+    ) -> SignedOffer:
         """The ESP's signed offer to `producer` committing to `opening`, payable under `hashlock`, from now.
 
         Raises `DuplicateCommitment` when an ESP signing through this object committed the same
@@ -146,18 +164,22 @@ class Protocol:
         """
         self._guard(esp.address, producer, opening)
         now = self.market.chain.now()
-        offer = Offer(esp=esp.address, producer=producer, hashlock=hashlock,
-                      fee=self.terms.generation_fee if fee is None else fee,
-                      timelock=now + (lock_duration_s or self.terms.lock_duration_s),
-                      expiry=now + self.terms.offer_ttl_s,
-                      nonce=secrets.randbits(64) if nonce is None else nonce, commitment=opening.commitment())
+        offer = Offer(
+            esp=esp.address,
+            producer=producer,
+            hashlock=hashlock,
+            fee=self.terms.generation_fee if fee is None else fee,
+            timelock=now + (lock_duration_s or self.terms.lock_duration_s),
+            expiry=now + self.terms.offer_ttl_s,
+            nonce=secrets.randbits(64) if nonce is None else nonce,
+            commitment=opening.commitment(),
+        )
         return self.sign(esp, offer)
 
     def remember(self, esp: str, producer: str, opening: Opening) -> None:
         """Record a commitment signed earlier (after a restart), so the guard knows it."""
         with self._guard_lock:
-            self.commitments.setdefault(esp, []).append(
-                Commitment(producer, opening.content_hash, opening.perceptual_hash))
+            self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
 
     def _guard(self, esp: str, producer: str, opening: Opening) -> None:
         # Every ESP signing through this object is checked against all of them: a copy is slashed
@@ -168,11 +190,12 @@ class Protocol:
             for earlier in (c for commitments in self.commitments.values() for c in commitments):
                 if earlier.producer == producer:
                     continue
-                if earlier.content_hash == opening.content_hash or \
-                        (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold:
+                if (
+                    earlier.content_hash == opening.content_hash
+                    or (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold
+                ):
                     raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier.producer} before")
-            self.commitments.setdefault(esp, []).append(
-                Commitment(producer, opening.content_hash, opening.perceptual_hash))
+            self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
 
     def sign(self, esp: LocalAccount, offer: Offer) -> SignedOffer:
         """`esp`'s EIP-712 signature of `offer` in this market's exchange domain."""
@@ -196,8 +219,7 @@ class Protocol:
         return bytes(reveal_tx.event("Withdrawn").args["preimage"])
 
     @staticmethod
-    def open_content(key: bytes, ciphertext: bytes, opening: Opening, offer: Offer,
-                     phash: int | None = None) -> Delivery:
+    def open_content(key: bytes, ciphertext: bytes, opening: Opening, offer: Offer, phash: int | None = None) -> Delivery:
         """Decrypt and check the content against the offer's commitment (raise `ContentMismatch` if not)."""
         if hashlock_of(key) != offer.hashlock:
             raise ContentMismatch("the key does not match the offer's hashlock")
@@ -209,8 +231,9 @@ class Protocol:
             raise ContentMismatch("the content is not what the offer committed to")
         return Delivery(content, opening)
 
-    def register(self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "",
-                 operation: str = "register") -> Registered:
+    def register(
+        self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "", operation: str = "register"
+    ) -> Registered:
         """Register the content of a paid generation (bond attached)."""
         registered = self.market.registry.register(producer, offer, opening, uri)
         self._book(operation, registered.tx)
@@ -228,23 +251,37 @@ class Protocol:
 
     # -- trade --------------------------------------------------------------------------------------
 
-    def purchase_terms(self, buyer: str, token_id: int, hashlock: bytes, price: int | None = None,
-                       timelock: int | None = None) -> Purchase:
+    def purchase_terms(
+        self, buyer: str, token_id: int, hashlock: bytes, price: int | None = None, timelock: int | None = None
+    ) -> Purchase:
         """The terms `lock_purchase` would lock now (the seller is the token's owner): their digest is the lock's id."""
-        return Purchase(buyer=buyer, seller=self.market.registry.owner_of(token_id), token_id=token_id,
-                        price=self.terms.sale_price if price is None else price, hashlock=hashlock,
-                        timelock=self.market.chain.now() + self.terms.lock_duration_s if timelock is None else timelock)
+        return Purchase(
+            buyer=buyer,
+            seller=self.market.registry.owner_of(token_id),
+            token_id=token_id,
+            price=self.terms.sale_price if price is None else price,
+            hashlock=hashlock,
+            timelock=self.market.chain.now() + self.terms.lock_duration_s if timelock is None else timelock,
+        )
 
-    def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, price: int | None = None,
-                      lock_duration_s: int | None = None, timelock: int | None = None) -> PurchaseOpened:
+    def lock_purchase(
+        self,
+        buyer: LocalAccount,
+        token_id: int,
+        hashlock: bytes,
+        price: int | None = None,
+        lock_duration_s: int | None = None,
+        timelock: int | None = None,
+    ) -> PurchaseOpened:
         """The buyer locks the price of a final product under the seller's hashlock.
 
         The timelock is `timelock` if given (e.g. from `purchase_terms`), else now + the lock duration.
         """
         if timelock is None:
             timelock = self.market.chain.now() + (lock_duration_s or self.terms.lock_duration_s)
-        opened = self.market.exchange.lock_purchase(buyer, token_id, hashlock, timelock,
-                                                    self.terms.sale_price if price is None else price)
+        opened = self.market.exchange.lock_purchase(
+            buyer, token_id, hashlock, timelock, self.terms.sale_price if price is None else price
+        )
         self._book("lockPurchase", opened.tx)
         return opened
 
@@ -253,8 +290,9 @@ class Protocol:
         moves, proceeds and royalty are credited. A seller who no longer owns the token gets the
         exchange's `AIGCExchangeSellerNotOwner`."""
         registry, exchange = self.market.registry, self.market.exchange
-        if registry.owner_of(terms.token_id) == seller.address and \
-                not registry.exchange_may_move(seller.address, terms.token_id, exchange.address):
+        if registry.owner_of(terms.token_id) == seller.address and not registry.exchange_may_move(
+            seller.address, terms.token_id, exchange.address
+        ):
             self._book("approve", registry.approve(seller, exchange.address, terms.token_id))
         return self._book("withdrawPurchase", exchange.withdraw_purchase(seller, terms, secret))
 
@@ -273,10 +311,8 @@ class Protocol:
         self._book("challenge (upheld)" if outcome.upheld else "challenge (rejected)", outcome.tx)
         return outcome
 
-    def prove_equivocation(self, caller: LocalAccount, a: Offer, opening_a: Opening, b: Offer,
-                           opening_b: Opening) -> TxResult:
-        return self._book("proveEquivocation",
-                          self.market.exchange.prove_equivocation(caller, a, opening_a, b, opening_b))
+    def prove_equivocation(self, caller: LocalAccount, a: Offer, opening_a: Opening, b: Offer, opening_b: Opening) -> TxResult:
+        return self._book("proveEquivocation", self.market.exchange.prove_equivocation(caller, a, opening_a, b, opening_b))
 
     def claim_bond(self, owner: LocalAccount, token_id: int) -> TxResult:
         return self._book("claimBond", self.market.registry.claim_bond(owner, token_id))
@@ -293,8 +329,16 @@ class Protocol:
 
     # -- whole sequences ----------------------------------------------------------------------------
 
-    def generate(self, producer: LocalAccount, esp: LocalAccount, content: bytes, prompt_hash: bytes,
-                 uri: str = "", fee: int | None = None, phash: int | None = None) -> tuple[Job, Registered]:
+    def generate(
+        self,
+        producer: LocalAccount,
+        esp: LocalAccount,
+        content: bytes,
+        prompt_hash: bytes,
+        uri: str = "",
+        fee: int | None = None,
+        phash: int | None = None,
+    ) -> tuple[Job, Registered]:
         """One honest generation end to end: offer, lock, reveal, open, register."""
         job = self.make_offer(esp, producer.address, content, prompt_hash, fee=fee, phash=phash)
         self.lock(producer, job.signed)

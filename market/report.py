@@ -31,12 +31,33 @@ def _write_timeseries(result: SimulationResult, path: Path) -> Path:
     breakdown_keys = list(result.periods[0].breakdown)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["period", "tasks", "completed", "refunded", "mean_latency_s", "mean_energy_j",
-                         *breakdown_keys, *(f"reputation_esp{i}" for i in range(esps)),
-                         *(f"workload_esp{i}" for i in range(esps))])
+        writer.writerow(
+            [
+                "period",
+                "tasks",
+                "completed",
+                "refunded",
+                "mean_latency_s",
+                "mean_energy_j",
+                *breakdown_keys,
+                *(f"reputation_esp{i}" for i in range(esps)),
+                *(f"workload_esp{i}" for i in range(esps)),
+            ]
+        )
         for r in result.periods:
-            writer.writerow([r.period, r.tasks, r.completed, r.refunded, fmean(r.latency_s), fmean(r.energy_j),
-                             *(r.breakdown[k] for k in breakdown_keys), *r.reputation, *r.workload])
+            writer.writerow(
+                [
+                    r.period,
+                    r.tasks,
+                    r.completed,
+                    r.refunded,
+                    fmean(r.latency_s),
+                    fmean(r.energy_j),
+                    *(r.breakdown[k] for k in breakdown_keys),
+                    *r.reputation,
+                    *r.workload,
+                ]
+            )
     return path
 
 

@@ -117,9 +117,14 @@ class SimulationConfig:
         return values
 
 
-def _record_front_run(tokens: dict[int, int], producer_index: int,
-                      steal: Callable[[MarketContext, Attacker, Job], int], ctx: MarketContext, attacker: Attacker,
-                      job: Job) -> None:
+def _record_front_run(
+    tokens: dict[int, int],
+    producer_index: int,
+    steal: Callable[[MarketContext, Attacker, Job], int],
+    ctx: MarketContext,
+    attacker: Attacker,
+    job: Job,
+) -> None:
     """Run a front-running attack on producer `producer_index`'s pending registration; keep the attacker's token."""
     tokens[producer_index] = steal(ctx, attacker, job)
 
@@ -155,8 +160,9 @@ class SimulationResult:
     periods: list[PeriodRecord]
 
 
-def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
-                   on_period: Callable[[int], None] | None = None) -> SimulationResult:
+def run_simulation(
+    config: SimulationConfig, chain: Chain, workdir: Path, on_period: Callable[[int], None] | None = None
+) -> SimulationResult:
     """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants."""
     rng = random.Random(config.seed)
     params, terms = MarketParams(), MarketTerms()
@@ -164,11 +170,15 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
     market, _ = deploy_market(chain, params=params)
     funds = 1000 * ETHER
     producers = [Producer(i, chain.new_account(funds, "producer")) for i in range(config.producers)]
-    esps = [Esp(i, chain.new_account(funds // 100, "esp"), config.esp_profiles[i % len(config.esp_profiles)])
-            for i in range(config.esps)]
+    esps = [
+        Esp(i, chain.new_account(funds // 100, "esp"), config.esp_profiles[i % len(config.esp_profiles)])
+        for i in range(config.esps)
+    ]
     consumers = [Consumer(i, chain.new_account(funds, "consumer")) for i in range(config.consumers)]
-    attackers = [Attacker(i, chain.new_account(funds // 10, "attacker"), chain.new_account(funds // 100, "accomplice"))
-                 for i in range(config.attackers)]
+    attackers = [
+        Attacker(i, chain.new_account(funds // 10, "attacker"), chain.new_account(funds // 100, "accomplice"))
+        for i in range(config.attackers)
+    ]
     before = snapshot_balances(chain, tracked_addresses(market))
 
     edge = preset("mato", n_devices=config.producers, n_servers=config.esps).config
@@ -179,9 +189,18 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
             engine.topology.server_freq[:, esp.index] /= SLOW_FACTOR
     selector, strategy = make_selector(config.selection, config.producers, config.esps)
     exploring = RandomSelection(config.producers, config.esps)
-    ctx = MarketContext(market=market, engine=engine, selector=selector, store=ContentStore(workdir / "content"),
-                        terms=terms, esps=esps, selection_strategy=strategy, temperature=config.temperature,
-                        generator_rng=torch.Generator().manual_seed(config.seed), seeds=random.Random(config.seed + 1))
+    ctx = MarketContext(
+        market=market,
+        engine=engine,
+        selector=selector,
+        store=ContentStore(workdir / "content"),
+        terms=terms,
+        esps=esps,
+        selection_strategy=strategy,
+        temperature=config.temperature,
+        generator_rng=torch.Generator().manual_seed(config.seed),
+        seeds=random.Random(config.seed + 1),
+    )
     # Every ESP, the attackers' accomplices included, stakes before it can accept a job.
     for account in [e.account for e in esps] + [a.accomplice for a in attackers]:
         ctx.protocol.stake(account)
@@ -218,16 +237,26 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         for producer_index, (attacker, attack) in front_runs.items():
             steal = steal_priority if attack == "priority_theft_A2" else squat_pending_registration
             hooks[producer_index] = partial(_record_front_run, front_run_tokens, producer_index, steal, ctx, attacker)
-        outcomes = [settle_generation(ctx, p, e, f"period {period} producer {p.index} seed {config.seed}",
-                                      costs[p.index], defer_refund=True, before_register=hooks.get(p.index))
-                    for p, e in zip(producers, chosen, strict=True)]
+        outcomes = [
+            settle_generation(
+                ctx,
+                p,
+                e,
+                f"period {period} producer {p.index} seed {config.seed}",
+                costs[p.index],
+                defer_refund=True,
+                before_register=hooks.get(p.index),
+            )
+            for p, e in zip(producers, chosen, strict=True)
+        ]
         for producer_index, token in front_run_tokens.items():
             attacker, attack = front_runs[producer_index]
             victim = outcomes[producer_index]
             assert victim.token_id is not None
             if attack == "squat_A1":  # the victim's later registration displaced the squatter
-                tally.count(attack, failed=market.registry.is_revoked(token) and ctx.owners.get(victim.token_id)
-                            == victim.producer.address)
+                tally.count(
+                    attack, failed=market.registry.is_revoked(token) and ctx.owners.get(victim.token_id) == victim.producer.address
+                )
             else:  # the decoy's holder challenges the victim's product; then the victim challenges the decoy
                 upheld = try_challenge(ctx, attacker.account, token, victim.token_id)
                 tally.count(attack, failed=not upheld and ctx.owners.get(victim.token_id) == victim.producer.address)
@@ -256,8 +285,14 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
             attack = attacks.get(attacker.index, "")  # "": no attack this period
             victims = [t for t in ctx.live_products() if ctx.owners[t] != attacker.address and t not in duplicates]
             if attack == "exit_scam_A5" and victims and consumers:
-                paid_off = exit_scam(ctx, attacker, rng.choice(consumers).account, rng.choice(victims),
-                                     rng.choice(PERTURBATIONS), seed=rng.randrange(2**31))
+                paid_off = exit_scam(
+                    ctx,
+                    attacker,
+                    rng.choice(consumers).account,
+                    rng.choice(victims),
+                    rng.choice(PERTURBATIONS),
+                    seed=rng.randrange(2**31),
+                )
                 tally.count(attack, failed=not paid_off)
             if attack != "near_duplicate" or not victims:
                 continue
@@ -291,8 +326,10 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         record.refunded = sum(o.refunded for o in outcomes)
         record.latency_s = [o.cost.latency_s for o in outcomes]
         record.energy_j = [o.cost.energy_j for o in outcomes]
-        record.breakdown = {k: fmean(o.cost.breakdown[k] for o in outcomes)
-                            for k in ("T_up", "T_wait", "T_sw", "T_es", "T_down", "E_up", "E_sw", "E_es")}
+        record.breakdown = {
+            k: fmean(o.cost.breakdown[k] for o in outcomes)
+            for k in ("T_up", "T_wait", "T_sw", "T_es", "T_down", "E_up", "E_sw", "E_es")
+        }
         counts = Counter(o.esp.index for o in outcomes)
         record.workload = [counts.get(i, 0) for i in range(config.esps)]
         record.reputation = ctx.selector.reputation(float(period + 1))[0].tolist()
@@ -301,9 +338,10 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
             on_period(period)
 
     # Everyone withdraws what the registry and the exchange credited to it (pull payments).
-    credits_withdrawn = sum(ctx.protocol.withdraw_credits(account) for account in
-                            [p.account for p in [*producers, *consumers, *attackers, *esps]]
-                            + [a.accomplice for a in attackers])
+    credits_withdrawn = sum(
+        ctx.protocol.withdraw_credits(account)
+        for account in [p.account for p in [*producers, *consumers, *attackers, *esps]] + [a.accomplice for a in attackers]
+    )
     invariants = {name: result.holds for name, result in check_market(market, before).items()}
     workload_total = Counter(o.esp.index for o in outcomes_all)
     tasks = len(outcomes_all)
@@ -323,8 +361,9 @@ def run_simulation(config: SimulationConfig, chain: Chain, workdir: Path,
         "duplicates_registered": len(duplicates),
         "challenges_upheld": challenges_upheld,
         "challenges_rejected": challenges_rejected,
-        "plagiarism_detected_rate": (tally.failed["near_duplicate"] / tally.attempts["near_duplicate"]
-                                     if tally.attempts["near_duplicate"] else None),
+        "plagiarism_detected_rate": (
+            tally.failed["near_duplicate"] / tally.attempts["near_duplicate"] if tally.attempts["near_duplicate"] else None
+        ),
         "attacks": tally.summary(),
         "attacks_attempted": sum(tally.attempts.values()),
         "attacks_failed": sum(tally.failed.values()),

@@ -25,7 +25,22 @@ from reputation.opinions import consensus, expectation, local_opinion, recommend
 from reputation.selection import Selection, SelectionStrategy, Selector
 
 __all__ = [
-    "MWSL", "MWSLConfig", "BetaConfig", "BetaReputation", "MostFamiliar", "PlainSL", "PlainSLConfig",
-    "RandomSelection", "RoundRobin", "Rating", "Selection", "SelectionStrategy", "Selector", "consensus",
-    "expectation", "jain_index", "local_opinion", "recommended_opinion",
+    "MWSL",
+    "MWSLConfig",
+    "BetaConfig",
+    "BetaReputation",
+    "MostFamiliar",
+    "PlainSL",
+    "PlainSLConfig",
+    "RandomSelection",
+    "RoundRobin",
+    "Rating",
+    "Selection",
+    "SelectionStrategy",
+    "Selector",
+    "consensus",
+    "expectation",
+    "jain_index",
+    "local_opinion",
+    "recommended_opinion",
 ]

@@ -18,8 +18,15 @@ from reputation.selection import Selector, choose
 class _CountingSelector(Selector):
     """Keeps an EvidenceStore (counts, sums) so that every baseline validates and records ratings alike."""
 
-    def __init__(self, n_producers: int, n_esps: int, z: float = 1.0, period: float = 1.0,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        n_producers: int,
+        n_esps: int,
+        z: float = 1.0,
+        period: float = 1.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         self.n_producers = n_producers
         self.n_esps = n_esps
         self.evidence = EvidenceStore(n_producers, n_esps, z, period, device, dtype)
@@ -38,8 +45,15 @@ class RandomSelection(_CountingSelector):
         as_time("now", now)
         return torch.full((self.n_producers, self.n_esps), 0.5, device=self.device, dtype=self.dtype)
 
-    def _choose(self, rows: torch.Tensor, now: float, strategy: str, temperature: float,
-                mask: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    def _choose(
+        self,
+        rows: torch.Tensor,
+        now: float,
+        strategy: str,
+        temperature: float,
+        mask: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         scores = torch.zeros(rows.numel(), self.n_esps, dtype=torch.float64, device=self.device)  # [B, E]
         return choose(scores, "softmax", 1.0, mask, generator)
 
@@ -47,8 +61,9 @@ class RandomSelection(_CountingSelector):
 class RoundRobin(_CountingSelector):
     """Each producer cycles through the ESPs in index order, skipping masked ones; the strategy is ignored."""
 
-    def __init__(self, n_producers: int, n_esps: int, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self, n_producers: int, n_esps: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+    ) -> None:
         super().__init__(n_producers, n_esps, device=device, dtype=dtype)
         self.next_esp = torch.zeros(n_producers, dtype=torch.int64, device=self.device)  # [P] whose turn it is
 
@@ -58,8 +73,15 @@ class RoundRobin(_CountingSelector):
         esps = torch.arange(self.n_esps, device=self.device)  # [E]
         return (esps[None, :] == self.next_esp[:, None]).to(self.dtype)
 
-    def _choose(self, rows: torch.Tensor, now: float, strategy: str, temperature: float,
-                mask: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    def _choose(
+        self,
+        rows: torch.Tensor,
+        now: float,
+        strategy: str,
+        temperature: float,
+        mask: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         # rows: [B]. The k-th occurrence of a producer in one call takes its k-th allowed ESP in turn.
         n_e = self.n_esps
         esps = torch.arange(n_e, device=self.device)  # [E]
@@ -88,8 +110,14 @@ class MostFamiliar(_CountingSelector):
 
     default_strategy = "argmax"
 
-    def __init__(self, n_producers: int, n_esps: int, scope: str = "own", device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        n_producers: int,
+        n_esps: int,
+        scope: str = "own",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         if scope not in ("own", "global"):
             raise ValueError(f"scope must be 'own' or 'global', got {scope!r}")
         super().__init__(n_producers, n_esps, device=device, dtype=dtype)
@@ -127,8 +155,14 @@ class BetaConfig:
 class BetaReputation(_CountingSelector):
     """E = (r + 1) / (r + s + 2) with freshness-weighted positive r and negative s counts."""
 
-    def __init__(self, config: BetaConfig, n_producers: int, n_esps: int,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        config: BetaConfig,
+        n_producers: int,
+        n_esps: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__(n_producers, n_esps, config.z, config.period, device, dtype)
         self.config = config
 
@@ -162,8 +196,14 @@ class PlainSL(FusedReputation, _CountingSelector):
 
     config: PlainSLConfig
 
-    def __init__(self, config: PlainSLConfig, n_producers: int, n_esps: int,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        config: PlainSLConfig,
+        n_producers: int,
+        n_esps: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         super().__init__(n_producers, n_esps, 1.0, 1.0, device, dtype)
         self.config = config
 
@@ -173,4 +213,3 @@ class PlainSL(FusedReputation, _CountingSelector):
         r, s, _, _ = self.evidence.gather(pairs, as_time("now", now))  # [R] each (z = 1: plain counts)
         local = local_opinion(r, s, prior_weight=self.config.prior_weight)  # 3 x [R]
         return fuse(local, torch.ones_like(r), pairs, self.n_esps)  # equal weights
-

@@ -36,8 +36,15 @@ class RatedPairs:
 class EvidenceStore:
     """Freshness-weighted positive/negative sums, counts and last-interaction times, each [P, E]."""
 
-    def __init__(self, n_producers: int, n_esps: int, z: float, period: float,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        n_producers: int,
+        n_esps: int,
+        z: float,
+        period: float,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         if n_producers < 1 or n_esps < 1:
             raise ValueError(f"n_producers and n_esps must be >= 1, got {n_producers} and {n_esps}")
         self.n_producers = n_producers
@@ -117,5 +124,6 @@ class EvidenceStore:
         """Freshness-weighted mean score, [P, E]; NaN where no scored rating (the decay factor cancels)."""
         if self.score is None or self.scored is None:
             return torch.full_like(self.pos, math.nan)
-        return torch.where(self.scored > 0, self.score / self.scored.clamp_min(torch.finfo(self.dtype).tiny),
-                           torch.full_like(self.score, math.nan))
+        return torch.where(
+            self.scored > 0, self.score / self.scored.clamp_min(torch.finfo(self.dtype).tiny), torch.full_like(self.score, math.nan)
+        )

@@ -110,8 +110,9 @@ def simulate(selector: Selector, cfg: LifecycleConfig, strategy: str | None = No
         backlog = (backlog + arrivals - capacity).clamp_min(0)
         load.append(arrivals)
         reputation.append(selector.reputation(now)[0].to(torch.float64))
-    return Run(reputation=torch.stack(reputation), load=torch.stack(load), producer_load=producer_load,
-               latency=torch.stack(latency))
+    return Run(
+        reputation=torch.stack(reputation), load=torch.stack(load), producer_load=producer_load, latency=torch.stack(latency)
+    )
 
 
 @dataclass(frozen=True)
@@ -176,14 +177,13 @@ def workload(cfg: LifecycleConfig | None = None, strategies: tuple[str, ...] = t
     for name in strategies:
         factory, strategy = STRATEGIES[name]
         run = simulate(factory(cfg), cfg, strategy)
-        after = run.load[cfg.random_periods:].sum(0)  # [E]
+        after = run.load[cfg.random_periods :].sum(0)  # [E]
         load[name] = [int(x) for x in after]
         jain[name] = float(jain_index(after))
         producer_jain[name] = float(jain_index(run.producer_load).mean())
-        latency[name] = float(run.latency[cfg.random_periods:].mean())
+        latency[name] = float(run.latency[cfg.random_periods :].mean())
         quality[name] = float((after * prob).sum() / after.sum().clamp_min(1))
-    return WorkloadResult(config=cfg, load=load, jain=jain, producer_jain=producer_jain, latency=latency,
-                          positive_rate=quality)
+    return WorkloadResult(config=cfg, load=load, jain=jain, producer_jain=producer_jain, latency=latency, positive_rate=quality)
 
 
 @dataclass(frozen=True)
@@ -212,8 +212,9 @@ class CollusionConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.colluder_fraction < 1:
             raise ValueError(f"colluder_fraction must be in [0, 1), got {self.colluder_fraction}")
-        if self.honest == self.cheating or not (0 <= self.honest < len(self.positive_prob)
-                                                 and 0 <= self.cheating < len(self.positive_prob)):
+        if self.honest == self.cheating or not (
+            0 <= self.honest < len(self.positive_prob) and 0 <= self.cheating < len(self.positive_prob)
+        ):
             raise ValueError("honest and cheating must be two different ESP indices")
 
     @property

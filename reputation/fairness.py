@@ -12,5 +12,6 @@ def jain_index(load: torch.Tensor) -> torch.Tensor:
     n = load.shape[-1]
     squares = (load * load).sum(-1)  # [...]
     total = load.sum(-1)  # [...]
-    return torch.where(squares > 0, total * total / (n * squares.clamp_min(torch.finfo(torch.float64).tiny)),
-                       torch.ones_like(total))
+    return torch.where(
+        squares > 0, total * total / (n * squares.clamp_min(torch.finfo(torch.float64).tiny)), torch.ones_like(total)
+    )

@@ -116,7 +116,10 @@ def make_batch(
         sizes = ", ".join(f"{n}={x.numel()}" for n, x in zip(("producer", "esp", "positive", "t", "score"), parts, strict=False))
         raise ValueError(f"producer, esp, positive, t and score must have one length or be scalars ({sizes})") from exc
     return RatingBatch(
-        producer=p.expand(shape), esp=e.expand(shape), positive=pos.expand(shape), t=times.expand(shape),
+        producer=p.expand(shape),
+        esp=e.expand(shape),
+        positive=pos.expand(shape),
+        t=times.expand(shape),
         score=scores.expand(shape) if scores is not None else None,
     )
 

@@ -54,8 +54,10 @@ class MWSLConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"MWSLConfig.{name} is invalid ({getattr(self, name)!r}): see docs/reputation.md "
-                                 "(kappa + eta = 1, kappa < eta, 0 < z <= 1, period > 0, uncertainty evidence|link)")
+                raise ValueError(
+                    f"MWSLConfig.{name} is invalid ({getattr(self, name)!r}): see docs/reputation.md "
+                    "(kappa + eta = 1, kappa < eta, 0 < z <= 1, period > 0, uncertainty evidence|link)"
+                )
 
 
 def densify(column: torch.Tensor, pairs: RatedPairs, rated: torch.Tensor, n_producers: int) -> torch.Tensor:
@@ -87,8 +89,9 @@ def fuse(local: Opinion, weights: torch.Tensor, pairs: RatedPairs, n_esps: int) 
     # local: 3 x [R]; weights: [R]
     recommended_rated, recommended_col = recommended_by_column(local, weights, pairs.esp, n_esps)  # 3 x [R], 3 x [E]
     # A producer with no evidence about j has a vacuous local opinion, whose consensus with R is R itself.
-    return FusedOpinions(pairs=pairs, local=local, weights=weights, rated=consensus(local, recommended_rated),
-                         column=recommended_col)
+    return FusedOpinions(
+        pairs=pairs, local=local, weights=weights, rated=consensus(local, recommended_rated), column=recommended_col
+    )
 
 
 class _HasBaseRate(Protocol):
@@ -131,8 +134,14 @@ class MWSL(FusedReputation, Selector):
 
     config: MWSLConfig
 
-    def __init__(self, config: MWSLConfig, n_producers: int, n_esps: int,
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        config: MWSLConfig,
+        n_producers: int,
+        n_esps: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
         self.config = config
         self.n_producers = n_producers
         self.n_esps = n_esps
@@ -150,8 +159,9 @@ class MWSL(FusedReputation, Selector):
         pairs = self.evidence.rated_pairs()
         pos, neg, count, timeliness = self.evidence.gather(pairs, now_f)  # [R] each
         alpha, beta = c.kappa * pos, c.eta * neg  # [R] interaction effects
-        local = local_opinion(alpha, beta, prior_weight=c.prior_weight, uncertainty=c.uncertainty,
-                              link_quality=c.link_quality)  # 3 x [R]
+        local = local_opinion(
+            alpha, beta, prior_weight=c.prior_weight, uncertainty=c.uncertainty, link_quality=c.link_quality
+        )  # 3 x [R]
         total = torch.zeros(self.n_producers, dtype=count.dtype, device=self.device).index_add_(0, pairs.producer, count)  # [P]
         used = torch.bincount(pairs.producer, minlength=self.n_producers).clamp_min(1)  # [P] ESPs each producer used
         familiarity = count / (total / used)[pairs.producer]  # [R] IF_yj = N_yj / mean_k N_yk

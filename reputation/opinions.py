@@ -23,8 +23,12 @@ def _normalize(b: torch.Tensor, d: torch.Tensor, u: torch.Tensor) -> Opinion:
 
 
 def local_opinion(
-    alpha: torch.Tensor, beta: torch.Tensor, *, prior_weight: float = 2.0,
-    uncertainty: str = "evidence", link_quality: float = 0.9,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    *,
+    prior_weight: float = 2.0,
+    uncertainty: str = "evidence",
+    link_quality: float = 0.9,
 ) -> Opinion:
     """Opinion from weighted positive evidence alpha and negative evidence beta.
 
@@ -35,8 +39,7 @@ def local_opinion(
     total = alpha + beta  # [...]
     has = total > 0  # [...]
     if uncertainty == "evidence":
-        u = torch.where(has, prior_weight / (total + prior_weight).clamp_min(torch.finfo(total.dtype).tiny),
-                        torch.ones_like(total))
+        u = torch.where(has, prior_weight / (total + prior_weight).clamp_min(torch.finfo(total.dtype).tiny), torch.ones_like(total))
     elif uncertainty == "link":
         u = torch.where(has, torch.full_like(total, 1.0 - link_quality), torch.ones_like(total))
     else:

@@ -67,8 +67,9 @@ def check_mask(mask: torch.Tensor | None, batch: int, n_esps: int, device: torch
     return mask
 
 
-def choose(scores: torch.Tensor, strategy: str, temperature: float, mask: torch.Tensor | None,
-           generator: torch.Generator | None) -> torch.Tensor:
+def choose(
+    scores: torch.Tensor, strategy: str, temperature: float, mask: torch.Tensor | None, generator: torch.Generator | None
+) -> torch.Tensor:
     """One ESP per row: argmax of the scores (ties: lowest index) or a sample of softmax(scores / temperature)."""
     # scores: [B, E]; mask: [B, E] bool or None -> [B] int64
     check_strategy(strategy, temperature)
@@ -93,8 +94,9 @@ class Selector:
     dtype: torch.dtype
     default_strategy: str = SelectionStrategy.SOFTMAX
 
-    def observe(self, producer: IndexLike, esp: IndexLike, positive: BoolLike, t: FloatLike,
-                score: FloatLike | None = None) -> None:
+    def observe(
+        self, producer: IndexLike, esp: IndexLike, positive: BoolLike, t: FloatLike, score: FloatLike | None = None
+    ) -> None:
         """Record ratings: ints for one rating, or 1-D tensors (scalars broadcast) for a batch."""
         self._add(make_batch(producer, esp, positive, t, score, self.n_producers, self.n_esps, self.device))
 
@@ -107,8 +109,10 @@ class Selector:
         if any(s is None for s in scores) and not all(s is None for s in scores):
             raise ValueError("score must be given for all records of a batch or for none")
         self.observe(
-            torch.tensor([r.producer for r in rows]), torch.tensor([r.esp for r in rows]),
-            torch.tensor([bool(r.positive) for r in rows]), torch.tensor([float(r.t) for r in rows], dtype=torch.float64),
+            torch.tensor([r.producer for r in rows]),
+            torch.tensor([r.esp for r in rows]),
+            torch.tensor([bool(r.positive) for r in rows]),
+            torch.tensor([float(r.t) for r in rows], dtype=torch.float64),
             None if scores[0] is None else torch.tensor(scores, dtype=torch.float64),
         )
 
@@ -119,8 +123,15 @@ class Selector:
         """[P, E] score of every ESP for every producer (higher is better)."""
         raise NotImplementedError
 
-    def select(self, producers: IndexLike, now: FloatLike, strategy: str | None = None, temperature: float = 1.0,
-               mask: torch.Tensor | None = None, generator: torch.Generator | None = None) -> int | torch.Tensor:
+    def select(
+        self,
+        producers: IndexLike,
+        now: FloatLike,
+        strategy: str | None = None,
+        temperature: float = 1.0,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> int | torch.Tensor:
         """Pick one ESP for each producer: an int for an int, a [B] int64 tensor for a 1-D tensor.
 
         strategy: a `SelectionStrategy` (or its value): "softmax" (sample softmax(T / temperature)) or
@@ -136,6 +147,13 @@ class Selector:
         picked = self._choose(rows, now_f, strategy, temperature, valid, generator)  # [B]
         return int(picked[0]) if scalar else picked
 
-    def _choose(self, rows: torch.Tensor, now: float, strategy: str, temperature: float,
-                mask: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    def _choose(
+        self,
+        rows: torch.Tensor,
+        now: float,
+        strategy: str,
+        temperature: float,
+        mask: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         return choose(self.reputation(now)[rows], strategy, temperature, mask, generator)

@@ -34,8 +34,26 @@ PRICE = ETHER // 10
 HOUR = 3600
 STAKE = PARAMS.min_stake
 
-__all__ = ["ETHER", "FEE", "HOUR", "PARAMS", "PRICE", "STAKE", "Content", "flip_bits", "generate", "make_content",
-           "make_final", "offer", "open_generation", "open_purchase", "protocol", "register", "reverts", "stake"]
+__all__ = [
+    "ETHER",
+    "FEE",
+    "HOUR",
+    "PARAMS",
+    "PRICE",
+    "STAKE",
+    "Content",
+    "flip_bits",
+    "generate",
+    "make_content",
+    "make_final",
+    "offer",
+    "open_generation",
+    "open_purchase",
+    "protocol",
+    "register",
+    "reverts",
+    "stake",
+]
 
 
 @contextmanager
@@ -82,31 +100,32 @@ def stake(market: Market, esp: LocalAccount, amount: int = STAKE) -> None:
         protocol(market).stake(esp, amount)
 
 
-def offer(market: Market, producer: LocalAccount | str, esp: LocalAccount, content: Content, fee: int = FEE,
-          duration: int = HOUR) -> Job:
+def offer(
+    market: Market, producer: LocalAccount | str, esp: LocalAccount, content: Content, fee: int = FEE, duration: int = HOUR
+) -> Job:
     """`esp` (staked here if needed) accepts a job for `producer`: its signed offer committing to `content`."""
     stake(market, esp)
     address = producer if isinstance(producer, str) else producer.address
-    return protocol(market, fee, duration).make_offer(esp, address, content.data, content.prompt_hash,
-                                                      phash=content.phash)
+    return protocol(market, fee, duration).make_offer(esp, address, content.data, content.prompt_hash, phash=content.phash)
 
 
-def open_generation(market: Market, producer: LocalAccount, esp: LocalAccount, fee: int = FEE, duration: int = HOUR,
-                    content: Content | None = None) -> tuple[LockOpened, Job]:
+def open_generation(
+    market: Market, producer: LocalAccount, esp: LocalAccount, fee: int = FEE, duration: int = HOUR, content: Content | None = None
+) -> tuple[LockOpened, Job]:
     """Lock `fee` from `producer` with `esp`'s offer; returns the lock and the ESP's job (offer, key, opening)."""
     job = offer(market, producer, esp, content or make_content(f"job {new_secret().hex()}"), fee, duration)
     return market.exchange.lock_generation(producer, job.signed), job
 
 
-def generate(market: Market, producer: LocalAccount, esp: LocalAccount, content: Content,
-             uri: str = "ipfs://x") -> tuple[Job, Registered]:
+def generate(
+    market: Market, producer: LocalAccount, esp: LocalAccount, content: Content, uri: str = "ipfs://x"
+) -> tuple[Job, Registered]:
     """A whole honest generation of `content`: offer, lock, reveal, register."""
     stake(market, esp)
     return protocol(market).generate(producer, esp, content.data, content.prompt_hash, uri=uri, phash=content.phash)
 
 
-def register(market: Market, producer: LocalAccount, esp: LocalAccount, content: Content,
-             uri: str = "ipfs://x") -> Registered:
+def register(market: Market, producer: LocalAccount, esp: LocalAccount, content: Content, uri: str = "ipfs://x") -> Registered:
     """Register `content` for `producer` from a paid generation by `esp`."""
     return generate(market, producer, esp, content, uri)[1]
 
@@ -124,8 +143,9 @@ def flip_bits(value: int, count: int) -> int:
     return value ^ ((1 << count) - 1)
 
 
-def open_purchase(market: Market, buyer: LocalAccount, token_id: int, price: int = PRICE,
-                  duration: int = HOUR) -> tuple[PurchaseOpened, bytes]:
+def open_purchase(
+    market: Market, buyer: LocalAccount, token_id: int, price: int = PRICE, duration: int = HOUR
+) -> tuple[PurchaseOpened, bytes]:
     """Lock `price` from `buyer` for the current owner of final product `token_id`; returns the lock and secret."""
     secret = new_secret()
     lock = market.exchange.lock_purchase(buyer, token_id, hashlock_of(secret), market.chain.now() + duration, price)
@@ -148,8 +168,9 @@ def resign(market: Market, esp: LocalAccount, offer: Offer, **changes: Any) -> S
     return sign_offer(esp, changed, chain_id=market.chain.chain_id, exchange=market.exchange.address)
 
 
-def paid_generation(market: Market, producer: LocalAccount, esp: LocalAccount, content: Content | None = None,
-                    fee: int = FEE, duration: int = HOUR) -> Job:
+def paid_generation(
+    market: Market, producer: LocalAccount, esp: LocalAccount, content: Content | None = None, fee: int = FEE, duration: int = HOUR
+) -> Job:
     """A generation lock of `producer` that `esp` withdrew with the key: paid, not registered yet."""
     _, job = open_generation(market, producer, esp, fee, duration, content)
     market.exchange.withdraw_generation(esp, job.offer, job.key)
@@ -168,18 +189,50 @@ def final_product(market: Market, owner: LocalAccount, esp: LocalAccount, label:
 # calldata is `abi.encode(target) ++ data` is forwarded as `target.call{value: msg.value}(data)`, its
 # revert data bubbled up. Hand-assembled (no solc artifact): the 9-byte constructor copies the runtime.
 _FORWARDER_RUNTIME = bytes.fromhex(
-    "36" "15" "6027" "57"                      # if calldatasize == 0: jump to refuse
-    "6020" "36" "03" "6020" "5f" "37"          # calldatacopy(0, 32, calldatasize - 32)
-    "5f" "5f" "6020" "36" "03" "5f" "34" "5f" "35" "5a" "f1"  # call(gas, cd[0:32], value, 0, size, 0, 0)
-    "3d" "5f" "5f" "3e"                        # returndatacopy(0, 0, returndatasize)
-    "6023" "57"                                # if success: jump to ok
-    "3d" "5f" "fd"                             # revert(0, returndatasize)
-    "5b" "3d" "5f" "f3"                        # ok: return(0, returndatasize)
-    "5b" "5f" "5f" "fd"                        # refuse: revert(0, 0)
+    "36"
+    "15"
+    "6027"
+    "57"  # if calldatasize == 0: jump to refuse
+    "6020"
+    "36"
+    "03"
+    "6020"
+    "5f"
+    "37"  # calldatacopy(0, 32, calldatasize - 32)
+    "5f"
+    "5f"
+    "6020"
+    "36"
+    "03"
+    "5f"
+    "34"
+    "5f"
+    "35"
+    "5a"
+    "f1"  # call(gas, cd[0:32], value, 0, size, 0, 0)
+    "3d"
+    "5f"
+    "5f"
+    "3e"  # returndatacopy(0, 0, returndatasize)
+    "6023"
+    "57"  # if success: jump to ok
+    "3d"
+    "5f"
+    "fd"  # revert(0, returndatasize)
+    "5b"
+    "3d"
+    "5f"
+    "f3"  # ok: return(0, returndatasize)
+    "5b"
+    "5f"
+    "5f"
+    "fd"  # refuse: revert(0, 0)
 )
 _FORWARDER_ARTIFACT = Artifact(
-    contract_name="EtherRefusingForwarder", source="tests/chain_helpers.py", abi=[],
-    bytecode="0x60" + f"{len(_FORWARDER_RUNTIME):02x}" + "80" "6009" "5f" "39" "5f" "f3" + _FORWARDER_RUNTIME.hex(),
+    contract_name="EtherRefusingForwarder",
+    source="tests/chain_helpers.py",
+    abi=[],
+    bytecode="0x60" + f"{len(_FORWARDER_RUNTIME):02x}" + "8060095f395ff3" + _FORWARDER_RUNTIME.hex(),
     deployed_bytecode="0x" + _FORWARDER_RUNTIME.hex(),
 )
 
@@ -193,8 +246,9 @@ class Forwarder:
 
     def call(self, sender: LocalAccount, target: str, function: str, *args: Any, value: int = 0) -> TxResult:
         """`target.function(*args)` with `value` wei, called by the forwarder on behalf of `sender`."""
-        contract = next(c for c in (self.market.registry, self.market.exchange, self.market.ledger)
-                        if c.address.lower() == target.lower())
+        contract = next(
+            c for c in (self.market.registry, self.market.exchange, self.market.ledger) if c.address.lower() == target.lower()
+        )
         data = bytes.fromhex(CalldataEncoder(contract.contract.abi).encode(function, *args)[2:])
         payload = "0x" + (bytes(12) + bytes.fromhex(target[2:]) + data).hex()
         return self.market.chain.send_call(self.address, payload, sender, value)

@@ -24,16 +24,16 @@ def run(*args: str | Path, cwd: Path, timeout: int = 600) -> subprocess.Complete
 
 def test_a_non_editable_install_deploys_and_simulates_outside_the_source_tree(tmp_path: Path):
     wheels = tmp_path / "wheels"
-    built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels,
-                REPO_ROOT, cwd=tmp_path)
+    built = run(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, REPO_ROOT, cwd=tmp_path
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("aigc_market-*.whl")
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path)
-                .stdout.strip())
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).stdout.strip())
     (site / "zz_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     installed = run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel, cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
@@ -43,14 +43,12 @@ def test_a_non_editable_install_deploys_and_simulates_outside_the_source_tree(tm
     where = run(python, "-c", "import market.chain.paths as p; print(p.BUILD_DIR)", cwd=workdir)
     assert where.stdout.strip().startswith(str(site)), where.stdout  # the installed copy, not the checkout
 
-    deployed = run(env_dir / "bin" / "aigc-market", "chain", "deploy", "--out", workdir / "deployment.json",
-                   cwd=workdir)
+    deployed = run(env_dir / "bin" / "aigc-market", "chain", "deploy", "--out", workdir / "deployment.json", cwd=workdir)
     assert deployed.returncode == 0, deployed.stderr
     contracts = json.loads((workdir / "deployment.json").read_text())["contracts"]
     assert set(contracts) == {"AIGCRegistry", "AIGCExchange", "ReputationLedger"}
 
-    simulated = run(env_dir / "bin" / "aigc-market", "simulate", "--periods", "2", "--out", workdir / "sim", "--json",
-                    cwd=workdir)
+    simulated = run(env_dir / "bin" / "aigc-market", "simulate", "--periods", "2", "--out", workdir / "sim", "--json", cwd=workdir)
     assert simulated.returncode == 0, simulated.stderr
     summary = json.loads(simulated.stdout.strip().splitlines()[-1])
     assert summary["tasks"] == 2 * 3 and all(summary["invariants"].values())

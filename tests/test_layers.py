@@ -18,8 +18,14 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
-                          capture_output=True, text=True, timeout=120, cwd=root, env=env)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env=env,
+    )
 
 
 def copy_of_the_tree(tmp_path: Path) -> Path:
@@ -35,8 +41,9 @@ def test_the_tree_keeps_every_import_contract():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("core,upward", [("offload_core", "market"), ("reputation", "offload_core"),
-                                         ("market", "api"), ("api", "cli")])
+@pytest.mark.parametrize(
+    "core,upward", [("offload_core", "market"), ("reputation", "offload_core"), ("market", "api"), ("api", "cli")]
+)
 def test_a_layer_that_imports_upward_or_sideways_breaks_the_contract(tmp_path: Path, core: str, upward: str):
     root = copy_of_the_tree(tmp_path)
     (root / core / "upward.py").write_text(f"import {upward}  # noqa: F401\n")

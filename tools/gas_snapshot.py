@@ -60,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     measured = measure_gas()
     if args.update:
-        SNAPSHOT.write_text(json.dumps({
-            "backend": "eth-tester (py-evm, prague)",
-            "how": "steady-state gas per operation of protocol v2 from benchmarks/gas.py measure(), repeats=3; "
-                   "`make test` fails when an operation costs more than 2% above these figures",
-            "tolerance": TOLERANCE,
-            "gas": measured,
-        }, indent=2) + "\n")
+        SNAPSHOT.write_text(
+            json.dumps(
+                {
+                    "backend": "eth-tester (py-evm, prague)",
+                    "how": "steady-state gas per operation of protocol v2 from benchmarks/gas.py measure(), repeats=3; "
+                    "`make test` fails when an operation costs more than 2% above these figures",
+                    "tolerance": TOLERANCE,
+                    "gas": measured,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print(f"wrote {SNAPSHOT}")
         return 0
     problems = compare(load_snapshot(), measured)

@@ -21,12 +21,16 @@ def create_account(state: State, session: DB) -> AccountCreated:
     api_key = new_api_key()
     with state.writing(session):
         state.chain.send_ether(state.chain.funder, key.address, state.settings.account_funds_wei)
-        session.add(models.Account(address=key.address, api_key_hash=state.vault.key_hash(api_key),
-                                   encrypted_key=state.vault.seal(bytes(key.key), key.address)))
+        session.add(
+            models.Account(
+                address=key.address,
+                api_key_hash=state.vault.key_hash(api_key),
+                encrypted_key=state.vault.seal(bytes(key.key), key.address),
+            )
+        )
     return AccountCreated(address=key.address, api_key=api_key, balance_wei=state.chain.balance(key.address))
 
 
 @router.get("/me", response_model=AccountOut, responses=ERRORS)
 def me(state: State, account: CurrentAccount) -> AccountOut:
-    return AccountOut(address=account.address, balance_wei=state.chain.balance(account.address),
-                      created_at=account.created_at)
+    return AccountOut(address=account.address, balance_wei=state.chain.balance(account.address), created_at=account.created_at)

@@ -38,5 +38,4 @@ def withdraw(state: State, session: DB, account: CurrentAccount) -> CreditWithdr
         withdrawn = state.protocol.withdraw_credits(signer)
     if withdrawn == 0:  # a concurrent request of the same account took it first
         raise ApiError(409, "no_credit", "nothing is credited to this account")
-    return CreditWithdrawal(address=account.address, withdrawn_wei=withdrawn,
-                            balance_wei=state.chain.balance(account.address))
+    return CreditWithdrawal(address=account.address, withdrawn_wei=withdrawn, balance_wei=state.chain.balance(account.address))

@@ -39,13 +39,23 @@ def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAcc
         on_chain = state.market.exchange.esp_info(account.address).state
         if on_chain is EspState.NONE:
             if state.chain.balance(account.address) <= stake:
-                raise ApiError(409, "insufficient_funds", f"staking an ESP takes {stake} wei and the fees of the "
-                               "transaction: the account has less")
+                raise ApiError(
+                    409,
+                    "insufficient_funds",
+                    f"staking an ESP takes {stake} wei and the fees of the transaction: the account has less",
+                )
             protocol.stake(signer)
         elif on_chain is not EspState.ACTIVE:
             raise ApiError(409, "esp_cannot_stake", f"the exchange knows this account as a {on_chain.name.lower()} ESP")
-        esp = models.Esp(account_id=account.id, address=account.address, name=body.name, profile=body.profile,
-                         positives=0, negatives=0, stake_state=EspStakeState.ACTIVE)
+        esp = models.Esp(
+            account_id=account.id,
+            address=account.address,
+            name=body.name,
+            profile=body.profile,
+            positives=0,
+            negatives=0,
+            stake_state=EspStakeState.ACTIVE,
+        )
         session.add(esp)
     return crud.esp_out(esp)
 
@@ -76,13 +86,25 @@ def update_esp(address: AddressPath, body: EspUpdate, session: DB, account: Curr
 
 
 @router.get("/{address}/reputation", response_model=ReputationOut, responses=ERRORS)
-def esp_reputation(address: AddressPath, state: State, session: DB,
-                   producer: Annotated[Address | None, Query(description="Reputation as seen by this producer.")] = None,
-                   ) -> ReputationOut:
+def esp_reputation(
+    address: AddressPath,
+    state: State,
+    session: DB,
+    producer: Annotated[Address | None, Query(description="Reputation as seen by this producer.")] = None,
+) -> ReputationOut:
     """MWSL reputation from the on-chain ratings (as indexed); averaged over producers unless ?producer=."""
     esp = crud.esp_by_address(session, address)
     now = state.chain.now()
     model = reputation.build(session, now, state.settings.reputation_period_s)
     trust, b, d, u = reputation.opinion_of(model, esp, producer)
-    return ReputationOut(address=esp.address, reputation=trust, belief=b, disbelief=d, uncertainty=u,
-                         positives=esp.positives, negatives=esp.negatives, producers=len(model.producers), at=now)
+    return ReputationOut(
+        address=esp.address,
+        reputation=trust,
+        belief=b,
+        disbelief=d,
+        uncertainty=u,
+        positives=esp.positives,
+        negatives=esp.negatives,
+        producers=len(model.producers),
+        at=now,
+    )

@@ -17,7 +17,13 @@ def health(state: State, session: DB) -> Health:
     session.execute(text("SELECT 1"))
     cursor = session.get(IndexerCursor, 1)
     alive = state.handle.alive()
-    return Health(status="ok" if alive else "degraded", chain_id=state.chain.chain_id,
-                  block=state.chain.head(), backend=state.chain.backend, node_alive=alive,
-                  contracts=state.market.deployment.contracts, indexed_block=cursor.last_block if cursor else 0,
-                  database=state.engine.dialect.name)
+    return Health(
+        status="ok" if alive else "degraded",
+        chain_id=state.chain.chain_id,
+        block=state.chain.head(),
+        backend=state.chain.backend,
+        node_alive=alive,
+        contracts=state.market.deployment.contracts,
+        indexed_block=cursor.last_block if cursor else 0,
+        database=state.engine.dialect.name,
+    )

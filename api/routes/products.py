@@ -50,8 +50,7 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     producer_key = state.signer(account)
     with state.writing(session):
         try:
-            token_id = state.protocol.register(producer_key, offer, opening,
-                                               body.uri or f"sha256://{task.content_sha256}").token_id
+            token_id = state.protocol.register(producer_key, offer, opening, body.uri or f"sha256://{task.content_sha256}").token_id
         except ContractRevert as exc:
             adopted = adoptable_token(exc, task)
             if adopted is None:
@@ -95,12 +94,20 @@ def recover_content(store: ContentStore, task: models.Task) -> None:
 
 
 @router.get("", response_model=Page[ProductOut])
-async def list_products(session: DB, owner: Annotated[Address | None, Query()] = None,
-                  producer: Annotated[Address | None, Query()] = None, esp: Annotated[Address | None, Query()] = None,
-                  limit: Limit = 50, offset: Offset = 0) -> Page[ProductOut]:
+async def list_products(
+    session: DB,
+    owner: Annotated[Address | None, Query()] = None,
+    producer: Annotated[Address | None, Query()] = None,
+    esp: Annotated[Address | None, Query()] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ProductOut]:
     """Products (revoked ones too), filtered by current owner, producer or ESP, oldest first."""
-    filters = {name: str(to_checksum_address(value))  # stored checksummed, so that the column's index applies
-               for name, value in (("owner", owner), ("producer", producer), ("esp", esp)) if value is not None}
+    filters = {
+        name: str(to_checksum_address(value))  # stored checksummed, so that the column's index applies
+        for name, value in (("owner", owner), ("producer", producer), ("esp", esp))
+        if value is not None
+    }
     rows, total = crud.product_page(session, filters, limit, offset)
     return Page[ProductOut](items=[crud.product_out(p) for p in rows], total=total, limit=limit, offset=offset)
 
@@ -162,6 +169,9 @@ def owned_by(state: State, session: DB, token_id: int, account: models.Account) 
 async def list_challenges(token_id: IdPath, session: DB) -> list[ChallengeOut]:
     """Every verdict in which the product was the original or the accused duplicate."""
     crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
-    query = select(models.Challenge).where(or_(models.Challenge.original_id == token_id,
-                                               models.Challenge.duplicate_id == token_id)).order_by(models.Challenge.id)
+    query = (
+        select(models.Challenge)
+        .where(or_(models.Challenge.original_id == token_id, models.Challenge.duplicate_id == token_id))
+        .order_by(models.Challenge.id)
+    )
     return [crud.challenge_out(c) for c in session.scalars(query)]

@@ -50,12 +50,14 @@ def choose_esp(state: State, session: DB, producer: str, seed: int) -> models.Es
     row = model.row(producer)
     assert row is not None
     generator = torch.Generator().manual_seed(seed)
-    column = int(model.mwsl.select(row, model.now, strategy=SelectionStrategy.SOFTMAX, temperature=TEMPERATURE,
-                                   generator=generator))
+    column = int(
+        model.mwsl.select(row, model.now, strategy=SelectionStrategy.SOFTMAX, temperature=TEMPERATURE, generator=generator)
+    )
     esp = session.get(models.Esp, column + 1)
     if esp is None or esp.stake_state != EspStakeState.ACTIVE:  # a gap in the ids, or an ESP that left: the first active
-        esp = session.scalars(select(models.Esp).where(models.Esp.stake_state == EspStakeState.ACTIVE)
-                              .order_by(models.Esp.id)).first()
+        esp = session.scalars(
+            select(models.Esp).where(models.Esp.stake_state == EspStakeState.ACTIVE).order_by(models.Esp.id)
+        ).first()
     if esp is None:
         raise ApiError(409, "no_esps", "no registered ESP is active")
     return esp
@@ -98,11 +100,24 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     ciphertext = state.store.put(job.ciphertext)
     hashlock_hex = "0x" + offer.hashlock.hex()  # the row's hashlock, also what its sealed key is bound to
     task = models.Task(
-        producer_id=account.id, esp_id=esp.id, prompt=body.prompt, hashlock=hashlock_hex, fee_wei=str(offer.fee),
-        timelock=offer.timelock, selected_by=selected_by, ciphertext_sha256=ciphertext,
-        offer=offer.to_json(), opening=job.opening.to_json(),
-        encrypted_content_key=state.vault.seal(job.key, hashlock_hex), latency_s=cost.latency_s,
-        energy_j=cost.energy_j, completed=cost.completed, quality=cost.quality, breakdown=cost.breakdown, rated=False)
+        producer_id=account.id,
+        esp_id=esp.id,
+        prompt=body.prompt,
+        hashlock=hashlock_hex,
+        fee_wei=str(offer.fee),
+        timelock=offer.timelock,
+        selected_by=selected_by,
+        ciphertext_sha256=ciphertext,
+        offer=offer.to_json(),
+        opening=job.opening.to_json(),
+        encrypted_content_key=state.vault.seal(job.key, hashlock_hex),
+        latency_s=cost.latency_s,
+        energy_j=cost.energy_j,
+        completed=cost.completed,
+        quality=cost.quality,
+        breakdown=cost.breakdown,
+        rated=False,
+    )
     lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
     with state.writing(session):
         state.lock_as_intent(session, task, lock_id, lambda: protocol.lock(producer_key, job.signed))
@@ -110,8 +125,7 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
             state.store.put(content)  # before the key is public: a reveal cut off by a crash leaves it stored
             reveal = protocol.reveal(esp_key, offer, job.key)
             # The producer's side: the key read from the chain opens the ciphertext to the committed content.
-            delivery = Protocol.open_content(Protocol.revealed_key(reveal), state.store.get(ciphertext), job.opening,
-                                             offer)
+            delivery = Protocol.open_content(Protocol.revealed_key(reveal), state.store.get(ciphertext), job.opening, offer)
             task.state, task.content_sha256 = TaskState.FULFILLED, state.store.put(delivery.content)
     return crud.task_out(session, task)
 

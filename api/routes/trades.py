@@ -54,20 +54,28 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
             raise ApiError(422, "self_trade", "the caller already owns this product")
         timelock = chain.now() + protocol.terms.lock_duration_s
         terms = Purchase(account.address, seller.address, body.token_id, body.price_wei, hashlock, timelock)
-        trade = models.Trade(hashlock=hashlock_hex, token_id=body.token_id, buyer_id=account.id,
-                             seller_id=seller.id, price_wei=str(body.price_wei), timelock=timelock,
-                             encrypted_secret=state.vault.seal(secret, hashlock_hex))
-        opened = state.lock_as_intent(session, trade, purchase_id(terms, chain_id=chain.chain_id, exchange=exchange.address),
-                                      lambda: protocol.lock_purchase(signer, body.token_id, hashlock, body.price_wei,
-                                                                     timelock=timelock))
+        trade = models.Trade(
+            hashlock=hashlock_hex,
+            token_id=body.token_id,
+            buyer_id=account.id,
+            seller_id=seller.id,
+            price_wei=str(body.price_wei),
+            timelock=timelock,
+            encrypted_secret=state.vault.seal(secret, hashlock_hex),
+        )
+        opened = state.lock_as_intent(
+            session,
+            trade,
+            purchase_id(terms, chain_id=chain.chain_id, exchange=exchange.address),
+            lambda: protocol.lock_purchase(signer, body.token_id, hashlock, body.price_wei, timelock=timelock),
+        )
         if opened.terms != terms:  # another client's block came in between: record what was locked
             trade.timelock = opened.terms.timelock
             moved_to = crud.account_by_address(session, opened.terms.seller)
             if moved_to is not None:
                 trade.seller_id = moved_to.id
             else:
-                log.error("trade %s: the token moved to %s, not served here, while it was locked", trade.id,
-                          opened.terms.seller)
+                log.error("trade %s: the token moved to %s, not served here, while it was locked", trade.id, opened.terms.seller)
     return crud.trade_out(session, trade)
 
 
@@ -100,8 +108,9 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
     except ContractRevert as exc:
         raise ApiError(409, "product_revoked", f"product {trade.token_id} was revoked: it cannot be delivered") from exc
     if owner != account.address:
-        raise ApiError(409, "seller_not_owner", f"product {trade.token_id} no longer belongs to the seller: the buyer "
-                       "can refund at once")
+        raise ApiError(
+            409, "seller_not_owner", f"product {trade.token_id} no longer belongs to the seller: the buyer can refund at once"
+        )
     signer = state.signer(account)
     secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
     with state.writing(session):

@@ -82,10 +82,14 @@ class AnvilNode:
             raise AnvilError(f"port {self.port} on {LOOPBACK} is already in use")
         command = [
             str(anvil_binary()),
-            "--host", LOOPBACK,
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--hardfork", "prague",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--hardfork",
+            "prague",
             "--quiet",
         ]
         if self.state_path is not None:

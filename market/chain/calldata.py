@@ -37,9 +37,13 @@ class CalldataEncoder:
         functions = [entry for entry in abi if entry.get("type") == "function"]
         names = [entry["name"] for entry in functions]
         self._coders = {
-            entry["name"]: FunctionCoder(entry["name"], function_abi_to_4byte_selector(entry),  # type: ignore[arg-type]
-                                         tuple(get_abi_input_types(entry)))  # type: ignore[arg-type]
-            for entry in functions if names.count(entry["name"]) == 1
+            entry["name"]: FunctionCoder(
+                entry["name"],
+                function_abi_to_4byte_selector(entry),  # type: ignore[arg-type]
+                tuple(get_abi_input_types(entry)),
+            )  # type: ignore[arg-type]
+            for entry in functions
+            if names.count(entry["name"]) == 1
         }
         self._overloaded = {name for name in names if names.count(name) > 1}
 

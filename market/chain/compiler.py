@@ -69,9 +69,7 @@ def compile_sources(sources: list[Path] | None = None, root: Path = REPO_ROOT) -
     Only contracts defined in the given files are returned, not the OpenZeppelin ones they import.
     """
     sources = source_files() if sources is None else sources
-    output = solcx.compile_standard(
-        standard_json_input(sources, root), base_path=str(root), solc_binary=str(solc_binary())
-    )
+    output = solcx.compile_standard(standard_json_input(sources, root), base_path=str(root), solc_binary=str(solc_binary()))
     wanted = {path.relative_to(root).as_posix() for path in sources}
     artifacts: dict[str, Artifact] = {}
     for source_name, contracts in output["contracts"].items():

@@ -193,8 +193,15 @@ class Chain(ABC):
         """Sign and send a contract call (or constructor) from `sender`, with `value` wei."""
         # Every field web3 would fill from the node is given (placeholders): only the calldata is wanted
         # here, and _send asks the node for the real gas, fees and nonce once.
-        params: TxParams = {"from": sender.address, "value": Wei(value), "gas": 1, "chainId": self.chain_id,
-                            "maxFeePerGas": Wei(1), "maxPriorityFeePerGas": Wei(1), "nonce": Nonce(0)}
+        params: TxParams = {
+            "from": sender.address,
+            "value": Wei(value),
+            "gas": 1,
+            "chainId": self.chain_id,
+            "maxFeePerGas": Wei(1),
+            "maxPriorityFeePerGas": Wei(1),
+            "nonce": Nonce(0),
+        }
         tx: dict[str, Any] = dict(fn.build_transaction(params))
         return self._send({k: tx[k] for k in ("data", "to") if k in tx} | {"value": value}, sender)
 

@@ -136,17 +136,25 @@ class _Wrapper:
 class Registry(_Wrapper):
     """AIGCRegistry: Proof-of-AIGC registration from paid generation locks, challenges, ERC-721 products."""
 
-    def register(self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "",
-                 bond: int | None = None) -> Registered:
-        tx = self._transact(producer, "register", offer.as_tuple(), opening.as_tuple(), uri,
-                            value=self.registration_bond() if bond is None else bond)
+    def register(
+        self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "", bond: int | None = None
+    ) -> Registered:
+        tx = self._transact(
+            producer,
+            "register",
+            offer.as_tuple(),
+            opening.as_tuple(),
+            uri,
+            value=self.registration_bond() if bond is None else bond,
+        )
         return Registered(tx, tx.event("ProductRegistered").args["tokenId"])
 
     def challenge(
         self, challenger: LocalAccount, original_id: int, duplicate_id: int, deposit: int | None = None
     ) -> ChallengeOutcome:
-        tx = self._transact(challenger, "challenge", original_id, duplicate_id,
-                            value=self.challenge_deposit() if deposit is None else deposit)
+        tx = self._transact(
+            challenger, "challenge", original_id, duplicate_id, value=self.challenge_deposit() if deposit is None else deposit
+        )
         resolved = tx.event("ChallengeResolved").args
         return ChallengeOutcome(tx, resolved["upheld"], resolved["distance"])
 
@@ -229,10 +237,8 @@ class Exchange(_Wrapper):
     def withdraw_stake(self, esp: LocalAccount) -> TxResult:
         return self._transact(esp, "withdrawStake")
 
-    def prove_equivocation(self, caller: LocalAccount, a: Offer, opening_a: Opening, b: Offer,
-                           opening_b: Opening) -> TxResult:
-        return self._transact(caller, "proveEquivocation", a.as_tuple(), opening_a.as_tuple(), b.as_tuple(),
-                              opening_b.as_tuple())
+    def prove_equivocation(self, caller: LocalAccount, a: Offer, opening_a: Opening, b: Offer, opening_b: Opening) -> TxResult:
+        return self._transact(caller, "proveEquivocation", a.as_tuple(), opening_a.as_tuple(), b.as_tuple(), opening_b.as_tuple())
 
     def esp_info(self, esp: str) -> EspInfo:
         state, stake, available_at = self.chain.call(self.contract.functions.espInfo(esp))
@@ -245,8 +251,9 @@ class Exchange(_Wrapper):
     def lock_generation(self, producer: LocalAccount, signed: SignedOffer, value: int | None = None) -> LockOpened:
         """Lock the offer's fee (or `value` wei, to test a wrong amount) with the ESP's signature."""
         offer = signed.offer
-        tx = self._transact(producer, "lockGeneration", offer.as_tuple(), signed.signature,
-                            value=offer.fee if value is None else value)
+        tx = self._transact(
+            producer, "lockGeneration", offer.as_tuple(), signed.signature, value=offer.fee if value is None else value
+        )
         locked = tx.event("GenerationLocked").args
         return LockOpened(tx, bytes(locked["id"]), int(locked["seq"]))
 
@@ -264,8 +271,7 @@ class Exchange(_Wrapper):
         return bytes(self.chain.call(self.contract.functions.offerId(offer.as_tuple())))
 
     # -- trading
-    def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int,
-                      price: int) -> PurchaseOpened:
+    def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int, price: int) -> PurchaseOpened:
         tx = self._transact(buyer, "lockPurchase", token_id, hashlock, timelock, value=price)
         locked = tx.event("PurchaseLocked").args
         return PurchaseOpened(tx, bytes(locked["id"]), Purchase.from_event(locked))
@@ -297,13 +303,14 @@ class Exchange(_Wrapper):
 
     def purchases(self, from_block: int = 0) -> list[tuple[bytes, Purchase]]:
         """(id, terms) of every purchase lock opened since `from_block`, from the PurchaseLocked events."""
-        return [(bytes(e.args["id"]), Purchase.from_event(e.args))
-                for e in self.chain.events(self.contract, "PurchaseLocked", from_block)]
+        return [
+            (bytes(e.args["id"]), Purchase.from_event(e.args))
+            for e in self.chain.events(self.contract, "PurchaseLocked", from_block)
+        ]
 
     def generation_lock_ids(self, from_block: int = 0) -> list[tuple[bytes, int]]:
         """(id, fee) of every generation lock opened since `from_block`."""
-        return [(bytes(e.args["id"]), int(e.args["fee"]))
-                for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
+        return [(bytes(e.args["id"]), int(e.args["fee"])) for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
 
     def total_forfeited(self) -> int:
         return int(self.chain.call(self.contract.functions.totalForfeited()))

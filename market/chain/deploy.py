@@ -76,8 +76,16 @@ def deploy_market(
         params.challenge_window,
         create_address(deployer.address, nonce + 1),
     )
-    exchange, r2 = chain.deploy(load_artifact("AIGCExchange"), deployer, registry.address, params.min_timelock,
-                                params.max_timelock, params.fee_floor, params.min_stake, params.unbonding_delay)
+    exchange, r2 = chain.deploy(
+        load_artifact("AIGCExchange"),
+        deployer,
+        registry.address,
+        params.min_timelock,
+        params.max_timelock,
+        params.fee_floor,
+        params.min_stake,
+        params.unbonding_delay,
+    )
     ledger, r3 = chain.deploy(load_artifact("ReputationLedger"), deployer, exchange.address)
     deployment = Deployment(
         chain_id=chain.chain_id,

@@ -63,9 +63,17 @@ class EmbeddedChain(Chain):
         except Exception as exc:
             raise self._as_revert(exc) from exc
         receipt = self._w3.eth.get_transaction_receipt(tx_hash)  # eth-tester mines on send
-        return self._record(Receipt(HexBytes(tx_hash).to_0x_hex(), int(receipt["status"]), int(receipt["blockNumber"]),
-                                    int(receipt["gasUsed"]), int(receipt["effectiveGasPrice"]), list(receipt["logs"]),
-                                    receipt.get("contractAddress")))
+        return self._record(
+            Receipt(
+                HexBytes(tx_hash).to_0x_hex(),
+                int(receipt["status"]),
+                int(receipt["blockNumber"]),
+                int(receipt["gasUsed"]),
+                int(receipt["effectiveGasPrice"]),
+                list(receipt["logs"]),
+                receipt.get("contractAddress"),
+            )
+        )
 
     def _set_next_timestamp(self, timestamp: int) -> None:
         # eth-tester estimates gas in a block stamped latest + 1, but mines into its pending header.

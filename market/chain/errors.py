@@ -85,9 +85,7 @@ class ErrorDecoder:
                     continue
                 types = [_abi_type(p) for p in entry["inputs"]]
                 selector = function_signature_to_4byte_selector(f"{entry['name']}({','.join(types)})")
-                self._specs.setdefault(
-                    selector, _ErrorSpec(contract, entry["name"], types, [p["name"] for p in entry["inputs"]])
-                )
+                self._specs.setdefault(selector, _ErrorSpec(contract, entry["name"], types, [p["name"] for p in entry["inputs"]]))
 
     def decode(self, data: bytes) -> ContractRevert | None:
         """The custom error encoded in `data`, or None when the selector is unknown."""

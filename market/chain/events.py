@@ -45,9 +45,12 @@ class EventSpec:
     @classmethod
     def from_abi(cls, contract: str, entry: dict[str, Any]) -> EventSpec:
         inputs = entry.get("inputs", [])
-        return cls(contract, entry["name"],
-                   tuple((i["name"], i["type"]) for i in inputs if i.get("indexed")),
-                   tuple((i["name"], i["type"]) for i in inputs if not i.get("indexed")))
+        return cls(
+            contract,
+            entry["name"],
+            tuple((i["name"], i["type"]) for i in inputs if i.get("indexed")),
+            tuple((i["name"], i["type"]) for i in inputs if not i.get("indexed")),
+        )
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -96,7 +99,8 @@ class EventDecoder:
     def register(self, address: str, contract: str, abi: list[dict[str, Any]]) -> None:
         self._specs[address.lower()] = {
             event_abi_to_log_topic(entry): EventSpec.from_abi(contract, entry)  # type: ignore[arg-type]
-            for entry in abi if entry.get("type") == "event" and not entry.get("anonymous")
+            for entry in abi
+            if entry.get("type") == "event" and not entry.get("anonymous")
         }
 
     def decode(self, log: Any) -> DecodedEvent | None:
@@ -113,8 +117,14 @@ class EventDecoder:
             values = self.codec.decode([abi_type for _, abi_type in spec.data], _as_bytes(log["data"]))
             for (name, abi_type), value in zip(spec.data, values, strict=True):
                 args[name] = _normalise(abi_type, value)
-        return DecodedEvent(contract=spec.contract, name=spec.name, args=args, address=_checksum(str(log["address"])),
-                            block_number=_as_int(log["blockNumber"]), log_index=_as_int(log["logIndex"]))
+        return DecodedEvent(
+            contract=spec.contract,
+            name=spec.name,
+            args=args,
+            address=_checksum(str(log["address"])),
+            block_number=_as_int(log["blockNumber"]),
+            log_index=_as_int(log["logIndex"]),
+        )
 
     def decode_all(self, logs: list[Any]) -> list[DecodedEvent]:
         return [event for event in map(self.decode, logs) if event is not None]

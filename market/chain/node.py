@@ -53,8 +53,13 @@ class RpcChain(Chain):
         session.trust_env = False
         # web3 serves the contract calls (views). A node's chain id never changes, but web3 asks for it
         # before every call (its validation middleware): cache that one answer, nothing else.
-        provider = HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
-                                cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+        provider = HTTPProvider(
+            url,
+            request_kwargs={"timeout": timeout},
+            session=session,
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
         funder = Account.from_key(private_key)
         super().__init__(Web3(provider), funder)
         self._sync_send = True
@@ -69,8 +74,9 @@ class RpcChain(Chain):
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """One eth_getLogs, which also sees other clients' transactions, through the lean client: web3's
         result formatters would rebuild every log only for the decoder to take it apart again."""
-        logs = self.rpc.call("eth_getLogs", [{
-            "fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}])
+        logs = self.rpc.call(
+            "eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}]
+        )
         return sorted(self._receipts.decode(list(logs)), key=lambda e: (e.block_number, e.log_index))
 
     def _as_revert(self, exc: BaseException) -> ChainError:
@@ -89,9 +95,13 @@ class RpcChain(Chain):
             call["to"] = tx["to"]
         if tx.get("data"):
             call["data"] = tx["data"]
-        estimate, pending, nonce = rpc.batch([("eth_estimateGas", [call, "pending"]),
-                                              ("eth_getBlockByNumber", ["pending", False]),
-                                              ("eth_getTransactionCount", [sender.address, "pending"])])
+        estimate, pending, nonce = rpc.batch(
+            [
+                ("eth_estimateGas", [call, "pending"]),
+                ("eth_getBlockByNumber", ["pending", False]),
+                ("eth_getTransactionCount", [sender.address, "pending"]),
+            ]
+        )
         if isinstance(estimate, Exception):
             raise self._as_revert(estimate) from estimate
         for answer in (pending, nonce):
@@ -104,9 +114,17 @@ class RpcChain(Chain):
         tx_hash = "0x" + signed.hash.hex()
         receipt = self._submit("0x" + signed.raw.hex(), tx_hash)
         contract_address = receipt.get("contractAddress")
-        return self._record(Receipt(tx_hash, int(receipt["status"], 16), int(receipt["blockNumber"], 16),
-                                    int(receipt["gasUsed"], 16), int(receipt["effectiveGasPrice"], 16), receipt["logs"],
-                                    to_checksum_address(contract_address) if contract_address else None))
+        return self._record(
+            Receipt(
+                tx_hash,
+                int(receipt["status"], 16),
+                int(receipt["blockNumber"], 16),
+                int(receipt["gasUsed"], 16),
+                int(receipt["effectiveGasPrice"], 16),
+                receipt["logs"],
+                to_checksum_address(contract_address) if contract_address else None,
+            )
+        )
 
     def _submit(self, raw: str, tx_hash: str) -> dict[str, Any]:
         """Send a signed transaction and return its receipt as the node wrote it.
@@ -191,4 +209,5 @@ def _unknown_method(exc: RpcError) -> bool:
     """Whether a node's error says that it does not have the method (codes and wording vary)."""
     text = exc.message.lower()
     return exc.code == METHOD_NOT_FOUND or any(
-        words in text for words in ("not found", "does not exist", "not supported", "unsupported", "not available"))
+        words in text for words in ("not found", "does not exist", "not supported", "unsupported", "not available")
+    )

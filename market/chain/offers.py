@@ -59,21 +59,32 @@ class Opening:
         return cls(content_hash, perceptual_hash, prompt_hash, secrets.token_bytes(32) if salt is None else salt)
 
     def commitment(self) -> bytes:
-        return keccak(abi_encode(["bytes32", "uint64", "bytes32", "bytes32"],
-                                 [self.content_hash, self.perceptual_hash, self.prompt_hash, self.salt]))
+        return keccak(
+            abi_encode(
+                ["bytes32", "uint64", "bytes32", "bytes32"], [self.content_hash, self.perceptual_hash, self.prompt_hash, self.salt]
+            )
+        )
 
     def as_tuple(self) -> tuple[bytes, int, bytes, bytes]:
         """The Solidity `Opening` struct as web3 and eth_abi take it."""
         return (self.content_hash, self.perceptual_hash, self.prompt_hash, self.salt)
 
     def to_json(self) -> dict[str, Any]:
-        return {"content_hash": _hex(self.content_hash), "perceptual_hash": self.perceptual_hash,
-                "prompt_hash": _hex(self.prompt_hash), "salt": _hex(self.salt)}
+        return {
+            "content_hash": _hex(self.content_hash),
+            "perceptual_hash": self.perceptual_hash,
+            "prompt_hash": _hex(self.prompt_hash),
+            "salt": _hex(self.salt),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Opening:
-        return cls(bytes.fromhex(data["content_hash"][2:]), int(data["perceptual_hash"]),
-                   bytes.fromhex(data["prompt_hash"][2:]), bytes.fromhex(data["salt"][2:]))
+        return cls(
+            bytes.fromhex(data["content_hash"][2:]),
+            int(data["perceptual_hash"]),
+            bytes.fromhex(data["prompt_hash"][2:]),
+            bytes.fromhex(data["salt"][2:]),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,25 +105,55 @@ class Offer:
         return (self.esp, self.producer, self.hashlock, self.fee, self.timelock, self.expiry, self.nonce, self.commitment)
 
     def message(self) -> dict[str, Any]:
-        return {"esp": self.esp, "producer": self.producer, "hashlock": self.hashlock, "fee": self.fee,
-                "timelock": self.timelock, "expiry": self.expiry, "nonce": self.nonce, "commitment": self.commitment}
+        return {
+            "esp": self.esp,
+            "producer": self.producer,
+            "hashlock": self.hashlock,
+            "fee": self.fee,
+            "timelock": self.timelock,
+            "expiry": self.expiry,
+            "nonce": self.nonce,
+            "commitment": self.commitment,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"esp": self.esp, "producer": self.producer, "hashlock": _hex(self.hashlock), "fee": str(self.fee),
-                "timelock": self.timelock, "expiry": self.expiry, "nonce": str(self.nonce),
-                "commitment": _hex(self.commitment)}
+        return {
+            "esp": self.esp,
+            "producer": self.producer,
+            "hashlock": _hex(self.hashlock),
+            "fee": str(self.fee),
+            "timelock": self.timelock,
+            "expiry": self.expiry,
+            "nonce": str(self.nonce),
+            "commitment": _hex(self.commitment),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Offer:
-        return cls(to_checksum_address(data["esp"]), to_checksum_address(data["producer"]),
-                   bytes.fromhex(data["hashlock"][2:]), int(data["fee"]), int(data["timelock"]), int(data["expiry"]),
-                   int(data["nonce"]), bytes.fromhex(data["commitment"][2:]))
+        return cls(
+            to_checksum_address(data["esp"]),
+            to_checksum_address(data["producer"]),
+            bytes.fromhex(data["hashlock"][2:]),
+            int(data["fee"]),
+            int(data["timelock"]),
+            int(data["expiry"]),
+            int(data["nonce"]),
+            bytes.fromhex(data["commitment"][2:]),
+        )
 
     @classmethod
     def from_event(cls, args: dict[str, Any]) -> Offer:
         """The offer of a `GenerationLocked` event."""
-        return cls(str(args["esp"]), str(args["producer"]), bytes(args["hashlock"]), int(args["fee"]),
-                   int(args["timelock"]), int(args["expiry"]), int(args["nonce"]), bytes(args["commitment"]))
+        return cls(
+            str(args["esp"]),
+            str(args["producer"]),
+            bytes(args["hashlock"]),
+            int(args["fee"]),
+            int(args["timelock"]),
+            int(args["expiry"]),
+            int(args["nonce"]),
+            bytes(args["commitment"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -130,23 +171,47 @@ class Purchase:
         return (self.buyer, self.seller, self.token_id, self.price, self.hashlock, self.timelock)
 
     def message(self) -> dict[str, Any]:
-        return {"buyer": self.buyer, "seller": self.seller, "tokenId": self.token_id, "price": self.price,
-                "hashlock": self.hashlock, "timelock": self.timelock}
+        return {
+            "buyer": self.buyer,
+            "seller": self.seller,
+            "tokenId": self.token_id,
+            "price": self.price,
+            "hashlock": self.hashlock,
+            "timelock": self.timelock,
+        }
 
     def to_json(self) -> dict[str, Any]:
-        return {"buyer": self.buyer, "seller": self.seller, "token_id": self.token_id, "price": str(self.price),
-                "hashlock": _hex(self.hashlock), "timelock": self.timelock}
+        return {
+            "buyer": self.buyer,
+            "seller": self.seller,
+            "token_id": self.token_id,
+            "price": str(self.price),
+            "hashlock": _hex(self.hashlock),
+            "timelock": self.timelock,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Purchase:
-        return cls(to_checksum_address(data["buyer"]), to_checksum_address(data["seller"]), int(data["token_id"]),
-                   int(data["price"]), bytes.fromhex(data["hashlock"][2:]), int(data["timelock"]))
+        return cls(
+            to_checksum_address(data["buyer"]),
+            to_checksum_address(data["seller"]),
+            int(data["token_id"]),
+            int(data["price"]),
+            bytes.fromhex(data["hashlock"][2:]),
+            int(data["timelock"]),
+        )
 
     @classmethod
     def from_event(cls, args: dict[str, Any]) -> Purchase:
         """The terms of a `PurchaseLocked` event."""
-        return cls(str(args["buyer"]), str(args["seller"]), int(args["tokenId"]), int(args["price"]),
-                   bytes(args["hashlock"]), int(args["timelock"]))
+        return cls(
+            str(args["buyer"]),
+            str(args["seller"]),
+            int(args["tokenId"]),
+            int(args["price"]),
+            bytes(args["hashlock"]),
+            int(args["timelock"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -163,8 +228,9 @@ def exchange_domain(chain_id: int, exchange: str) -> dict[str, Any]:
 
 
 def _digest(chain_id: int, exchange: str, primary: str, fields: list[dict[str, str]], message: dict[str, Any]) -> bytes:
-    signable = encode_typed_data(domain_data=exchange_domain(chain_id, exchange), message_types={primary: fields},
-                                 message_data=message)
+    signable = encode_typed_data(
+        domain_data=exchange_domain(chain_id, exchange), message_types={primary: fields}, message_data=message
+    )
     return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
@@ -180,6 +246,10 @@ def purchase_id(terms: Purchase, *, chain_id: int, exchange: str) -> bytes:
 
 def sign_offer(esp: LocalAccount, offer: Offer, *, chain_id: int, exchange: str) -> SignedOffer:
     """The ESP's EIP-712 signature of `offer` (the ESP must be `offer.esp` for the exchange to accept it)."""
-    signed = Account.sign_typed_data(esp.key, domain_data=exchange_domain(chain_id, exchange),
-                                     message_types={"Offer": OFFER_FIELDS}, message_data=offer.message())
+    signed = Account.sign_typed_data(
+        esp.key,
+        domain_data=exchange_domain(chain_id, exchange),
+        message_types={"Offer": OFFER_FIELDS},
+        message_data=offer.message(),
+    )
     return SignedOffer(offer, bytes(signed.signature))

@@ -76,8 +76,14 @@ class ReceiptBook:
             raise TransactionRevertedError(f"transaction {receipt.tx_hash} reverted on chain")
         events = self.decode(receipt.logs)
         self.events.extend(events)
-        return TxResult(tx_hash=receipt.tx_hash, block_number=receipt.block_number, gas_used=receipt.gas_used,
-                        fee_wei=fee, events=events, contract_address=receipt.contract_address)
+        return TxResult(
+            tx_hash=receipt.tx_hash,
+            block_number=receipt.block_number,
+            gas_used=receipt.gas_used,
+            fee_wei=fee,
+            events=events,
+            contract_address=receipt.contract_address,
+        )
 
     def decode(self, logs: list[Any]) -> list[DecodedEvent]:
         """The logs of the registered contracts, decoded (others are skipped)."""
@@ -89,4 +95,4 @@ class ReceiptBook:
     def rewind(self, mark: BookMark) -> None:
         """Forget what was booked after `mark` (the chain went back to a snapshot taken there)."""
         self.fees_paid_wei, self.last_block = mark.fees_paid_wei, mark.last_block
-        del self.events[mark.events:]
+        del self.events[mark.events :]

@@ -112,8 +112,7 @@ class JsonRpcClient:
                 # A kept-alive connection may have been closed by the node while idle: one fresh try
                 # (a fresh connection is never reused, so this loops at most twice).
                 if not (reused and retry):
-                    raise RpcUnreachableError(
-                        f"no answer from the JSON-RPC node at {self.url}: {exc.__class__.__name__}") from exc
+                    raise RpcUnreachableError(f"no answer from the JSON-RPC node at {self.url}: {exc.__class__.__name__}") from exc
 
     def _exchange(self, connection: http.client.HTTPConnection, body: bytes) -> Any:
         connection.request("POST", self._path, body, {"Content-Type": "application/json"})

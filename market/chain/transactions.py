@@ -35,9 +35,15 @@ def sign_dynamic_fee(account: LocalAccount, tx: dict[str, Any]) -> SignedTransac
     to = tx.get("to")
     data = tx.get("data") or "0x"
     fields: list[Any] = [
-        int(tx["chainId"]), int(tx["nonce"]), int(tx["maxPriorityFeePerGas"]), int(tx["maxFeePerGas"]),
-        int(tx["gas"]), bytes.fromhex(to[2:]) if to else b"", int(tx.get("value", 0)),
-        bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data), [],
+        int(tx["chainId"]),
+        int(tx["nonce"]),
+        int(tx["maxPriorityFeePerGas"]),
+        int(tx["maxFeePerGas"]),
+        int(tx["gas"]),
+        bytes.fromhex(to[2:]) if to else b"",
+        int(tx.get("value", 0)),
+        bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data),
+        [],
     ]
     signature = account.unsafe_sign_hash(Hash32(keccak(DYNAMIC_FEE_TYPE + rlp.encode(fields))))
     raw = DYNAMIC_FEE_TYPE + rlp.encode(fields + [signature.v - 27, signature.r, signature.s])

@@ -56,8 +56,11 @@ def squat_content_of(client: TestClient, task_id: int, esp: str, producer: str) 
     state = client.app.state.market  # type: ignore[attr-defined]
     with state.sessions() as session:
         victim = Opening.from_json(session.get(models.Task, task_id).opening)
-        esp_key = state.signer(session.scalar(select(models.Account).join(models.Esp, models.Esp.account_id
-                                                                          == models.Account.id).where(models.Esp.address == esp)))
+        esp_key = state.signer(
+            session.scalar(
+                select(models.Account).join(models.Esp, models.Esp.account_id == models.Account.id).where(models.Esp.address == esp)
+            )
+        )
         producer_key = state.signer(session.scalar(select(models.Account).where(models.Account.address == producer)))
     outsider = Protocol(state.market, state.protocol.terms)
     copied = Opening.of(victim.content_hash, victim.perceptual_hash, victim.prompt_hash)

@@ -94,8 +94,7 @@ class Writer(threading.Thread):
                         return
                     self.ledger.interrupted_registration = None
                     self.ledger.products[reply.json()["token_id"]] = task["id"]
-                    reply = http.post(f"/tasks/{task['id']}/rating", json={"positive": True, "score": 70},
-                                      headers=self.producer)
+                    reply = http.post(f"/tasks/{task['id']}/rating", json={"positive": True, "score": 70}, headers=self.producer)
                     if not self.ok(reply, "rating"):
                         return
                     self.ledger.ratings.add(task["id"])
@@ -109,8 +108,9 @@ class Writer(threading.Thread):
         return False
 
 
-def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], producer_address: str, esp: str,
-          new_accounts: list[str]) -> None:
+def check(
+    server: ServerProcess, ledger: Ledger, producer: dict[str, str], producer_address: str, esp: str, new_accounts: list[str]
+) -> None:
     """Every acknowledged write is there once; the index agrees with the chain."""
     db = sqlite3.connect(f"file:{server.data_dir / 'market.sqlite3'}?mode=ro", uri=True)
     try:
@@ -162,8 +162,11 @@ def check(server: ServerProcess, ledger: Ledger, producer: dict[str, str], produ
     stats = market.ledger.stats(producer_address, esp)
     assert (esp_row["positives"], esp_row["negatives"]) == (stats.positives, stats.negatives)
     assert stats.positives >= len(ledger.ratings)
-    on_chain = sum(len(market.chain.events(getattr(market, attribute).contract, name))
-                   for attribute, names in INDEXED.items() for name in names)
+    on_chain = sum(
+        len(market.chain.events(getattr(market, attribute).contract, name))
+        for attribute, names in INDEXED.items()
+        for name in names
+    )
     assert events[0] == on_chain, f"indexer has {events[0]} events, the chain {on_chain}"
 
 
@@ -214,11 +217,22 @@ def test_sigkill_durability(tmp_path: Path) -> None:
         finally:
             server.kill()
     elapsed = time.monotonic() - started
-    figure = {"kills": KILLS, "acknowledged_writes": ledger.count(), "lost": 0, "doubled": 0,
-              "by_kind": {"accounts": len(ledger.accounts), "tasks": len(ledger.tasks), "products": len(ledger.products),
-                          "ratings": len(ledger.ratings)},
-              "registrations_retried_after_a_kill": ledger.retried_registrations, "database": "sqlite",
-              "chain": "anvil (--rpc)", "seconds": round(elapsed, 1)}
+    figure = {
+        "kills": KILLS,
+        "acknowledged_writes": ledger.count(),
+        "lost": 0,
+        "doubled": 0,
+        "by_kind": {
+            "accounts": len(ledger.accounts),
+            "tasks": len(ledger.tasks),
+            "products": len(ledger.products),
+            "ratings": len(ledger.ratings),
+        },
+        "registrations_retried_after_a_kill": ledger.retried_registrations,
+        "database": "sqlite",
+        "chain": "anvil (--rpc)",
+        "seconds": round(elapsed, 1),
+    }
     print(f"\n{KILLS} kills, {ledger.count()} acknowledged writes, 0 lost ({elapsed:.0f} s)")
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     FIGURE.write_text(json.dumps(figure, indent=2) + "\n")
@@ -235,8 +249,7 @@ def test_registration_cut_off_after_its_transaction_is_adopted_by_the_retry(clie
     with state.sessions() as session:  # what the route does up to its transaction, then "dies"
         row = session.get(models.Task, task["id"])
         producer = session.get(models.Account, row.producer_id)
-        token = state.protocol.register(state.signer(producer), Offer.from_json(row.offer),
-                                        Opening.from_json(row.opening)).token_id
+        token = state.protocol.register(state.signer(producer), Offer.from_json(row.offer), Opening.from_json(row.opening)).token_id
     state.indexer.run_once()  # the restarted server's catch-up: the product is indexed, linked by its lock
     registry = state.market.registry
     before = registry.total_registered()

@@ -131,15 +131,22 @@ def world(client: TestClient) -> dict[str, Any]:
 def state_of(client: TestClient) -> tuple[int, ...]:
     state = client.app.state.market  # type: ignore[attr-defined]
     with state.sessions() as session:
-        counts = tuple(session.scalar(select(func.count()).select_from(model)) or 0
-                       for model in (Account, Esp, Task, Product, Trade, ChainEvent))
+        counts = tuple(
+            session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Account, Esp, Task, Product, Trade, ChainEvent)
+        )
     return (*counts, state.chain.head())
 
 
 def test_hostile_requests(client: TestClient, world: dict[str, Any]) -> None:
     assert len(CASES) >= 50
-    headers = {"me": world["me"], "other": world["other"], "esp": world["esp_headers"], "none": {},
-               "bad": {"Authorization": "Bearer not-a-key"}}
+    headers = {
+        "me": world["me"],
+        "other": world["other"],
+        "esp": world["esp_headers"],
+        "none": {},
+        "bad": {"Authorization": "Bearer not-a-key"},
+    }
     before = state_of(client)
     for method, path, body, who in CASES:
         path = path.replace("{esp}", world["esp"])
@@ -162,6 +169,7 @@ def test_body_limit(client: TestClient, world: dict[str, Any]) -> None:
 
 def test_chunked_bodies(client: TestClient, world: dict[str, Any]) -> None:
     """Bodies without Content-Length are measured too, and a small one still reaches the route."""
+
     def chunks(size: int):  # noqa: ANN202
         yield b'{"name": "' + b"n" * size + b'"}'
 

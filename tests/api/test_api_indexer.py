@@ -49,12 +49,17 @@ def test_indexer_runs_twice_and_from_zero_without_double_counting(client: TestCl
 def projections(app) -> list[list[tuple]]:  # noqa: ANN001
     """Every column the indexer writes, table by table."""
     with app.state.market.sessions() as session:
-        return [[tuple(r) for r in session.execute(query)] for query in (
-            select(Product).with_only_columns(*Product.__table__.c).order_by(Product.token_id),
-            select(Esp.address, Esp.positives, Esp.negatives, Esp.stake_state).order_by(Esp.id),
-            select(Challenge.original_id, Challenge.duplicate_id, Challenge.upheld).order_by(Challenge.id),
-            select(ChainEvent.block_number, ChainEvent.log_index, ChainEvent.name, ChainEvent.args).order_by(
-                ChainEvent.block_number, ChainEvent.log_index))]
+        return [
+            [tuple(r) for r in session.execute(query)]
+            for query in (
+                select(Product).with_only_columns(*Product.__table__.c).order_by(Product.token_id),
+                select(Esp.address, Esp.positives, Esp.negatives, Esp.stake_state).order_by(Esp.id),
+                select(Challenge.original_id, Challenge.duplicate_id, Challenge.upheld).order_by(Challenge.id),
+                select(ChainEvent.block_number, ChainEvent.log_index, ChainEvent.name, ChainEvent.args).order_by(
+                    ChainEvent.block_number, ChainEvent.log_index
+                ),
+            )
+        ]
 
 
 def test_an_emptied_index_is_rebuilt_from_the_chain(client: TestClient, chain: Chain) -> None:
@@ -75,8 +80,7 @@ def test_an_emptied_index_is_rebuilt_from_the_chain(client: TestClient, chain: C
     trade = client.post("/trades", json={"token_id": token, "price_wei": 10**15}, headers=buyer).json()
     assert client.post(f"/trades/{trade['id']}/claim", headers=early).json()["state"] == "claimed"
     _, late_product = new_product(client, esp, early, "late one")
-    assert client.post(f"/products/{token}/challenges", json={"duplicate_id": late_product},
-                       headers=buyer).status_code == 201
+    assert client.post(f"/products/{token}/challenges", json={"duplicate_id": late_product}, headers=buyer).status_code == 201
     assert client.post("/credits/withdraw", headers=early).status_code == 200
     state = client.app.state.market  # type: ignore[attr-defined]
     with state.sessions() as session:

@@ -50,8 +50,10 @@ def test_lifecycle(make_settings: Callable[..., Settings], db_url: str, chain: C
 
         rated = client.post(f"/tasks/{task['id']}/rating", json={"positive": True, "score": 80}, headers=headers)
         assert rated.status_code == 200 and rated.json()["rated"]
-        assert client.post(f"/tasks/{task['id']}/rating", json={"positive": True}, headers=headers).json()["code"] == \
-            "ReputationLedgerAlreadyRated"
+        assert (
+            client.post(f"/tasks/{task['id']}/rating", json={"positive": True}, headers=headers).json()["code"]
+            == "ReputationLedgerAlreadyRated"
+        )
         reputation = client.get(f"/esps/{esp}/reputation").json()
         assert reputation["positives"] == 1 and reputation["reputation"] > 0.5
 
@@ -117,8 +119,12 @@ def test_lifecycle(make_settings: Callable[..., Settings], db_url: str, chain: C
         assert client.post(f"/products/{token}/bond", headers=buyer_headers).json()["bond_released"] is True
         credits = client.get("/credits", headers=headers).json()
         deposit, bond_wei = market.registry.challenge_deposit(), market.registry.registration_bond()
-        assert credits == {"address": producer, "registry_wei": deposit + bond_wei, "exchange_wei": 10**16,
-                           "total_wei": deposit + bond_wei + 10**16}
+        assert credits == {
+            "address": producer,
+            "registry_wei": deposit + bond_wei,
+            "exchange_wei": 10**16,
+            "total_wei": deposit + bond_wei + 10**16,
+        }
         before = chain.balance(producer)
         withdrawn = client.post("/credits/withdraw", headers=headers)
         assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_wei"] == credits["total_wei"]

@@ -46,7 +46,8 @@ def lock_duration(client: TestClient) -> int:
 
 
 def test_a_lock_sent_before_the_server_died_is_recovered_and_refundable(
-        client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     esp, _ = new_esp(client, profile="cheating")
     producer, headers = new_account(client)
     exchange = client.app.state.market.market.exchange  # type: ignore[attr-defined]
@@ -67,8 +68,7 @@ def test_a_lock_sent_before_the_server_died_is_recovered_and_refundable(
     assert exchange.balance() == stakes and chain.balance(producer) > before
 
 
-def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The node stops answering after it took the lock, so the chain layer cannot tell whether the lock
     was sent (tests/market/chain/test_rpc.py): 503, and the intent is kept, not deleted."""
     esp, _ = new_esp(client)
@@ -87,7 +87,8 @@ def test_a_lock_whose_reply_was_lost_stays_an_intent_and_is_recovered(
 
 
 def test_an_intent_whose_lock_never_left_is_abandoned_after_its_timelock(
-        make_settings: Callable[..., Settings], chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_settings: Callable[..., Settings], chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with TestClient(create_app(make_settings()), raise_server_exceptions=False) as client:
         esp, _ = new_esp(client)
         _, headers = new_account(client)
@@ -126,7 +127,8 @@ def test_a_refused_lock_leaves_no_intent_behind(client: TestClient) -> None:
 
 
 def test_a_purchase_lock_sent_before_the_server_died_is_recovered_and_refundable(
-        client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     esp, _ = new_esp(client)
     _, seller = new_account(client)
     buyer_address, buyer = new_account(client)

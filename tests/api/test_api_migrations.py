@@ -48,11 +48,20 @@ def test_0003_upgrades_a_populated_database(db_url: str) -> None:
         alembic(engine, "upgrade", "0002")
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO chain_meta VALUES (1, 31337, '0x1', '0x2', '0x3', 7)"))
-            connection.execute(text("INSERT INTO accounts (id, address, api_key_hash, encrypted_key, created_at) "
-                                    "VALUES (1, '0xaa', 'h', :key, CURRENT_TIMESTAMP)"), {"key": b"k"})
+            connection.execute(
+                text(
+                    "INSERT INTO accounts (id, address, api_key_hash, encrypted_key, created_at) "
+                    "VALUES (1, '0xaa', 'h', :key, CURRENT_TIMESTAMP)"
+                ),
+                {"key": b"k"},
+            )
             connection.execute(text("INSERT INTO esps VALUES (1, 1, '0xaa', 'e', 'honest', 2, 1, CURRENT_TIMESTAMP)"))
-            connection.execute(text("INSERT INTO products (token_id, producer, esp, owner, content_hash, perceptual_hash,"
-                                    " revoked, block_number) VALUES (1, '0xaa', '0xaa', '0xaa', '0xc1', '00', false, 5)"))
+            connection.execute(
+                text(
+                    "INSERT INTO products (token_id, producer, esp, owner, content_hash, perceptual_hash,"
+                    " revoked, block_number) VALUES (1, '0xaa', '0xaa', '0xaa', '0xc1', '00', false, 5)"
+                )
+            )
         migrate(engine)
         with engine.begin() as connection:
             assert connection.execute(text("SELECT protocol_version FROM chain_meta")).scalar_one() == 1
@@ -60,9 +69,13 @@ def test_0003_upgrades_a_populated_database(db_url: str) -> None:
             assert connection.execute(text("SELECT bond_released FROM products")).scalar_one() in (False, 0)
             # One content, two products: the holder displaced (revoked) by an earlier generation stays listed.
             connection.execute(text("UPDATE products SET revoked = true, owner = NULL"))
-            connection.execute(text("INSERT INTO products (token_id, producer, esp, owner, content_hash, perceptual_hash,"
-                                    " revoked, block_number, lock_id, generation_seq) "
-                                    "VALUES (2, '0xbb', '0xaa', '0xbb', '0xc1', '00', false, 9, '0x11', 1)"))
+            connection.execute(
+                text(
+                    "INSERT INTO products (token_id, producer, esp, owner, content_hash, perceptual_hash,"
+                    " revoked, block_number, lock_id, generation_seq) "
+                    "VALUES (2, '0xbb', '0xaa', '0xbb', '0xc1', '00', false, 9, '0x11', 1)"
+                )
+            )
         uniques = inspect(engine).get_unique_constraints("products")
         assert not [u for u in uniques if u["column_names"] == ["content_hash"]]
         alembic(engine, "downgrade", "0002")  # v1 keeps one product per content: the revoked copy goes

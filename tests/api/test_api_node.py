@@ -37,4 +37,3 @@ def test_anvil_state_survives_restart(tmp_path: Path) -> None:
         assert again.registry.registration_bond() > 0
     finally:
         handle.stop()
-

@@ -65,8 +65,7 @@ def test_an_account_that_cannot_pay_the_stake_is_refused(make_settings: Callable
 
 def test_settings_override_the_market_terms(make_settings: Callable[..., Settings]) -> None:
     terms = MarketTerms()
-    settings = make_settings(esp_stake_wei=2 * terms.esp_stake, generation_fee_wei=terms.generation_fee // 2,
-                             lock_duration_s=900)
+    settings = make_settings(esp_stake_wei=2 * terms.esp_stake, generation_fee_wei=terms.generation_fee // 2, lock_duration_s=900)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         esp, _ = new_esp(client)
         assert app_state(client).market.exchange.esp_info(esp).stake == 2 * terms.esp_stake
@@ -175,8 +174,9 @@ def test_an_earlier_generation_displaces_a_product_registered_first(client: Test
     assert client.post(f"/products/{token}/bond", headers=early).json()["owner"] == early_address
 
 
-def test_an_esp_refuses_to_commit_one_content_to_two_producers(make_settings: Callable[..., Settings],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_esp_refuses_to_commit_one_content_to_two_producers(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """It would be slashed for it (proveEquivocation); it remembers its commitments across a restart.
     (The per-job seed is fixed here so that one prompt gives one content, as a careless ESP's would.)"""
     monkeypatch.setattr(tasks_route, "job_seed", lambda: b"a careless ESP's constant seed")
@@ -196,8 +196,7 @@ def test_an_esp_refuses_to_commit_one_content_to_two_producers(make_settings: Ca
         assert client.post("/tasks", json={"prompt": "another", "esp": esp}, headers=second).status_code == 201
 
 
-def test_a_purchase_intent_carries_the_id_of_its_terms(
-        client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_purchase_intent_carries_the_id_of_its_terms(client: TestClient, chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
     esp, _ = new_esp(client)
     seller, seller_headers = new_account(client)
     buyer, buyer_headers = new_account(client)
@@ -227,8 +226,12 @@ def test_credits_need_a_key_and_start_empty(client: TestClient) -> None:
     address, headers = new_account(client)
     assert client.get("/credits").status_code == 401
     assert client.post("/credits/withdraw").status_code == 401
-    assert client.get("/credits", headers=headers).json() == {"address": address, "registry_wei": 0, "exchange_wei": 0,
-                                                              "total_wei": 0}
+    assert client.get("/credits", headers=headers).json() == {
+        "address": address,
+        "registry_wei": 0,
+        "exchange_wei": 0,
+        "total_wei": 0,
+    }
     empty = client.post("/credits/withdraw", headers=headers)
     assert empty.status_code == 409 and empty.json()["code"] == "no_credit"
 
@@ -237,8 +240,12 @@ def test_credits_need_a_key_and_start_empty(client: TestClient) -> None:
 
 
 def test_every_custom_error_of_the_market_maps_to_a_4xx_with_a_stable_code() -> None:
-    declared = {entry["name"] for contract in ("AIGCExchange", "AIGCRegistry", "ReputationLedger")
-                for entry in all_abis()[contract] if entry.get("type") == "error"}
+    declared = {
+        entry["name"]
+        for contract in ("AIGCExchange", "AIGCRegistry", "ReputationLedger")
+        for entry in all_abis()[contract]
+        if entry.get("type") == "error"
+    }
     assert declared - set(REVERTS) == set(), "custom errors without a status and code in api.errors.REVERTS"
     for name in declared:
         revert = ContractRevert(name)

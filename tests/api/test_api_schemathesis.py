@@ -27,8 +27,7 @@ def test_no_server_errors(client: TestClient) -> None:
         operation = result.ok()
         operations += 1
 
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
             for extra in ({}, headers):

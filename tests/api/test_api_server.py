@@ -47,11 +47,17 @@ def test_http_lifecycle_and_restart(make_settings: Callable[..., Settings], db_u
         task = http.post("/tasks", json={"prompt": "over http", "esp": esp["address"]}, headers=headers).json()
         product = http.post("/products", json={"task_id": task["id"]}, headers=headers).json()
         http.post(f"/tasks/{task['id']}/rating", json={"positive": True, "score": 60}, headers=headers)
-        before = (http.get(f"/products/{product['token_id']}").json(), http.get(f"/esps/{esp['address']}").json(),
-                  http.get("/health").json()["indexed_block"])
+        before = (
+            http.get(f"/products/{product['token_id']}").json(),
+            http.get(f"/esps/{esp['address']}").json(),
+            http.get("/health").json()["indexed_block"],
+        )
     with serving(make_settings(db_url=db_url)) as url, httpx.Client(base_url=url, timeout=30) as http:
-        after = (http.get(f"/products/{product['token_id']}").json(), http.get(f"/esps/{esp['address']}").json(),
-                 http.get("/health").json()["indexed_block"])
+        after = (
+            http.get(f"/products/{product['token_id']}").json(),
+            http.get(f"/esps/{esp['address']}").json(),
+            http.get("/health").json()["indexed_block"],
+        )
         assert after == before
         assert http.get("/accounts/me", headers=headers).json()["address"] == producer["address"]
 
@@ -60,6 +66,7 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
     """`aigc-market serve` as a process on anvil (--rpc), SQLite or PostgreSQL: every step of the market
     over HTTP only (chain time is moved on the node, as passing time would: timelocks, challenge windows),
     then a stop and a restart on the same database and chain that finds the same state."""
+
     def auth(account: dict) -> dict[str, str]:
         return {"Authorization": f"Bearer {account['api_key']}"}
 
@@ -77,8 +84,9 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
                 assert product.status_code == 201, product.text
                 token = product.json()["token_id"]
                 assert http.get(f"/products/{token}/content").headers["content-type"] == "image/png"
-                assert http.post(f"/tasks/{task['id']}/rating", json={"positive": True, "score": 80},
-                                 headers=auth(producer)).json()["rated"]
+                assert http.post(
+                    f"/tasks/{task['id']}/rating", json={"positive": True, "score": 80}, headers=auth(producer)
+                ).json()["rated"]
                 # A cheating ESP never reveals: refund after the timelock.
                 locked = http.post("/tasks", json={"prompt": "served frog", "esp": cheat["address"]}, headers=auth(producer)).json()
                 assert locked["state"] == "locked"
@@ -113,12 +121,28 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
                 assert withdrawn["withdrawn_wei"] == credits["total_wei"]
                 health = http.get("/health").json()
                 assert health["indexed_block"] == health["block"] and health["database"] == db_url.split(":")[0].split("+")[0]
-                before = [http.get(path).json() for path in (f"/products/{token}", f"/products/{second}", "/products",
-                                                              f"/esps/{esp['address']}", f"/products/{second}/challenges")]
+                before = [
+                    http.get(path).json()
+                    for path in (
+                        f"/products/{token}",
+                        f"/products/{second}",
+                        "/products",
+                        f"/esps/{esp['address']}",
+                        f"/products/{second}/challenges",
+                    )
+                ]
                 trades = http.get("/trades", headers=auth(producer)).json()
             with server, httpx.Client(base_url=server.url, timeout=60) as http:
-                after = [http.get(path).json() for path in (f"/products/{token}", f"/products/{second}", "/products",
-                                                             f"/esps/{esp['address']}", f"/products/{second}/challenges")]
+                after = [
+                    http.get(path).json()
+                    for path in (
+                        f"/products/{token}",
+                        f"/products/{second}",
+                        "/products",
+                        f"/esps/{esp['address']}",
+                        f"/products/{second}/challenges",
+                    )
+                ]
                 assert after == before
                 assert http.get("/trades", headers=auth(producer)).json() == trades
                 assert http.get("/accounts/me", headers=auth(buyer)).json()["address"] == buyer["address"]

@@ -23,11 +23,13 @@ def test_state_values_are_the_strings_of_the_api():
 
 
 def test_responses_show_the_plain_strings():
-    out = schemas.TradeOut(id=1, token_id=1, lock_id=None, buyer="0x", seller="0x", price_wei=1, timelock=1,
-                           state=TradeState.CLAIMED)
+    out = schemas.TradeOut(
+        id=1, token_id=1, lock_id=None, buyer="0x", seller="0x", price_wei=1, timelock=1, state=TradeState.CLAIMED
+    )
     assert out.model_dump(mode="json")["state"] == "claimed"
-    esp = schemas.EspOut(address="0x", name="n", profile=EspProfile.CHEATING, index=0, positives=0, negatives=0,
-                         stake_state=EspStakeState.EXITING)
+    esp = schemas.EspOut(
+        address="0x", name="n", profile=EspProfile.CHEATING, index=0, positives=0, negatives=0, stake_state=EspStakeState.EXITING
+    )
     dumped = esp.model_dump(mode="json")
     assert dumped["profile"] == "cheating" and dumped["stake_state"] == "exiting"
     assert schemas.EspCreate.model_validate({"name": "n", "profile": "cheating"}).profile is EspProfile.CHEATING
@@ -40,8 +42,11 @@ def test_rows_store_the_plain_value_and_load_the_member():
     models.Base.metadata.create_all(engine)
     with Session(engine) as session:
         session.add(models.Account(id=1, address="0x" + "1" * 40, api_key_hash="h", encrypted_key=b"k"))
-        session.add(models.Simulation(id="s", account_id=1, config={}, status=SimulationStatus.RUNNING, periods=1,
-                                      created_at=datetime.now(UTC)))
+        session.add(
+            models.Simulation(
+                id="s", account_id=1, config={}, status=SimulationStatus.RUNNING, periods=1, created_at=datetime.now(UTC)
+            )
+        )
         session.commit()
         assert session.execute(text("SELECT status FROM simulations")).scalar_one() == "running"
         session.execute(text("UPDATE simulations SET status = 'done'"))

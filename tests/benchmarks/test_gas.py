@@ -11,10 +11,24 @@ from market.chain.connection import Chain
 from market.chain.paths import REPO_ROOT
 
 OPERATIONS = {
-    "registerEsp", "announceExit", "withdrawStake", "lockGeneration", "withdrawGeneration", "refundGeneration", "rate",
-    "register", "claimBond", "withdrawCredit (registry)", "withdrawCredit (exchange)", "lockPurchase",
-    "withdrawPurchase (sale)", "withdrawPurchase (resale with royalty)", "refundPurchase", "challenge (upheld)",
-    "challenge (rejected)", "proveEquivocation",
+    "registerEsp",
+    "announceExit",
+    "withdrawStake",
+    "lockGeneration",
+    "withdrawGeneration",
+    "refundGeneration",
+    "rate",
+    "register",
+    "claimBond",
+    "withdrawCredit (registry)",
+    "withdrawCredit (exchange)",
+    "lockPurchase",
+    "withdrawPurchase (sale)",
+    "withdrawPurchase (resale with royalty)",
+    "refundPurchase",
+    "challenge (upheld)",
+    "challenge (rejected)",
+    "proveEquivocation",
 }
 TARGET = 150_000
 
@@ -27,7 +41,11 @@ _spec.loader.exec_module(benchmark)
 def test_gas_benchmark_prints_every_operation_and_its_json_figures():
     proc = subprocess.run(
         [sys.executable, "benchmarks/gas.py", "--repeats", "2", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        check=True,
     )
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(figures["gas"]) >= OPERATIONS | {"deploy AIGCRegistry", "deploy AIGCExchange", "deploy ReputationLedger"}

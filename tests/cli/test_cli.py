@@ -73,8 +73,9 @@ def test_a_malformed_private_key_prints_one_line_and_exits_2(anvil_node):
 
 def test_chain_node_starts_anvil_on_loopback_prints_its_url_and_stops_on_sigterm():
     port = free_port()
-    proc = subprocess.Popen([*CLI, "chain", "node", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        [*CLI, "chain", "node", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
@@ -108,8 +109,18 @@ def test_demo_walks_the_lifecycle_and_every_invariant_holds(backend: str, reques
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     operations = [step["operation"] for step in report["steps"]]
-    for expected in ("registerEsp", "lockGeneration", "withdrawGeneration", "register", "rate", "challenge (upheld)",
-                     "claimBond", "lockPurchase", "withdrawPurchase", "withdrawCredit"):
+    for expected in (
+        "registerEsp",
+        "lockGeneration",
+        "withdrawGeneration",
+        "register",
+        "rate",
+        "challenge (upheld)",
+        "claimBond",
+        "lockPurchase",
+        "withdrawPurchase",
+        "withdrawCredit",
+    ):
         assert expected in operations
     # The copy is challenged inside its window and the sale comes only after the original is final.
     assert operations.index("challenge (upheld)") < operations.index("claimBond") < operations.index("lockPurchase")

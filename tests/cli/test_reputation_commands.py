@@ -31,8 +31,9 @@ def test_trends_writes_csv_and_plot_and_ends_with_json(tmp_path: Path):
 
 
 def test_workload_reports_load_and_jain_per_strategy(tmp_path: Path):
-    result = runner.invoke(app, ["workload", "--periods", "40", "--strategies", "mwsl,most-familiar-global",
-                                 "--out", str(tmp_path), "--json"])
+    result = runner.invoke(
+        app, ["workload", "--periods", "40", "--strategies", "mwsl,most-familiar-global", "--out", str(tmp_path), "--json"]
+    )
     assert result.exit_code == 0, result.output
     figures = last_json(result.output)
     assert set(figures["workload"]) == {"mwsl", "most-familiar-global"}
@@ -49,14 +50,17 @@ def test_collusion_reports_each_method(tmp_path: Path):
     assert "2 of 10 producers collude" in result.output and "mwsl: the honest ESP" in result.output
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["trends", "--periods", "1"], "--periods"),
-    (["trends", "--switch", "50", "--periods", "20"], "--switch"),
-    (["trends", "--temperature", "0"], "--temperature"),
-    (["workload", "--strategies", "oracle"], "--strategies"),
-    (["workload", "--periods", "10"], "--periods"),
-    (["collusion", "--fraction", "1.5"], "--fraction"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["trends", "--periods", "1"], "--periods"),
+        (["trends", "--switch", "50", "--periods", "20"], "--switch"),
+        (["trends", "--temperature", "0"], "--temperature"),
+        (["workload", "--strategies", "oracle"], "--strategies"),
+        (["workload", "--periods", "10"], "--periods"),
+        (["collusion", "--fraction", "1.5"], "--fraction"),
+    ],
+)
 def test_bad_option_values_are_usage_errors(args: list[str], fragment: str, tmp_path: Path):
     result = runner.invoke(app, [*args, "--out", str(tmp_path)], standalone_mode=False)
     assert result.exit_code != 0
@@ -69,9 +73,24 @@ def test_bad_option_values_are_usage_errors(args: list[str], fragment: str, tmp_
 
 def test_scale_benchmark_runs_at_a_small_size_and_agrees_with_the_naive_implementation():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/reputation_scale.py", "--producers", "200", "--esps", "30", "--ratings", "5000",
-         "--sample-pairs", "20", "--json"],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=True,
+        [
+            sys.executable,
+            "benchmarks/reputation_scale.py",
+            "--producers",
+            "200",
+            "--esps",
+            "30",
+            "--ratings",
+            "5000",
+            "--sample-pairs",
+            "20",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        check=True,
     )
     figures = last_json(proc.stdout)
     assert figures["max_abs_diff_vs_naive"] < 1e-9

@@ -44,8 +44,17 @@ def test_config_file_values_are_used_and_options_given_override_them(tmp_path: P
     assert main(["simulate", "--config", str(config), "--periods", "1", *TINY, "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     written = json.loads((out / "config.json").read_text())
-    expected = SimulationConfig(periods=1, seed=7, selection="argmax", esp_profiles=("cheating",),  # type: ignore[arg-type]
-                                attack_probability=0.0, producers=1, esps=1, consumers=0, attackers=0)
+    expected = SimulationConfig(
+        periods=1,
+        seed=7,
+        selection="argmax",
+        esp_profiles=("cheating",),  # type: ignore[arg-type]
+        attack_probability=0.0,
+        producers=1,
+        esps=1,
+        consumers=0,
+        attackers=0,
+    )
     assert written == summary["config"] == expected.to_json()
     assert summary["tasks"] == 1 and summary["refunded"] == 1  # one cheating ESP, one period
     # The written config.json runs the same market again.
@@ -54,14 +63,16 @@ def test_config_file_values_are_used_and_options_given_override_them(tmp_path: P
     assert json.loads((again / "config.json").read_text()) == written
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ("preiods = 3\n", "unknown SimulationConfig field: preiods"),
-    ("periods = 0\n", "periods must be at least 1"),
-    ("periods = \n", "not valid TOML"),
-    ('esp_profiles = ["honest", "lazy"]\n', "esp_profiles must be taken from"),
-])
-def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
-                                                  fragment: str):
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        ("preiods = 3\n", "unknown SimulationConfig field: preiods"),
+        ("periods = 0\n", "periods must be at least 1"),
+        ("periods = \n", "not valid TOML"),
+        ('esp_profiles = ["honest", "lazy"]\n', "esp_profiles must be taken from"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, fragment: str):
     config = tmp_path / "bad.toml"
     config.write_text(content)
     assert main(["simulate", "--config", str(config), "--out", str(tmp_path / "out")]) == 2

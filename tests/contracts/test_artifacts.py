@@ -94,7 +94,10 @@ def test_shim_delivers_more_than_64_kib_of_json_through_a_pipe():
     full_output["settings"] = dict(COMPILER_SETTINGS, outputSelection={"*": {"*": ["*"], "": ["ast"]}})
     proc = subprocess.run(
         [str(SOLC_SHIM), "--standard-json", "--base-path", str(REPO_ROOT)],
-        input=json.dumps(full_output), capture_output=True, text=True, check=True,
+        input=json.dumps(full_output),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert len(proc.stdout.encode()) > 64 * 1024
     output = json.loads(proc.stdout)

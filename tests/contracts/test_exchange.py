@@ -139,27 +139,35 @@ def test_the_generation_lock_view_reports_id_state_seq_and_lock_time(market, act
     job = offer(market, actors.producer, actors.esp, make_content("viewed"))
     before = market.exchange.generation_lock(job.offer)
     assert (before.lock_id, before.state, before.seq, before.locked_at) == (
-        market.exchange.offer_id(job.offer), LockState.NONE, 0, 0)
+        market.exchange.offer_id(job.offer),
+        LockState.NONE,
+        0,
+        0,
+    )
     lock = market.exchange.lock_generation(actors.producer, job.signed)
     after = market.exchange.generation_lock(job.offer)
     assert (after.lock_id, after.state, after.seq, after.locked_at) == (
-        lock.lock_id, LockState.LOCKED, lock.seq, block_time(market, lock.tx))
+        lock.lock_id,
+        LockState.LOCKED,
+        lock.seq,
+        block_time(market, lock.tx),
+    )
 
 
 def test_the_offer_and_purchase_typehashes_are_the_documented_type_strings(market):
     functions = market.exchange.contract.functions
     assert bytes(market.chain.call(functions.OFFER_TYPEHASH())) == keccak(
         text="Offer(address esp,address producer,bytes32 hashlock,uint256 fee,uint64 timelock,uint64 expiry,"
-             "uint256 nonce,bytes32 commitment)")
+        "uint256 nonce,bytes32 commitment)"
+    )
     assert bytes(market.chain.call(functions.PURCHASE_TYPEHASH())) == keccak(
-        text="Purchase(address buyer,address seller,uint256 tokenId,uint256 price,bytes32 hashlock,uint64 timelock)")
+        text="Purchase(address buyer,address seller,uint256 tokenId,uint256 price,bytes32 hashlock,uint64 timelock)"
+    )
 
 
 def test_the_eip712_domain_is_aigc_exchange_version_2_on_this_chain(market):
-    _, name, version, chain_id, verifying_contract, _, _ = market.chain.call(
-        market.exchange.contract.functions.eip712Domain())
-    assert (name, version, chain_id, verifying_contract) == (
-        "AIGCExchange", "2", market.chain.chain_id, market.exchange.address)
+    _, name, version, chain_id, verifying_contract, _, _ = market.chain.call(market.exchange.contract.functions.eip712Domain())
+    assert (name, version, chain_id, verifying_contract) == ("AIGCExchange", "2", market.chain.chain_id, market.exchange.address)
 
 
 def test_an_unknown_lock_id_reads_as_state_none_and_zeros(market):
@@ -240,8 +248,7 @@ def test_locking_an_offer_below_the_fee_floor_reverts(market, actors):
 
 def test_locking_an_offer_of_an_unstaked_esp_reverts(market, actors):
     content = make_content("unstaked")
-    job = protocol(market).make_offer(actors.other, actors.producer.address, content.data, content.prompt_hash,
-                                      phash=content.phash)
+    job = protocol(market).make_offer(actors.other, actors.producer.address, content.data, content.prompt_hash, phash=content.phash)
     assert market.exchange.esp_info(actors.other.address).state is EspState.NONE
     with reverts("AIGCExchangeEspNotActive", esp=actors.other.address):
         market.exchange.lock_generation(actors.producer, job.signed)
@@ -523,7 +530,12 @@ def test_a_purchase_lock_is_stored_under_the_digest_of_its_terms(market, actors)
     lock, secret = open_purchase(market, actors.buyer, token_id)
     terms = lock.terms
     assert (terms.buyer, terms.seller, terms.token_id, terms.price, terms.hashlock) == (
-        actors.buyer.address, actors.producer.address, token_id, PRICE, hashlock_of(secret))
+        actors.buyer.address,
+        actors.producer.address,
+        token_id,
+        PRICE,
+        hashlock_of(secret),
+    )
     expected = purchase_id(terms, chain_id=market.chain.chain_id, exchange=market.exchange.address)
     assert lock.lock_id == expected == market.exchange.purchase_id(terms)
     info = market.exchange.get_lock(lock.lock_id)
@@ -652,18 +664,15 @@ def test_a_resale_credits_exactly_the_royalty_to_the_producer_and_the_rest_to_th
     assert market.exchange.credit_of(actors.producer.address) == producer_credit + RESALE_ROYALTY
     assert market.exchange.credit_of(actors.buyer.address) == RESALE_PROCEEDS
     assert RESALE_PROCEEDS + RESALE_ROYALTY == RESALE_PRICE
-    reasons = {e.args["reason"].rstrip(b"\0"): (e.args["account"], e.args["amount"])
-               for e in tx.events if e.name == "Credited"}
-    assert reasons == {b"proceeds": (actors.buyer.address, RESALE_PROCEEDS),
-                       b"royalty": (actors.producer.address, RESALE_ROYALTY)}
+    reasons = {e.args["reason"].rstrip(b"\0"): (e.args["account"], e.args["amount"]) for e in tx.events if e.name == "Credited"}
+    assert reasons == {b"proceeds": (actors.buyer.address, RESALE_PROCEEDS), b"royalty": (actors.producer.address, RESALE_ROYALTY)}
     assert market.registry.owner_of(token_id) == actors.other.address
 
 
 def test_approval_for_all_lets_the_seller_claim_a_sale(market, actors):
     token_id = register(market, actors.producer, actors.esp, make_content("approved for all")).token_id
     make_final(market, token_id)
-    market.chain.transact(market.registry.contract.functions.setApprovalForAll(market.exchange.address, True),
-                          actors.producer)
+    market.chain.transact(market.registry.contract.functions.setApprovalForAll(market.exchange.address, True), actors.producer)
     lock, secret = open_purchase(market, actors.buyer, token_id)
     market.exchange.withdraw_purchase(actors.producer, lock.terms, secret)
     assert market.registry.owner_of(token_id) == actors.buyer.address
@@ -805,8 +814,9 @@ def test_refunding_a_claimed_purchase_reverts_as_settled(market, actors):
 
 def test_refunding_a_purchase_that_was_never_locked_reverts(market, actors):
     token_id = final_product(market, actors.producer, actors.esp)
-    terms = Purchase(actors.buyer.address, actors.producer.address, token_id, PRICE, hashlock_of(new_secret()),
-                     market.chain.now() + HOUR)
+    terms = Purchase(
+        actors.buyer.address, actors.producer.address, token_id, PRICE, hashlock_of(new_secret()), market.chain.now() + HOUR
+    )
     with reverts("AIGCExchangeUnknownLock", id=market.exchange.purchase_id(terms)):
         market.exchange.refund_purchase(actors.buyer, terms)
 
@@ -867,11 +877,17 @@ def test_proving_equivocation_slashes_the_esp_and_compensates_the_later_producer
     assert market.exchange.credit_of(actors.producer.address) == 0
     assert market.exchange.balance() == exchange_before
     assert tx.event("EspSlashed").args == {
-        "esp": actors.esp.address, "beneficiary": actors.buyer.address, "compensation": COMPENSATION,
-        "earlierLock": market.exchange.offer_id(first.offer), "laterLock": market.exchange.offer_id(second.offer),
+        "esp": actors.esp.address,
+        "beneficiary": actors.buyer.address,
+        "compensation": COMPENSATION,
+        "earlierLock": market.exchange.offer_id(first.offer),
+        "laterLock": market.exchange.offer_id(second.offer),
     }
-    assert tx.event("Credited").args == {"account": actors.buyer.address, "amount": COMPENSATION,
-                                         "reason": b"slash".ljust(32, b"\0")}
+    assert tx.event("Credited").args == {
+        "account": actors.buyer.address,
+        "amount": COMPENSATION,
+        "reason": b"slash".ljust(32, b"\0"),
+    }
 
 
 def test_the_later_lock_is_compensated_in_whichever_order_the_proof_names_them(market, actors):
@@ -1078,8 +1094,7 @@ def test_a_victim_who_proves_after_the_esps_stake_sized_self_slash_finds_nothing
     staged_self_slash(market, actors)
 
     with reverts("AIGCExchangeNothingToSlash", esp=actors.esp.address):
-        market.exchange.prove_equivocation(actors.producer, earlier.offer, earlier.opening, victim_job.offer,
-                                           victim_job.opening)
+        market.exchange.prove_equivocation(actors.producer, earlier.offer, earlier.opening, victim_job.offer, victim_job.opening)
     assert market.exchange.total_forfeited() == STAKE // 2
 
 
@@ -1097,16 +1112,30 @@ EXCHANGE_CONFIG = {
 def deploy_registry(market, deployer, exchange: str):
     """A registry with the test parameters that names `exchange` as its exchange."""
     contract, _ = market.chain.deploy(
-        load_artifact("AIGCRegistry"), deployer, PARAMS.registration_bond, PARAMS.challenge_deposit,
-        PARAMS.similarity_threshold, PARAMS.royalty_bps, PARAMS.challenge_window, exchange)
+        load_artifact("AIGCRegistry"),
+        deployer,
+        PARAMS.registration_bond,
+        PARAMS.challenge_deposit,
+        PARAMS.similarity_threshold,
+        PARAMS.royalty_bps,
+        PARAMS.challenge_window,
+        exchange,
+    )
     return contract
 
 
 def deploy_exchange(market, deployer, registry: str, **config):
     values = {**EXCHANGE_CONFIG, **config}
     return market.chain.deploy(
-        load_artifact("AIGCExchange"), deployer, registry, values["min_timelock"], values["max_timelock"],
-        values["fee_floor"], values["min_stake"], values["unbonding_delay"])
+        load_artifact("AIGCExchange"),
+        deployer,
+        registry,
+        values["min_timelock"],
+        values["max_timelock"],
+        values["fee_floor"],
+        values["min_stake"],
+        values["unbonding_delay"],
+    )
 
 
 def registry_for_next_exchange(market, deployer):
@@ -1125,15 +1154,25 @@ def test_an_exchange_deploys_with_the_shortest_allowed_unbonding_delay(market, a
     assert market.chain.call(exchange.functions.registry()) == registry.address
 
 
-@pytest.mark.parametrize("config", [
-    {"min_timelock": 0},
-    {"max_timelock": PARAMS.min_timelock - 1},
-    {"fee_floor": 0},
-    {"min_stake": 0},
-    {"min_stake": 2**128},
-    {"unbonding_delay": PARAMS.max_timelock + PARAMS.challenge_window - 1},
-], ids=["zero-min-timelock", "max-below-min", "zero-fee-floor", "zero-min-stake", "stake-above-uint128",
-        "unbonding-shorter-than-timelock-plus-window"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"min_timelock": 0},
+        {"max_timelock": PARAMS.min_timelock - 1},
+        {"fee_floor": 0},
+        {"min_stake": 0},
+        {"min_stake": 2**128},
+        {"unbonding_delay": PARAMS.max_timelock + PARAMS.challenge_window - 1},
+    ],
+    ids=[
+        "zero-min-timelock",
+        "max-below-min",
+        "zero-fee-floor",
+        "zero-min-stake",
+        "stake-above-uint128",
+        "unbonding-shorter-than-timelock-plus-window",
+    ],
+)
 def test_an_exchange_with_an_invalid_config_cannot_be_deployed(market, actors, config):
     registry, _ = registry_for_next_exchange(market, actors.other)
     with reverts("AIGCExchangeInvalidConfig"):
@@ -1149,6 +1188,11 @@ def test_an_exchange_whose_registry_names_another_exchange_cannot_be_deployed(ma
 
 def test_the_deployed_exchange_holds_the_test_parameters(market):
     exchange = market.exchange
-    assert (exchange.min_timelock(), exchange.max_timelock(), exchange.fee_floor(), exchange.min_stake(),
-            exchange.unbonding_delay()) == tuple(EXCHANGE_CONFIG.values())
+    assert (
+        exchange.min_timelock(),
+        exchange.max_timelock(),
+        exchange.fee_floor(),
+        exchange.min_stake(),
+        exchange.unbonding_delay(),
+    ) == tuple(EXCHANGE_CONFIG.values())
     assert market.chain.call(exchange.contract.functions.registry()) == market.registry.address

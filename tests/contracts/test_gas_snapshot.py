@@ -12,12 +12,27 @@ gas_snapshot = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gas_snapshot)
 
 EXPECTED_OPERATIONS = {
-    "deploy AIGCRegistry", "deploy AIGCExchange", "deploy ReputationLedger",
-    "registerEsp", "announceExit", "withdrawStake", "proveEquivocation",
-    "lockGeneration", "withdrawGeneration", "refundGeneration", "rate",
-    "register", "claimBond", "challenge (upheld)", "challenge (rejected)",
-    "lockPurchase", "withdrawPurchase (sale)", "withdrawPurchase (resale with royalty)", "refundPurchase",
-    "withdrawCredit (registry)", "withdrawCredit (exchange)",
+    "deploy AIGCRegistry",
+    "deploy AIGCExchange",
+    "deploy ReputationLedger",
+    "registerEsp",
+    "announceExit",
+    "withdrawStake",
+    "proveEquivocation",
+    "lockGeneration",
+    "withdrawGeneration",
+    "refundGeneration",
+    "rate",
+    "register",
+    "claimBond",
+    "challenge (upheld)",
+    "challenge (rejected)",
+    "lockPurchase",
+    "withdrawPurchase (sale)",
+    "withdrawPurchase (resale with royalty)",
+    "refundPurchase",
+    "withdrawCredit (registry)",
+    "withdrawCredit (exchange)",
 }
 
 

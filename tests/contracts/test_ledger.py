@@ -219,8 +219,16 @@ def test_a_purchase_cannot_be_rated(market, actors):
     lock, secret = open_purchase(market, actors.buyer, token_id)
     market.exchange.withdraw_purchase(actors.producer, lock.terms, secret)
     # A purchase lock has no offer: the nearest a buyer can name is an offer with the purchase's terms.
-    pretend = Offer(actors.producer.address, actors.buyer.address, lock.terms.hashlock, lock.terms.price,
-                    lock.terms.timelock, lock.terms.timelock, token_id, b"\x00" * 32)
+    pretend = Offer(
+        actors.producer.address,
+        actors.buyer.address,
+        lock.terms.hashlock,
+        lock.terms.price,
+        lock.terms.timelock,
+        lock.terms.timelock,
+        token_id,
+        b"\x00" * 32,
+    )
     with reverts("ReputationLedgerNotGenerationLock", lockId=market.exchange.offer_id(pretend)):
         market.ledger.rate(actors.buyer, pretend, False, 0)
 

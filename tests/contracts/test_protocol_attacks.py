@@ -145,8 +145,10 @@ def _gas(*txs: TxResult) -> int:
 
 def _wealth(market: Market, *accounts: LocalAccount) -> int:
     """Balances of `accounts` plus what the registry and the exchange owe them as credit."""
-    return sum(market.chain.balance(a.address) + market.registry.credit_of(a.address)
-               + market.exchange.credit_of(a.address) for a in accounts)
+    return sum(
+        market.chain.balance(a.address) + market.registry.credit_of(a.address) + market.exchange.credit_of(a.address)
+        for a in accounts
+    )
 
 
 def _attempt(action: Callable[[], object]) -> str:
@@ -164,23 +166,39 @@ def _block_time(market: Market, tx: TxResult) -> int:
 
 def _random_opening(phash: int | None = None) -> Opening:
     """Content the attacker makes up: a random content hash (and pHash, unless given)."""
-    return Opening.of(secrets.token_bytes(32), secrets.randbits(64) if phash is None else phash,
-                      secrets.token_bytes(32))
+    return Opening.of(secrets.token_bytes(32), secrets.randbits(64) if phash is None else phash, secrets.token_bytes(32))
 
 
-def _sign(market: Market, signer: LocalAccount, esp: str, producer: str, commitment: bytes, *, fee: int = FLOOR,
-          hashlock: bytes | None = None, timelock: int | None = None) -> tuple[SignedOffer, bytes]:
+def _sign(
+    market: Market,
+    signer: LocalAccount,
+    esp: str,
+    producer: str,
+    commitment: bytes,
+    *,
+    fee: int = FLOOR,
+    hashlock: bytes | None = None,
+    timelock: int | None = None,
+) -> tuple[SignedOffer, bytes]:
     """An offer naming `esp` and `producer`, signed by `signer` (the ESP itself, or a forger); and its key."""
     now = market.chain.now()
     key = new_secret()
-    terms = Offer(esp=esp, producer=producer, hashlock=hashlock_of(key) if hashlock is None else hashlock, fee=fee,
-                  timelock=now + HOUR if timelock is None else timelock, expiry=now + OFFER_TTL,
-                  nonce=secrets.randbits(64), commitment=commitment)
+    terms = Offer(
+        esp=esp,
+        producer=producer,
+        hashlock=hashlock_of(key) if hashlock is None else hashlock,
+        fee=fee,
+        timelock=now + HOUR if timelock is None else timelock,
+        expiry=now + OFFER_TTL,
+        nonce=secrets.randbits(64),
+        commitment=commitment,
+    )
     return sign_offer(signer, terms, chain_id=market.chain.chain_id, exchange=market.exchange.address), key
 
 
-def _paid_generation(market: Market, esp: LocalAccount, producer: LocalAccount, opening: Opening,
-                     fee: int = FLOOR) -> tuple[Offer, list[TxResult]]:
+def _paid_generation(
+    market: Market, esp: LocalAccount, producer: LocalAccount, opening: Opening, fee: int = FLOOR
+) -> tuple[Offer, list[TxResult]]:
     """`esp` (staked here if needed) signs an offer committing to `opening`; `producer` locks it; `esp` withdraws.
 
     Returns the offer and the lock and withdraw transactions (the stake is not among them).
@@ -192,8 +210,7 @@ def _paid_generation(market: Market, esp: LocalAccount, producer: LocalAccount, 
     return signed.offer, [lock.tx, withdraw]
 
 
-def _victim_paid(market: Market, victim: LocalAccount, esp: LocalAccount, label: str,
-                 phash: int | None = None) -> Job:
+def _victim_paid(market: Market, victim: LocalAccount, esp: LocalAccount, label: str, phash: int | None = None) -> Job:
     """The victim's honest job: offered by `esp`, locked, key revealed; its `register` is about to be sent."""
     job = offer(market, victim, esp, make_content(label, phash))
     market.exchange.lock_generation(victim, job.signed)
@@ -209,8 +226,13 @@ def _lock_job(market: Market, producer: LocalAccount, esp: LocalAccount, opening
     return Job(signed, opening, key, b"")
 
 
-def _sold_to(market: Market, esp: LocalAccount, producers: Sequence[LocalAccount], label: str = "one image, sold twice",
-             fees: Sequence[int] | None = None) -> list[Job]:
+def _sold_to(
+    market: Market,
+    esp: LocalAccount,
+    producers: Sequence[LocalAccount],
+    label: str = "one image, sold twice",
+    fees: Sequence[int] | None = None,
+) -> list[Job]:
     """`esp` commits one content to each of `producers` (with `fees`); each locks, in this order."""
     content = make_content(label)
     jobs = []
@@ -221,8 +243,9 @@ def _sold_to(market: Market, esp: LocalAccount, producers: Sequence[LocalAccount
     return jobs
 
 
-def _equivocate(market: Market, esp: LocalAccount, first: LocalAccount, second: LocalAccount,
-                label: str = "one image, sold twice") -> tuple[Job, Job]:
+def _equivocate(
+    market: Market, esp: LocalAccount, first: LocalAccount, second: LocalAccount, label: str = "one image, sold twice"
+) -> tuple[Job, Job]:
     """`esp` commits one content to `first` and to `second`; both lock, `first` earlier."""
     a, b = _sold_to(market, esp, [first, second], label)
     return a, b
@@ -232,8 +255,9 @@ def _prove(market: Market, caller: LocalAccount, a: Job, b: Job) -> TxResult:
     return market.exchange.prove_equivocation(caller, a.offer, a.opening, b.offer, b.opening)
 
 
-def _staged_self_equivocation(market: Market, esp: LocalAccount, own1: LocalAccount, own2: LocalAccount,
-                              later_fee: int = FEE) -> tuple[Job, Job, list[TxResult]]:
+def _staged_self_equivocation(
+    market: Market, esp: LocalAccount, own1: LocalAccount, own2: LocalAccount, later_fee: int = FEE
+) -> tuple[Job, Job, list[TxResult]]:
     """`esp` commits one content to its own producer keys `own1`, then `own2` (at `later_fee`); both lock,
     and `esp` withdraws both fees (a wash). Returns the two jobs and every transaction sent."""
     content = make_content("staged")
@@ -361,8 +385,7 @@ def test_a1_a_victim_whose_esp_squats_through_a_second_staked_key_is_compensated
     tx = market.exchange.prove_equivocation(victim, squat_offer, squat, job.offer, job.opening)
 
     slashed = tx.event("EspSlashed").args
-    assert (slashed["esp"], slashed["beneficiary"], slashed["compensation"]) == (esp.address, victim.address,
-                                                                                 COMPENSATION)
+    assert (slashed["esp"], slashed["beneficiary"], slashed["compensation"]) == (esp.address, victim.address, COMPENSATION)
     assert market.exchange.credit_of(victim.address) == COMPENSATION
     assert market.exchange.esp_info(esp.address) == EspInfo(EspState.SLASHED, STAKE - 2 * COMPENSATION, 0)
     assert market.exchange.is_active_esp(esp_key2.address)  # the earlier lock's ESP sold nothing twice
@@ -428,8 +451,7 @@ def test_a2_the_phash_squatter_ends_poorer_by_bond_deposit_and_gas(market, actor
     assert market.registry.credit_of(victim.address) == DEPOSIT + DEPOSIT + BOND
 
 
-def test_a2_a_customer_whose_esp_sold_a_near_copy_to_its_own_producer_first_is_made_whole_from_the_esps_stake(
-        market, actors):
+def test_a2_a_customer_whose_esp_sold_a_near_copy_to_its_own_producer_first_is_made_whole_from_the_esps_stake(market, actors):
     """The squatter is the victim's own ESP, with one key: it knows the pHash before the victim locks.
 
     It commits a near-copy (another content hash, a pHash 2 bits away) to its own producer, has that
@@ -459,7 +481,8 @@ def test_a2_a_customer_whose_esp_sold_a_near_copy_to_its_own_producer_first_is_m
 
 
 def test_a2_a_customer_whose_esp_sold_a_near_copy_through_a_second_staked_key_first_is_made_whole_from_the_esps_stake(
-        market, actors):
+    market, actors
+):
     """As above, but the near-copy is signed by a second staked key of the victim's ESP: a near-copy of
     another ESP's earlier content is a duplicate too, so the key that sold the victim's lock is slashed."""
     victim, esp, esp_key2, esp_producer = actors.producer, actors.esp, actors.accomplice, actors.attacker
@@ -487,8 +510,14 @@ def test_a2_a_customer_whose_esp_sold_a_near_copy_through_a_second_staked_key_fi
 
 def test_a3_a_lock_under_a_forged_esp_signature_is_refused(market, actors):
     stake(market, actors.esp)
-    forged, _ = _sign(market, actors.attacker, actors.esp.address, actors.attacker.address, secrets.token_bytes(32),
-                      hashlock=secrets.token_bytes(32))  # a hashlock whose preimage the ESP cannot know
+    forged, _ = _sign(
+        market,
+        actors.attacker,
+        actors.esp.address,
+        actors.attacker.address,
+        secrets.token_bytes(32),
+        hashlock=secrets.token_bytes(32),
+    )  # a hashlock whose preimage the ESP cannot know
     with reverts("AIGCExchangeInvalidOfferSignature", esp=actors.esp.address):
         market.exchange.lock_generation(actors.attacker, forged)
 
@@ -502,8 +531,7 @@ def test_a3_a_lock_without_any_signature_is_refused(market, actors):
 
 def test_a3_a_one_wei_lock_is_refused_below_the_fee_floor(market, actors):
     stake(market, actors.esp)
-    forged, _ = _sign(market, actors.attacker, actors.esp.address, actors.attacker.address, secrets.token_bytes(32),
-                      fee=1)
+    forged, _ = _sign(market, actors.attacker, actors.esp.address, actors.attacker.address, secrets.token_bytes(32), fee=1)
     with reverts("AIGCExchangeFeeBelowFloor", fee=1, floor=FLOOR):
         market.exchange.lock_generation(actors.attacker, forged)
 
@@ -674,8 +702,7 @@ class _Wallet:
 
     def __init__(self, market: Market, owner: LocalAccount) -> None:
         self.market, self.owner = market, owner
-        self.contract, _ = market.chain.deploy(load_artifact("ReentrantReceiver"), owner, market.exchange.address,
-                                               False)
+        self.contract, _ = market.chain.deploy(load_artifact("ReentrantReceiver"), owner, market.exchange.address, False)
         self.address = str(self.contract.address)
 
     def send(self, function: str, *args, value: int = 0) -> TxResult:
@@ -812,8 +839,7 @@ def test_a7_a_generation_offer_with_a_timelock_beyond_max_timelock_cannot_be_loc
     stake(market, actors.esp)
     at = market.chain.now() + 10
     latest = at + PARAMS.max_timelock
-    signed, _ = _sign(market, actors.esp, actors.esp.address, actors.producer.address, secrets.token_bytes(32),
-                      timelock=latest + 1)
+    signed, _ = _sign(market, actors.esp, actors.esp.address, actors.producer.address, secrets.token_bytes(32), timelock=latest + 1)
     market.chain.set_next_block_timestamp(at)
     with reverts("AIGCExchangeTimelockTooLate", timelock=latest + 1, latest=latest):
         market.exchange.lock_generation(actors.producer, signed)
@@ -875,17 +901,20 @@ def test_a8_a_bond_the_seller_claimed_cannot_be_claimed_again_by_the_buyer(marke
 # -- equivocation -----------------------------------------------------------------------------------------
 
 
-def test_equivocation_anyone_proves_it_and_the_producer_of_the_later_lock_is_credited_its_fee_and_the_bond(
-        market, actors):
+def test_equivocation_anyone_proves_it_and_the_producer_of_the_later_lock_is_credited_its_fee_and_the_bond(market, actors):
     first, second = actors.producer, actors.buyer
     a, b = _equivocate(market, actors.esp, first, second)
 
     tx = _prove(market, actors.other, a, b)
 
     slashed = tx.event("EspSlashed").args
-    assert dict(slashed) == {"esp": actors.esp.address, "beneficiary": second.address, "compensation": COMPENSATION,
-                             "earlierLock": market.exchange.offer_id(a.offer),
-                             "laterLock": market.exchange.offer_id(b.offer)}
+    assert dict(slashed) == {
+        "esp": actors.esp.address,
+        "beneficiary": second.address,
+        "compensation": COMPENSATION,
+        "earlierLock": market.exchange.offer_id(a.offer),
+        "laterLock": market.exchange.offer_id(b.offer),
+    }
     assert market.exchange.credit_of(second.address) == COMPENSATION
     assert market.exchange.credit_of(first.address) == 0
 
@@ -977,8 +1006,7 @@ def test_equivocation_the_compensation_is_capped_at_half_of_what_is_left_of_the_
 
 def test_equivocation_once_the_stake_is_spent_a_further_victim_finds_nothing_to_slash(market, actors):
     esp = actors.esp
-    a, b, c = _sold_to(market, esp, [actors.producer, actors.buyer, actors.other], "sold three times",
-                       fees=[FEE, STAKE, FEE])
+    a, b, c = _sold_to(market, esp, [actors.producer, actors.buyer, actors.other], "sold three times", fees=[FEE, STAKE, FEE])
     _prove(market, actors.attacker, a, b)  # STAKE + BOND asked: half paid, half forfeited
     assert market.exchange.esp_info(esp.address) == EspInfo(EspState.SLASHED, 0, 0)
 
@@ -1082,8 +1110,7 @@ def test_equivocation_cannot_be_shown_with_an_offer_that_was_never_locked(market
         _prove(market, actors.attacker, a, b)
 
 
-def test_equivocation_an_esp_front_running_its_victims_proof_with_a_staged_self_equivocation_still_pays_the_victim(
-        market, actors):
+def test_equivocation_an_esp_front_running_its_victims_proof_with_a_staged_self_equivocation_still_pays_the_victim(market, actors):
     """Hole 1, closed: the ESP stages one content committed to two producer keys of its own, sells
     another content to two honest producers, and front-runs the later one's proof with the staged pair.
 
@@ -1132,8 +1159,7 @@ def test_equivocation_an_esp_that_empties_its_stake_through_a_self_staged_job_fo
     assert market.exchange.credit_of(victim.address) == 0
 
 
-def test_equivocation_an_honest_esp_is_not_slashed_for_a_prompt_whose_image_a_sybil_esp_committed_first(
-        market, actors):
+def test_equivocation_an_honest_esp_is_not_slashed_for_a_prompt_whose_image_a_sybil_esp_committed_first(market, actors):
     """The attacker pre-generates a prompt's image with the public generator and has its own staked
     Sybil ESP commit it to its first key (a lock, a wash of the fee floor). Its second key then asks
     an honest ESP for that prompt. The honest ESP generates with its secret per-job seed (as
@@ -1251,8 +1277,7 @@ def test_unbonding_an_esp_that_slashed_itself_can_neither_exit_nor_withdraw_the_
     assert market.exchange.esp_info(esp.address) == EspInfo(EspState.SLASHED, STAKE - 2 * COMPENSATION, 0)
 
 
-def test_unbonding_an_esp_leaving_at_once_through_a_self_staged_job_priced_at_its_stake_forfeits_half_of_it(
-        market, actors):
+def test_unbonding_an_esp_leaving_at_once_through_a_self_staged_job_priced_at_its_stake_forfeits_half_of_it(market, actors):
     """As hole 2, but the staged later offer's fee is the ESP's whole stake.
 
     The own key locks STAKE, the ESP withdraws it (a wash), and the proof credits the own key half of

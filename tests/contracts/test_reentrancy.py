@@ -63,8 +63,16 @@ def contract_offer(market, esp_contract, owner, producer: str) -> tuple[SignedOf
     """An offer of the contract ESP to `producer`, approved through ERC-1271; returns it and the key."""
     key = new_secret()
     now = market.chain.now()
-    terms = Offer(esp=esp_contract.address, producer=producer, hashlock=hashlock_of(key), fee=FEE,
-                  timelock=now + HOUR, expiry=now + 300, nonce=secrets.randbits(64), commitment=b"\x11" * 32)
+    terms = Offer(
+        esp=esp_contract.address,
+        producer=producer,
+        hashlock=hashlock_of(key),
+        fee=FEE,
+        timelock=now + HOUR,
+        expiry=now + 300,
+        nonce=secrets.randbits(64),
+        commitment=b"\x11" * 32,
+    )
     send(market, owner, esp_contract.functions.approveOffer(market.exchange.offer_id(terms)))
     return SignedOffer(terms, b"ERC-1271: any bytes"), key
 
@@ -93,8 +101,7 @@ def slashed_to_attacker(market, actors, bubble: bool):
     first = offer(market, actors.producer, actors.esp, content)
     second = offer(market, attacker.address, actors.esp, content)
     market.exchange.lock_generation(actors.producer, first.signed)
-    send(market, actors.attacker, attacker.functions.lockGeneration(second.offer.as_tuple(), second.signed.signature),
-         value=FEE)
+    send(market, actors.attacker, attacker.functions.lockGeneration(second.offer.as_tuple(), second.signed.signature), value=FEE)
     market.exchange.prove_equivocation(actors.other, first.offer, first.opening, second.offer, second.opening)
     assert market.exchange.credit_of(attacker.address) == COMPENSATION
     return attacker
@@ -191,8 +198,7 @@ def test_an_esp_that_refuses_ether_cannot_withdraw_until_it_accepts_it(market, a
 def test_a_reentrant_producer_is_refunded_exactly_once(market, actors):
     attacker = deploy_attacker(market, actors.attacker, bubble=False)
     job = offer(market, attacker.address, actors.esp, make_content("refund me twice"))
-    send(market, actors.attacker, attacker.functions.lockGeneration(job.offer.as_tuple(), job.signed.signature),
-         value=FEE)
+    send(market, actors.attacker, attacker.functions.lockGeneration(job.offer.as_tuple(), job.signed.signature), value=FEE)
     assert market.exchange.generation_lock(job.offer).state is LockState.LOCKED
     assert market.chain.balance(attacker.address) == 0
     market.chain.set_next_block_timestamp(job.offer.timelock)
@@ -203,8 +209,11 @@ def test_a_reentrant_producer_is_refunded_exactly_once(market, actors):
     assert market.chain.balance(attacker.address) == FEE
     assert market.exchange.balance() == exchange_before - FEE
     assert market.exchange.generation_lock(job.offer).state is LockState.REFUNDED
-    assert (read(market, attacker, "payments"), read(market, attacker, "reentryAttempts"),
-            read(market, attacker, "reentrySuccesses")) == (1, 1, 0)
+    assert (
+        read(market, attacker, "payments"),
+        read(market, attacker, "reentryAttempts"),
+        read(market, attacker, "reentrySuccesses"),
+    ) == (1, 1, 0)
     assert reentry_error(market, attacker) == GUARD_ERROR
     assert len([e for e in tx.events if e.name == "Refunded"]) == 1
 
@@ -212,8 +221,7 @@ def test_a_reentrant_producer_is_refunded_exactly_once(market, actors):
 def test_a_reentrant_producer_that_bubbles_keeps_its_lock_open(market, actors):
     attacker = deploy_attacker(market, actors.attacker, bubble=True)
     job = offer(market, attacker.address, actors.esp, make_content("refund me twice"))
-    send(market, actors.attacker, attacker.functions.lockGeneration(job.offer.as_tuple(), job.signed.signature),
-         value=FEE)
+    send(market, actors.attacker, attacker.functions.lockGeneration(job.offer.as_tuple(), job.signed.signature), value=FEE)
     market.chain.set_next_block_timestamp(job.offer.timelock)
     with reverts("AIGCExchangeTransferFailed", to=attacker.address, amount=FEE):
         send(market, actors.attacker, attacker.functions.attackRefund(job.offer.as_tuple()))
@@ -232,8 +240,11 @@ def test_a_reentrant_credit_holder_is_paid_its_credit_exactly_once(market, actor
     assert market.chain.balance(attacker.address) == COMPENSATION
     assert market.exchange.balance() == exchange_before - COMPENSATION
     assert market.exchange.credit_of(attacker.address) == 0
-    assert (read(market, attacker, "payments"), read(market, attacker, "reentryAttempts"),
-            read(market, attacker, "reentrySuccesses")) == (1, 1, 0)
+    assert (
+        read(market, attacker, "payments"),
+        read(market, attacker, "reentryAttempts"),
+        read(market, attacker, "reentrySuccesses"),
+    ) == (1, 1, 0)
     assert reentry_error(market, attacker) == GUARD_ERROR
     assert len([e for e in tx.events if e.name == "CreditWithdrawn"]) == 1
 
@@ -258,8 +269,15 @@ def refusing_producer_product(market, actors):
     exchange, registry = market.exchange.address, market.registry.address
     refuser.call(actors.other, exchange, "lockGeneration", job.offer.as_tuple(), job.signed.signature, value=FEE)
     market.exchange.withdraw_generation(actors.esp, job.offer, job.key)
-    registered = refuser.call(actors.other, registry, "register", job.offer.as_tuple(), job.opening.as_tuple(), "",
-                              value=market.registry.registration_bond())
+    registered = refuser.call(
+        actors.other,
+        registry,
+        "register",
+        job.offer.as_tuple(),
+        job.opening.as_tuple(),
+        "",
+        value=market.registry.registration_bond(),
+    )
     token_id = registered.event("ProductRegistered").args["tokenId"]
     make_final(market, token_id)
     refuser.call(actors.other, registry, "transferFrom", refuser.address, actors.buyer.address, token_id)

@@ -83,8 +83,7 @@ def mine_at(market, actors, timestamp: int) -> None:
 
 
 def credit_reasons(tx) -> dict[bytes, tuple[str, int]]:
-    return {e.args["reason"].rstrip(b"\0"): (e.args["account"], e.args["amount"]) for e in tx.events
-            if e.name == "Credited"}
+    return {e.args["reason"].rstrip(b"\0"): (e.args["account"], e.args["amount"]) for e in tx.events if e.name == "Credited"}
 
 
 # -- registration -----------------------------------------------------------------------------------
@@ -103,7 +102,10 @@ def test_registration_stores_the_product_record_with_its_generation(market, acto
     record = market.registry.product(registered.token_id)
     assert (record.producer, record.esp) == (actors.producer.address, actors.esp.address)
     assert (record.content_hash, record.perceptual_hash, record.prompt_hash) == (
-        content.content_hash, content.phash, content.prompt_hash)
+        content.content_hash,
+        content.phash,
+        content.prompt_hash,
+    )
     assert record.registered_at == block_time(market, registered.tx)
     assert (record.generation_seq, record.generated_at) == (lock.seq, lock.locked_at)
     assert (record.revoked, record.bond_released, record.uri) == (False, False, "ipfs://bafy-a")
@@ -294,8 +296,7 @@ def test_registering_someone_elses_paid_generation_reverts(market, actors):
     job = paid_generation(market, actors.producer, actors.esp, make_content("not yours"))
     with (
         nothing_changes(market, actors.producer, actors.attacker),
-        reverts("AIGCRegistryNotGenerationSender", lockId=market.exchange.offer_id(job.offer),
-                caller=actors.attacker.address),
+        reverts("AIGCRegistryNotGenerationSender", lockId=market.exchange.offer_id(job.offer), caller=actors.attacker.address),
     ):
         market.registry.register(actors.attacker, job.offer, job.opening)
 
@@ -378,10 +379,8 @@ def test_an_earlier_generation_displaces_a_later_generated_holder_that_is_not_fi
 
     registered = market.registry.register(actors.producer, early.offer, early.opening)
 
-    assert registered.tx.event("ProductDisplaced").args == {"displacedId": holder.token_id,
-                                                            "tokenId": registered.token_id}
-    assert registered.tx.event("ProductRevoked").args == {"tokenId": holder.token_id,
-                                                          "formerOwner": actors.attacker.address}
+    assert registered.tx.event("ProductDisplaced").args == {"displacedId": holder.token_id, "tokenId": registered.token_id}
+    assert registered.tx.event("ProductRevoked").args == {"tokenId": holder.token_id, "formerOwner": actors.attacker.address}
     assert market.registry.is_revoked(holder.token_id) is True
     assert market.registry.owner_of(registered.token_id) == actors.producer.address
     assert market.registry.token_of_content(content.content_hash) == registered.token_id
@@ -466,12 +465,14 @@ def test_upheld_challenge_emits_challenge_resolved_product_revoked_and_the_burn(
     original_id, copy_id = original_and_copy(market, actors, 3)
     outcome = market.registry.challenge(actors.producer, original_id, copy_id)
     assert outcome.tx.event("ChallengeResolved").args == {
-        "originalId": original_id, "duplicateId": copy_id, "challenger": actors.producer.address,
-        "upheld": True, "distance": 3,
+        "originalId": original_id,
+        "duplicateId": copy_id,
+        "challenger": actors.producer.address,
+        "upheld": True,
+        "distance": 3,
     }
     assert outcome.tx.event("ProductRevoked").args == {"tokenId": copy_id, "formerOwner": actors.attacker.address}
-    assert outcome.tx.event("Transfer").args == {"from": actors.attacker.address, "to": ZERO_ADDRESS,
-                                                 "tokenId": copy_id}
+    assert outcome.tx.event("Transfer").args == {"from": actors.attacker.address, "to": ZERO_ADDRESS, "tokenId": copy_id}
 
 
 def test_upheld_challenge_revokes_the_copy_in_the_hands_of_a_buyer(market, actors):
@@ -537,8 +538,11 @@ def test_rejected_challenge_emits_challenge_resolved_and_the_credit_only(market,
     original_id, copy_id = original_and_copy(market, actors, THRESHOLD + 1)
     outcome = market.registry.challenge(actors.producer, original_id, copy_id)
     assert outcome.tx.event("ChallengeResolved").args == {
-        "originalId": original_id, "duplicateId": copy_id, "challenger": actors.producer.address,
-        "upheld": False, "distance": THRESHOLD + 1,
+        "originalId": original_id,
+        "duplicateId": copy_id,
+        "challenger": actors.producer.address,
+        "upheld": False,
+        "distance": THRESHOLD + 1,
     }
     assert [e.name for e in outcome.tx.events] == ["Credited", "ChallengeResolved"]
 
@@ -679,8 +683,7 @@ def test_transferring_someone_elses_token_without_approval_reverts(market, actor
 def test_transferring_from_an_account_that_is_not_the_owner_reverts(market, actors):
     token_id = register(market, actors.producer, actors.esp, make_content("a")).token_id
     wrong_from = market.registry.contract.functions.transferFrom(actors.other.address, actors.buyer.address, token_id)
-    with reverts("ERC721IncorrectOwner", sender=actors.other.address, tokenId=token_id,
-                 owner=actors.producer.address):
+    with reverts("ERC721IncorrectOwner", sender=actors.other.address, tokenId=token_id, owner=actors.producer.address):
         market.chain.transact(wrong_from, actors.producer)
 
 
@@ -820,10 +823,17 @@ def test_a_credit_that_cannot_be_paid_out_stays_credited(market, actors):
 # -- constructor ------------------------------------------------------------------------------------
 
 
-def deploy_registry(market, deployer, threshold=THRESHOLD, royalty_bps=PARAMS.royalty_bps, window=WINDOW,
-                    exchange=None):
-    return market.chain.deploy(load_artifact("AIGCRegistry"), deployer, BOND, DEPOSIT, threshold, royalty_bps, window,
-                               market.exchange.address if exchange is None else exchange)
+def deploy_registry(market, deployer, threshold=THRESHOLD, royalty_bps=PARAMS.royalty_bps, window=WINDOW, exchange=None):
+    return market.chain.deploy(
+        load_artifact("AIGCRegistry"),
+        deployer,
+        BOND,
+        DEPOSIT,
+        threshold,
+        royalty_bps,
+        window,
+        market.exchange.address if exchange is None else exchange,
+    )
 
 
 def test_a_registry_deploys_with_the_largest_threshold_and_royalty(market, actors):
@@ -832,12 +842,16 @@ def test_a_registry_deploys_with_the_largest_threshold_and_royalty(market, actor
     assert market.chain.call(contract.functions.royaltyBps()) == 10_000
 
 
-@pytest.mark.parametrize("config", [
-    {"threshold": 65},
-    {"royalty_bps": 10_001},
-    {"window": 0},
-    {"exchange": ZERO_ADDRESS},
-], ids=["threshold-above-64", "royalty-above-100-percent", "zero-challenge-window", "zero-exchange"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"threshold": 65},
+        {"royalty_bps": 10_001},
+        {"window": 0},
+        {"exchange": ZERO_ADDRESS},
+    ],
+    ids=["threshold-above-64", "royalty-above-100-percent", "zero-challenge-window", "zero-exchange"],
+)
 def test_a_registry_with_an_invalid_config_cannot_be_deployed(market, actors, config):
     with reverts("AIGCRegistryInvalidConfig"):
         deploy_registry(market, actors.other, **config)
@@ -845,7 +859,11 @@ def test_a_registry_with_an_invalid_config_cannot_be_deployed(market, actors, co
 
 def test_the_deployed_registry_holds_the_test_parameters(market):
     registry = market.registry
-    assert (registry.registration_bond(), registry.challenge_deposit(), registry.similarity_threshold(),
-            registry.royalty_bps(), registry.challenge_window()) == (BOND, DEPOSIT, THRESHOLD, PARAMS.royalty_bps,
-                                                                     WINDOW)
+    assert (
+        registry.registration_bond(),
+        registry.challenge_deposit(),
+        registry.similarity_threshold(),
+        registry.royalty_bps(),
+        registry.challenge_window(),
+    ) == (BOND, DEPOSIT, THRESHOLD, PARAMS.royalty_bps, WINDOW)
     assert market.chain.call(registry.contract.functions.exchange()) == market.exchange.address

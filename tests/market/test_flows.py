@@ -39,11 +39,18 @@ def ctx(market, tmp_path: Path) -> MarketContext:
     chain = market.chain
     engine = EdgeEngine(preset("mato", n_devices=2, n_servers=2).config, 1, "lfu", dtype=torch.float64)
     engine.reset(0)
-    esps = [Esp(0, chain.new_account(ETHER, "esp"), EspProfile.HONEST),
-            Esp(1, chain.new_account(ETHER, "esp"), EspProfile.CHEATING)]
-    ctx = MarketContext(market=market, engine=engine, selector=MWSL(MWSLConfig(), 2, 2),
-                        store=ContentStore(tmp_path / "content"), esps=esps,
-                        selection_strategy=SelectionStrategy.ARGMAX)
+    esps = [
+        Esp(0, chain.new_account(ETHER, "esp"), EspProfile.HONEST),
+        Esp(1, chain.new_account(ETHER, "esp"), EspProfile.CHEATING),
+    ]
+    ctx = MarketContext(
+        market=market,
+        engine=engine,
+        selector=MWSL(MWSLConfig(), 2, 2),
+        store=ContentStore(tmp_path / "content"),
+        esps=esps,
+        selection_strategy=SelectionStrategy.ARGMAX,
+    )
     for esp in esps:
         ctx.protocol.stake(esp.account)
     return ctx
@@ -159,8 +166,7 @@ def test_a_near_duplicate_is_caught_and_revoked(ctx, producer, fresh_product, at
     assert ctx.market.registry.is_revoked(copy_id) and copy_id not in ctx.owners
 
 
-def test_a_challenge_against_a_genuinely_different_product_is_rejected_and_credits_the_accused(
-        ctx, producer, fresh_product):
+def test_a_challenge_against_a_genuinely_different_product_is_rejected_and_credits_the_accused(ctx, producer, fresh_product):
     product = fresh_product
     other = Producer(1, ctx.market.chain.new_account(10 * ETHER, "producer"))
     only(ctx, 0)
@@ -179,18 +185,19 @@ def settle_with_front_runner(ctx, producer, front_run):
     only(ctx, 0)
     tokens = []
     cost = next(iter(ctx_costs(ctx, producer).values()))
-    outcome = settle_generation(ctx, producer, ctx.esps[0], "a windmill at dusk", cost,
-                                before_register=lambda job: tokens.append(front_run(job)))
+    outcome = settle_generation(
+        ctx, producer, ctx.esps[0], "a windmill at dusk", cost, before_register=lambda job: tokens.append(front_run(job))
+    )
     return outcome, tokens[0]
 
 
 def ctx_costs(ctx, producer):
     from market.flows import place_tasks
+
     return place_tasks(ctx, [producer], [ctx.esps[0]])
 
 
-def test_a_squatter_who_registers_a_pending_content_hash_first_is_displaced_and_loses_its_bond(
-        ctx, producer, attacker):
+def test_a_squatter_who_registers_a_pending_content_hash_first_is_displaced_and_loses_its_bond(ctx, producer, attacker):
     outcome, squat = settle_with_front_runner(ctx, producer, lambda job: squat_pending_registration(ctx, attacker, job))
     registry = ctx.market.registry
     assert registry.is_revoked(squat) and squat not in ctx.owners
@@ -210,8 +217,7 @@ def test_a_priority_thief_with_the_victims_phash_loses_its_challenge_and_then_it
     assert ctx.market.registry.owner_of(outcome.token_id) == producer.address
 
 
-def test_an_exit_scam_leaves_the_buyer_with_the_copy_and_the_scammer_without_a_verdict(
-        ctx, producer, fresh_product, attacker):
+def test_an_exit_scam_leaves_the_buyer_with_the_copy_and_the_scammer_without_a_verdict(ctx, producer, fresh_product, attacker):
     buyer = ctx.market.chain.new_account(10 * ETHER, "buyer")
     assert exit_scam(ctx, attacker, buyer, fresh_product, "noise", seed=3) is False
     sold = [t for t, holder in ctx.owners.items() if holder == buyer.address]

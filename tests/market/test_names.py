@@ -23,14 +23,23 @@ def test_selections_and_strategies_keep_their_strings():
     assert [s.value for s in SelectionStrategy] == ["softmax", "argmax"]
     assert [s.value for s in Selection] == ["softmax", "argmax", "random", "familiar", "round-robin"]
     assert {s: s.strategy for s in Selection} == {
-        Selection.SOFTMAX: SelectionStrategy.SOFTMAX, Selection.ARGMAX: SelectionStrategy.ARGMAX,
-        Selection.RANDOM: None, Selection.FAMILIAR: None, Selection.ROUND_ROBIN: None}
+        Selection.SOFTMAX: SelectionStrategy.SOFTMAX,
+        Selection.ARGMAX: SelectionStrategy.ARGMAX,
+        Selection.RANDOM: None,
+        Selection.FAMILIAR: None,
+        Selection.ROUND_ROBIN: None,
+    }
     assert SimulationConfig().selection is Selection.SOFTMAX
 
 
 def test_each_selection_makes_its_selector():
-    kinds = {Selection.SOFTMAX: MWSL, Selection.ARGMAX: MWSL, Selection.RANDOM: RandomSelection,
-             Selection.FAMILIAR: MostFamiliar, Selection.ROUND_ROBIN: RoundRobin}
+    kinds = {
+        Selection.SOFTMAX: MWSL,
+        Selection.ARGMAX: MWSL,
+        Selection.RANDOM: RandomSelection,
+        Selection.FAMILIAR: MostFamiliar,
+        Selection.ROUND_ROBIN: RoundRobin,
+    }
     for selection, kind in kinds.items():
         selector, strategy = make_selector(selection, 2, 3)
         assert isinstance(selector, kind) and strategy == selection.strategy
@@ -45,6 +54,9 @@ def test_ether_is_defined_only_in_market_terms():
         for path in (REPO_ROOT / folder).rglob("*.py"):
             if path == REPO_ROOT / "market" / "terms.py" or path == REPO_ROOT / "tests" / "market" / "test_names.py":
                 continue
-            offenders += [f"{path.relative_to(REPO_ROOT)}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
-                          if pattern.search(line)]
+            offenders += [
+                f"{path.relative_to(REPO_ROOT)}:{n}"
+                for n, line in enumerate(path.read_text().splitlines(), 1)
+                if pattern.search(line)
+            ]
     assert not offenders, offenders

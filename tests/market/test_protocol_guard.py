@@ -104,8 +104,7 @@ def test_a_refused_commitment_is_not_recorded(market, actors):
     assert [c.producer for c in honest.commitments[actors.esp.address]] == [actors.producer.address]
 
 
-def test_one_protocol_refuses_to_commit_through_a_second_esp_content_its_first_esp_committed_to_another_producer(
-        market, actors):
+def test_one_protocol_refuses_to_commit_through_a_second_esp_content_its_first_esp_committed_to_another_producer(market, actors):
     """The API and the simulation sign for all their ESPs through one `Protocol` object, and a copy sold by
     any later ESP is slashed (`proveEquivocation`): the guard checks every ESP's commitments."""
     honest = protocol(market)

@@ -19,9 +19,25 @@ from market.simulation import SimulationConfig, run_simulation
 from reputation.selection import Selection
 
 SUMMARY_KEYS = {
-    "periods", "tasks", "completed", "refunded", "products", "trades", "challenges_upheld", "challenges_rejected",
-    "plagiarism_detected_rate", "mean_latency_s", "mean_energy_j", "gas_by_operation", "reputation_final",
-    "workload", "invariants", "attacks", "attacks_attempted", "attacks_failed", "bonds_released",
+    "periods",
+    "tasks",
+    "completed",
+    "refunded",
+    "products",
+    "trades",
+    "challenges_upheld",
+    "challenges_rejected",
+    "plagiarism_detected_rate",
+    "mean_latency_s",
+    "mean_energy_j",
+    "gas_by_operation",
+    "reputation_final",
+    "workload",
+    "invariants",
+    "attacks",
+    "attacks_attempted",
+    "attacks_failed",
+    "bonds_released",
     "credits_withdrawn_wei",
 }
 SHORT = SimulationConfig(periods=6, random_periods=2, attack_probability=0.8, purchase_probability=0.6)
@@ -52,8 +68,15 @@ def test_a_short_simulation_on_eth_tester_keeps_every_invariant(tmp_path: Path):
     result = run_simulation(SHORT, Chain.embedded(), tmp_path)
     check(result)
     paths = write_report(result, tmp_path)
-    assert {p.name for p in paths} == {"summary.json", "config.json", "timeseries.csv", "reputation.png", "workload.png",
-                                       "latency_energy.png", "gas.png"}
+    assert {p.name for p in paths} == {
+        "summary.json",
+        "config.json",
+        "timeseries.csv",
+        "reputation.png",
+        "workload.png",
+        "latency_energy.png",
+        "gas.png",
+    }
     # The full config of the run is written beside its results, and reads back as the same config.
     written = json.loads((tmp_path / "config.json").read_text())
     assert written == json.loads((tmp_path / "summary.json").read_text())["config"] == SHORT.to_json()
@@ -71,11 +94,24 @@ def test_the_same_seed_gives_the_same_market(tmp_path: Path):
         assert first[key] == second[key], key
 
 
-@pytest.mark.parametrize("field,value", [
-    ("producers", 0), ("periods", -1), ("consumers", -1), ("selection", "oracle"), ("caching", "belady"),
-    ("attack_probability", 1.5), ("purchase_probability", -0.1), ("temperature", 0.0), ("esp_profiles", ()),
-    ("esp_profiles", ("honest", "lazy")), ("producers", 2.5), ("seed", "zero"), ("period_s", 600),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("producers", 0),
+        ("periods", -1),
+        ("consumers", -1),
+        ("selection", "oracle"),
+        ("caching", "belady"),
+        ("attack_probability", 1.5),
+        ("purchase_probability", -0.1),
+        ("temperature", 0.0),
+        ("esp_profiles", ()),
+        ("esp_profiles", ("honest", "lazy")),
+        ("producers", 2.5),
+        ("seed", "zero"),
+        ("period_s", 600),
+    ],
+)
 def test_a_config_refuses_a_bad_value_when_it_is_built(field, value):
     with pytest.raises(ValueError, match=field):
         SimulationConfig(**{field: value})
@@ -94,22 +130,27 @@ def test_a_config_turns_names_into_their_enums_and_back_into_the_same_json():
 
 def test_a_config_from_a_mapping_refuses_unknown_fields():
     assert SimulationConfig.from_mapping({"periods": 4, "esp_profiles": ["honest"]}) == SimulationConfig(
-        periods=4, esp_profiles=(EspProfile.HONEST,))
+        periods=4, esp_profiles=(EspProfile.HONEST,)
+    )
     with pytest.raises(ValueError, match="unknown SimulationConfig field: preiods"):
         SimulationConfig.from_mapping({"preiods": 4})
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli", "simulate", *args], capture_output=True, text=True,
-                          timeout=300, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "simulate", *args], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
+    )
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--producers", "0"], "--producers"),
-    (["--periods", "-3"], "--periods"),
-    (["--selection", "oracle"], "selection"),
-    (["--rpc", "http://127.0.0.1:{port}"], "no EVM JSON-RPC node answers"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--producers", "0"], "--producers"),
+        (["--periods", "-3"], "--periods"),
+        (["--selection", "oracle"], "selection"),
+        (["--rpc", "http://127.0.0.1:{port}"], "no EVM JSON-RPC node answers"),
+    ],
+)
 def test_bad_simulate_input_prints_one_line_and_exits_2(args, fragment):
     args = [a.format(port=free_port()) for a in args]
     proc = run_cli(*args)

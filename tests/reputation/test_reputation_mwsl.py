@@ -17,8 +17,14 @@ P, E = 4, 3
 
 rating = st.tuples(st.integers(0, P - 1), st.integers(0, E - 1), st.booleans(), st.integers(0, 20))
 histories = st.lists(rating, max_size=30)
-configs = st.sampled_from([MWSLConfig(), MWSLConfig(z=1.0), MWSLConfig(uncertainty="link", link_quality=0.8),
-                           MWSLConfig(kappa=0.3, eta=0.7, prior_weight=0.5, delta1=1.0, delta2=0.0)])
+configs = st.sampled_from(
+    [
+        MWSLConfig(),
+        MWSLConfig(z=1.0),
+        MWSLConfig(uncertainty="link", link_quality=0.8),
+        MWSLConfig(kappa=0.3, eta=0.7, prior_weight=0.5, delta1=1.0, delta2=0.0),
+    ]
+)
 
 
 def build(config: MWSLConfig, history: list[tuple[int, int, bool, int]]) -> MWSL:
@@ -106,7 +112,7 @@ def test_a_producer_without_evidence_follows_the_weighted_recommendations():
     now = 5.0
     local = model.local_opinions(now)
     z = config.z
-    w1 = config.delta1 * 3 / 2 + config.delta2 * z ** 1  # IF = 3 / mean(3, 1), TL = z ** (5 - 4)
+    w1 = config.delta1 * 3 / 2 + config.delta2 * z**1  # IF = 3 / mean(3, 1), TL = z ** (5 - 4)
     w2 = config.delta1 * 1 / 1 + config.delta2 * 1.0
     expected = [(w1 * local[k][1, 0] + w2 * local[k][2, 0]) / (w1 + w2) for k in range(3)]
     b, d, u = model.opinions(now)
@@ -161,32 +167,46 @@ def test_scores_are_kept_as_a_freshness_weighted_mean():
     assert math.isnan(model.mean_score()[0, 1].item())
 
 
-@pytest.mark.parametrize(("call", "argument"), [
-    (lambda m: m.observe(P, 0, True, 0.0), "producer"),
-    (lambda m: m.observe(-1, 0, True, 0.0), "producer"),
-    (lambda m: m.observe(0, E, True, 0.0), "esp"),
-    (lambda m: m.observe(torch.tensor([0, 1]), torch.tensor([0, 9]), True, 0.0), "esp"),
-    (lambda m: m.observe(0, 0, True, float("nan")), "t"),
-    (lambda m: m.observe(0, 0, True, torch.tensor([0.0, float("nan")])), "t"),
-    (lambda m: m.observe(0, 0, True, 0.0, score=-1.0), "score"),
-    (lambda m: m.observe(0, 0, True, 0.0, score=torch.tensor([1.0, -0.5])), "score"),
-    (lambda m: m.observe(0, 0, 2, 0.0), "positive"),
-    (lambda m: m.observe(0.5, 0, True, 0.0), "producer"),
-    (lambda m: m.observe(torch.tensor([0, 1]), torch.tensor([0, 1, 2]), True, 0.0), "producer, esp"),
-    (lambda m: m.reputation(float("nan")), "now"),
-    (lambda m: m.select(0, 1.0, strategy="greedy"), "strategy"),
-    (lambda m: m.select(0, 1.0, temperature=0.0), "temperature"),
-    (lambda m: m.select(P, 1.0), "producers"),
-    (lambda m: m.select(0, 1.0, mask=torch.zeros(E, dtype=torch.bool)), "mask"),
-    (lambda m: m.select(0, 1.0, mask=torch.ones(E + 1, dtype=torch.bool)), "mask"),
-])
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda m: m.observe(P, 0, True, 0.0), "producer"),
+        (lambda m: m.observe(-1, 0, True, 0.0), "producer"),
+        (lambda m: m.observe(0, E, True, 0.0), "esp"),
+        (lambda m: m.observe(torch.tensor([0, 1]), torch.tensor([0, 9]), True, 0.0), "esp"),
+        (lambda m: m.observe(0, 0, True, float("nan")), "t"),
+        (lambda m: m.observe(0, 0, True, torch.tensor([0.0, float("nan")])), "t"),
+        (lambda m: m.observe(0, 0, True, 0.0, score=-1.0), "score"),
+        (lambda m: m.observe(0, 0, True, 0.0, score=torch.tensor([1.0, -0.5])), "score"),
+        (lambda m: m.observe(0, 0, 2, 0.0), "positive"),
+        (lambda m: m.observe(0.5, 0, True, 0.0), "producer"),
+        (lambda m: m.observe(torch.tensor([0, 1]), torch.tensor([0, 1, 2]), True, 0.0), "producer, esp"),
+        (lambda m: m.reputation(float("nan")), "now"),
+        (lambda m: m.select(0, 1.0, strategy="greedy"), "strategy"),
+        (lambda m: m.select(0, 1.0, temperature=0.0), "temperature"),
+        (lambda m: m.select(P, 1.0), "producers"),
+        (lambda m: m.select(0, 1.0, mask=torch.zeros(E, dtype=torch.bool)), "mask"),
+        (lambda m: m.select(0, 1.0, mask=torch.ones(E + 1, dtype=torch.bool)), "mask"),
+    ],
+)
 def test_bad_input_raises_value_error_naming_the_argument(call, argument: str):
     with pytest.raises(ValueError, match=argument):
         call(MWSL(MWSLConfig(), P, E))
 
 
-@pytest.mark.parametrize("bad", [dict(kappa=0.6, eta=0.4), dict(kappa=0.3, eta=0.6), dict(z=0.0), dict(z=1.5),
-                                 dict(period=0.0), dict(uncertainty="x"), dict(link_quality=2.0), dict(base_rate=-0.1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(kappa=0.6, eta=0.4),
+        dict(kappa=0.3, eta=0.6),
+        dict(z=0.0),
+        dict(z=1.5),
+        dict(period=0.0),
+        dict(uncertainty="x"),
+        dict(link_quality=2.0),
+        dict(base_rate=-0.1),
+    ],
+)
 def test_invalid_configs_are_refused(bad: dict):
     with pytest.raises(ValueError, match="MWSLConfig"):
         MWSLConfig(**bad)

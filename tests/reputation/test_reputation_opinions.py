@@ -68,8 +68,11 @@ def test_local_opinions_are_opinions(alpha: float, beta: float, w: float, link: 
     assert (b + d + u).item() == pytest.approx(1.0)
 
 
-opinion = st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)).filter(lambda x: sum(x) > 0).map(
-    lambda x: tuple(v / sum(x) for v in x))
+opinion = (
+    st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1))
+    .filter(lambda x: sum(x) > 0)
+    .map(lambda x: tuple(v / sum(x) for v in x))
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -24,15 +24,15 @@ TABLES = ("tasks", "trades")
 def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column('hashlock', sa.String(length=66), nullable=True))
-            batch.alter_column('lock_id', existing_type=sa.String(length=66), nullable=True)
-            batch.create_index(f'ix_{table}_hashlock', ['hashlock'], unique=True)
+            batch.add_column(sa.Column("hashlock", sa.String(length=66), nullable=True))
+            batch.alter_column("lock_id", existing_type=sa.String(length=66), nullable=True)
+            batch.create_index(f"ix_{table}_hashlock", ["hashlock"], unique=True)
 
 
 def downgrade() -> None:
     for table in TABLES:
         op.execute(sa.text(f"DELETE FROM {table} WHERE lock_id IS NULL"))
         with op.batch_alter_table(table) as batch:
-            batch.drop_index(f'ix_{table}_hashlock')
-            batch.alter_column('lock_id', existing_type=sa.String(length=66), nullable=False)
-            batch.drop_column('hashlock')
+            batch.drop_index(f"ix_{table}_hashlock")
+            batch.alter_column("lock_id", existing_type=sa.String(length=66), nullable=False)
+            batch.drop_column("hashlock")

@@ -37,8 +37,7 @@ CALLS = {
 }
 
 
-@pytest.mark.parametrize(("contract", "function", "args"),
-                         [(c, f, a) for c, calls in CALLS.items() for f, a in calls])
+@pytest.mark.parametrize(("contract", "function", "args"), [(c, f, a) for c, calls in CALLS.items() for f, a in calls])
 def test_calldata_equals_web3s_encoding(contract: str, function: str, args: tuple[object, ...]) -> None:
     abi = load_artifact(contract).abi
     web3_contract = Web3().eth.contract(address=ESP, abi=abi)
@@ -51,8 +50,10 @@ def test_an_unknown_function_is_refused_by_name() -> None:
 
 
 def test_an_overloaded_function_is_refused() -> None:
-    abi = [{"type": "function", "name": "f", "inputs": [{"name": "a", "type": "uint256"}], "outputs": []},
-           {"type": "function", "name": "f", "inputs": [{"name": "a", "type": "bytes32"}], "outputs": []}]
+    abi = [
+        {"type": "function", "name": "f", "inputs": [{"name": "a", "type": "uint256"}], "outputs": []},
+        {"type": "function", "name": "f", "inputs": [{"name": "a", "type": "bytes32"}], "outputs": []},
+    ]
     with pytest.raises(KeyError, match="f is overloaded"):
         CalldataEncoder(abi).encode("f", 1)
 

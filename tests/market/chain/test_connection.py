@@ -19,9 +19,30 @@ from market.chain.errors import RpcUnreachableError
 from market.chain.node import RpcChain
 
 #: What callers use of a chain: every backend has all of it, with the same signatures.
-PUBLIC = ("embedded", "connect", "new_account", "nonce", "code", "balance", "send_ether", "contract", "deploy", "call",
-          "call_raw", "transact", "send_call", "logs", "events", "head", "now", "block_timestamp",
-          "set_next_block_timestamp", "advance_time", "snapshot", "revert")
+PUBLIC = (
+    "embedded",
+    "connect",
+    "new_account",
+    "nonce",
+    "code",
+    "balance",
+    "send_ether",
+    "contract",
+    "deploy",
+    "call",
+    "call_raw",
+    "transact",
+    "send_call",
+    "logs",
+    "events",
+    "head",
+    "now",
+    "block_timestamp",
+    "set_next_block_timestamp",
+    "advance_time",
+    "snapshot",
+    "revert",
+)
 
 
 def test_each_backend_is_a_chain_with_the_whole_interface(chain):
@@ -34,8 +55,7 @@ def test_each_backend_is_a_chain_with_the_whole_interface(chain):
 
 
 def test_the_interface_alone_cannot_be_built_and_each_backend_implements_every_abstract_method():
-    assert Chain.__abstractmethods__ >= {"head", "balance", "logs", "_send", "_set_next_timestamp", "_take_snapshot",
-                                          "_revert_to"}
+    assert Chain.__abstractmethods__ >= {"head", "balance", "logs", "_send", "_set_next_timestamp", "_take_snapshot", "_revert_to"}
     with pytest.raises(TypeError):
         Chain(None, None)  # type: ignore[abstract, arg-type]
     for backend in (EmbeddedChain, RpcChain):
@@ -67,8 +87,11 @@ def test_call_raw_returns_the_result_and_decodes_a_revert(chain, market, actors)
 
 def test_events_of_the_connections_transactions_come_back_decoded_in_logs(chain, market, actors):
     opened, _ = open_generation(market, actors.producer, actors.esp, fee=FEE)
-    locked = [e for e in chain.logs([market.exchange.address], opened.tx.block_number, opened.tx.block_number)
-              if e.name == "GenerationLocked"]
+    locked = [
+        e
+        for e in chain.logs([market.exchange.address], opened.tx.block_number, opened.tx.block_number)
+        if e.name == "GenerationLocked"
+    ]
     assert [e.args["id"] for e in locked] == [opened.lock_id]
     assert opened.lock_id in [e.args["id"] for e in chain.events(market.exchange.contract, "GenerationLocked")]
 

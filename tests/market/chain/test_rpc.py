@@ -111,6 +111,7 @@ def refuse(method: str, error: dict[str, Any]) -> Hook:
 
 # -- the client ----------------------------------------------------------------------------------
 
+
 def test_a_batch_answers_in_order_with_each_error_in_its_place(anvil_node: AnvilNode) -> None:
     rpc = JsonRpcClient(anvil_node.url)
     chain_id, unknown, block = rpc.batch([("eth_chainId", []), ("no_such_method", []), ("eth_blockNumber", [])])
@@ -162,6 +163,7 @@ def test_a_url_that_is_not_http_is_refused() -> None:
 
 
 # -- sending through it --------------------------------------------------------------------------
+
 
 def funded_sender(chain: Chain) -> Account:
     return chain.new_account(ETHER, "rpc-test")

@@ -25,8 +25,15 @@ address = st.binary(min_size=20, max_size=20).map(lambda b: Account.from_key(b"\
 )
 def test_signed_bytes_and_hash_equal_eth_accounts(chain_id, nonce, tip, fee_cap, gas, to, value, data) -> None:
     account = Account.from_key(KEY)
-    tx = {"chainId": chain_id, "nonce": nonce, "maxPriorityFeePerGas": tip, "maxFeePerGas": fee_cap, "gas": gas,
-          "value": value, "data": "0x" + data.hex()}
+    tx = {
+        "chainId": chain_id,
+        "nonce": nonce,
+        "maxPriorityFeePerGas": tip,
+        "maxFeePerGas": fee_cap,
+        "gas": gas,
+        "value": value,
+        "data": "0x" + data.hex(),
+    }
     if to is not None:
         tx["to"] = to
     expected = account.sign_transaction(tx)
@@ -37,6 +44,13 @@ def test_signed_bytes_and_hash_equal_eth_accounts(chain_id, nonce, tip, fee_cap,
 
 def test_a_transaction_without_data_signs_like_empty_data() -> None:
     account = Account.from_key(KEY)
-    tx = {"chainId": 1, "nonce": 0, "maxPriorityFeePerGas": 1, "maxFeePerGas": 2, "gas": 21_000,
-          "to": "0x000000000000000000000000000000000000dEaD", "value": 5}
+    tx = {
+        "chainId": 1,
+        "nonce": 0,
+        "maxPriorityFeePerGas": 1,
+        "maxFeePerGas": 2,
+        "gas": 21_000,
+        "to": "0x000000000000000000000000000000000000dEaD",
+        "value": 5,
+    }
     assert sign_dynamic_fee(account, tx).raw == bytes(account.sign_transaction(tx).raw_transaction)
