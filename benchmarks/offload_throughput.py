@@ -22,6 +22,7 @@ import torch
 
 from offload_core.config import preset
 from offload_core.engine import EdgeEngine
+from offload_core.names import Backend, CachingPolicy, PresetName
 from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
 from offload_core.scenario import Topology
 from offload_core.schedulers import greedy
@@ -35,10 +36,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def engine_rate(batch: int, device: str, backend: str, sample_in_loop: bool = False, seed: int = 0) -> float:
+def engine_rate(batch: int, device: str, backend: Backend | str, sample_in_loop: bool = False, seed: int = 0) -> float:
     """Decisions per second at batch size `batch` (timed over at least MIN_SECONDS)."""
-    config = preset("mato").config
-    engine = EdgeEngine(config, batch, "lfu", device=device, dtype=torch.float32, backend=backend)
+    config = preset(PresetName.MATO).config
+    engine = EdgeEngine(config, batch, CachingPolicy.LFU, device=device, dtype=torch.float32, backend=backend)
     engine.reset(seed)
     decisions_generator = torch.Generator(device=engine.device).manual_seed(seed)
     pool = [engine.sample_tasks() for _ in range(POOL)]
@@ -57,24 +58,36 @@ def engine_rate(batch: int, device: str, backend: str, sample_in_loop: bool = Fa
 
 
 def _scalar_topology(top: Topology, b: int) -> ScalarTopology:
-    return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
-                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist(),
-                          top.server_freq[b].tolist())
+    return ScalarTopology(
+        top.device_freq[b].tolist(),
+        top.model_size[b].tolist(),
+        top.server_capacity[b].tolist(),
+        top.server_quality[b].tolist(),
+        top.up_rate[b].tolist(),
+        top.down_rate[b].tolist(),
+        top.server_freq[b].tolist(),
+    )
 
 
 def scalar_rate(seed: int = 0) -> float:
     """Decisions per second of the plain-Python reference with the same greedy rule."""
-    config = preset("mato").config
-    engine = EdgeEngine(config, 1, "lfu", dtype=torch.float64)
+    config = preset(PresetName.MATO).config
+    engine = EdgeEngine(config, 1, CachingPolicy.LFU, dtype=torch.float64)
     top = engine.reset(seed)
-    edge = ScalarEdge(config, _scalar_topology(top, 0), "lfu", engine.cache.cached[0].tolist())
+    edge = ScalarEdge(config, _scalar_topology(top, 0), CachingPolicy.LFU, engine.view.cache[0].tolist())
     distance = top.distance[0].tolist()
     n_servers = config.n_servers
     streams = []
     for _ in range(50):
         t = engine.sample_tasks()
-        streams.append([ScalarTask(int(t.model[0, m]), float(t.size[0, m]), float(t.density[0, m]),
-                                   float(t.deadline[0, m]), float(t.demand[0, m])) for m in range(config.n_devices)])
+        streams.append(
+            [
+                ScalarTask(
+                    int(t.model[0, m]), float(t.size[0, m]), float(t.density[0, m]), float(t.deadline[0, m]), float(t.demand[0, m])
+                )
+                for m in range(config.n_devices)
+            ]
+        )
     decisions, start = 0, time.perf_counter()
     while True:
         for tasks in streams:
@@ -113,25 +126,37 @@ def main(argv: list[str] | None = None) -> int:
 
     scalar = scalar_rate()
     print(f"scalar reference: {scalar:,.0f} decisions/s")
-    backends = ["numba", "torch"] if args.device == "cpu" else ["torch"]
-    rates: dict[str, dict[str, float]] = {backend: {} for backend in backends}
+    backends = [Backend.NUMBA, Backend.TORCH] if args.device == "cpu" else [Backend.TORCH]
+    rates: dict[str, dict[str, float]] = {backend.value: {} for backend in backends}
     for backend in backends:
         for batch in sizes:
             rate = engine_rate(batch, args.device, backend)
-            rates[backend][str(batch)] = rate
-            print(f"{backend:>5} B = {batch:>6}: {rate:>14,.0f} decisions/s  ({rate / scalar:,.1f}x scalar)")
-    fastest = backends[0]
+            rates[backend.value][str(batch)] = rate
+            print(f"{backend.value:>5} B = {batch:>6}: {rate:>14,.0f} decisions/s  ({rate / scalar:,.1f}x scalar)")
+    fastest = backends[0].value
     reference_batch = "4096" if "4096" in rates[fastest] else str(max(sizes))
     with_sampling = engine_rate(int(reference_batch), args.device, fastest, sample_in_loop=True)
     ratio = rates[fastest][reference_batch] / scalar
     print(f"{fastest} B={reference_batch} with task sampling inside the loop: {with_sampling:,.0f} decisions/s")
     print(f"ratio {fastest} B={reference_batch} / scalar: {ratio:.1f}x on {device_name}")
     if args.json:
-        print(json.dumps({"device": device_name, "backend": fastest, "decisions_per_s": rates[fastest],
-                          "decisions_per_s_by_backend": rates, "scalar_per_s": scalar, "ratio": ratio,
-                          "ratio_batch": int(reference_batch), "with_sampling_per_s": with_sampling,
-                          "target_decisions_per_s_at_4096": 20e6, "target_ratio": 30.0,
-                          "meets_targets": bool(rates[fastest].get("4096", math.nan) >= 20e6 and ratio >= 30.0)}))
+        print(
+            json.dumps(
+                {
+                    "device": device_name,
+                    "backend": fastest,
+                    "decisions_per_s": rates[fastest],
+                    "decisions_per_s_by_backend": rates,
+                    "scalar_per_s": scalar,
+                    "ratio": ratio,
+                    "ratio_batch": int(reference_batch),
+                    "with_sampling_per_s": with_sampling,
+                    "target_decisions_per_s_at_4096": 20e6,
+                    "target_ratio": 30.0,
+                    "meets_targets": bool(rates[fastest].get("4096", math.nan) >= 20e6 and ratio >= 30.0),
+                }
+            )
+        )
     return 0
 
 

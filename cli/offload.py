@@ -15,14 +15,17 @@ from rich.table import Table
 from cli.console import console
 from cli.devices import checked_device
 from cli.plots import figure
-from offload_core.compare import compare, metric_names, variants
-from offload_core.config import PRESETS, EdgeConfig, preset
+from offload_core.compare import CompareSettings, MetricSummary, compare, metric_names, variants
+from offload_core.config import DEFAULT_PRESET, EdgeConfig, preset
 from offload_core.maddpg import MADDPGConfig
+from offload_core.names import Algorithm, PresetName, SweepAxis
 from offload_core.training import (
-    ALGORITHMS,
     LEARNED,
     METRICS,
+    SCHEDULED,
     SWEEP_VALUES,
+    EvalSettings,
+    SweepSettings,
     TrainSettings,
     evaluate,
     load_checkpoint,
@@ -33,10 +36,15 @@ from offload_core.training import (
     train,
 )
 
+# Choices come from the StrEnums of offload_core.names, defaults from the settings dataclasses
+# (CompareSettings, TrainSettings, MADDPGConfig, EvalSettings, SweepSettings): each is written once.
+
 app = typer.Typer(help="The batched offloading and caching core.", no_args_is_help=True)
 
+PresetOption = Annotated[PresetName, typer.Option("--preset", help="The preset: its system and what it compares.")]
 
-def _plot(rows: dict, metrics: tuple[str, ...], out: Path, title: str) -> Path:
+
+def _plot(rows: dict[str, dict[str, MetricSummary]], metrics: tuple[str, ...], out: Path, title: str) -> Path:
     labels = list(rows)
     path = out / "compare.png"
     with figure(path, ncols=len(metrics), size=(3.2 * len(metrics), 3.6), dpi=110) as axes:
@@ -52,24 +60,23 @@ def _plot(rows: dict, metrics: tuple[str, ...], out: Path, title: str) -> Path:
 
 @app.command("compare")
 def compare_command(
-    preset_name: Annotated[str, typer.Option("--preset", help=f"One of {', '.join(PRESETS)}.")] = "mato",
-    envs: Annotated[int, typer.Option("--envs", min=1, help="Independent environments B.")] = 64,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Steps per run (default: the preset's).")] = None,
+    preset_name: PresetOption = CompareSettings.preset,
+    envs: Annotated[int, typer.Option("--envs", min=1, help="Independent environments B.")] = CompareSettings.envs,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Steps per run (default: the preset's).")] = (
+        CompareSettings.steps
+    ),
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed")] = CompareSettings.seed,
     out: Annotated[Path, typer.Option("--out", help="Directory for CSV and PNG.")] = Path("out/offload-compare"),
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object of the means.")] = False,
 ) -> None:
     """Run every caching policy (lc) or scheduler (mato, asp) on the same task streams."""
-    if preset_name not in PRESETS:
-        raise typer.BadParameter(f"must be one of {', '.join(PRESETS)}, got {preset_name!r}", param_hint="--preset")
     checked_device(device)
     chosen = preset(preset_name)
     steps = steps or chosen.steps
     total = len(variants(chosen)) * steps
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{preset_name}: {len(variants(chosen))} variants x {steps} steps x {envs} envs",
-                                 total=total)
+        task = progress.add_task(f"{preset_name}: {len(variants(chosen))} variants x {steps} steps x {envs} envs", total=total)
         rows = compare(chosen, envs, steps, seed, device, on_step=lambda: progress.advance(task))
     metrics = metric_names(chosen)
     table = Table("variant", *metrics, title=f"{preset_name}: means with 95% CI over {envs} environments")
@@ -87,17 +94,24 @@ def compare_command(
     png = _plot(rows, metrics, out, f"{preset_name} ({envs} envs, {steps} steps, seed {seed})")
     console.print(f"wrote {out / 'compare.csv'} and {png}", highlight=False)
     if as_json:
-        print(json.dumps({"preset": preset_name, "envs": envs, "steps": steps, "seed": seed,
-                          "rows": {label: {m: row[m].mean for m in metrics} for label, row in rows.items()},
-                          "ci95": {label: {m: row[m].half_width for m in metrics} for label, row in rows.items()}}))
+        print(
+            json.dumps(
+                {
+                    "preset": preset_name.value,
+                    "envs": envs,
+                    "steps": steps,
+                    "seed": seed,
+                    "rows": {label: {m: row[m].mean for m in metrics} for label, row in rows.items()},
+                    "ci95": {label: {m: row[m].half_width for m in metrics} for label, row in rows.items()},
+                }
+            )
+        )
 
 
 # -- learned schedulers ---------------------------------------------------------------------------
 
 
-def _config(preset_name: str, eds: int | None, models: int | None) -> EdgeConfig:
-    if preset_name not in PRESETS:
-        raise typer.BadParameter(f"must be one of {', '.join(PRESETS)}, got {preset_name!r}", param_hint="--preset")
+def _config(preset_name: PresetName, eds: int | None, models: int | None) -> EdgeConfig:
     overrides = {key: value for key, value in (("n_devices", eds), ("n_models", models)) if value is not None}
     try:
         return preset(preset_name, **overrides).config
@@ -106,8 +120,14 @@ def _config(preset_name: str, eds: int | None, models: int | None) -> EdgeConfig
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _plot_curve(curve: list[dict[str, float]], references: dict[str, list[float]], path: Path, title: str) -> None:
@@ -124,26 +144,28 @@ def _plot_curve(curve: list[dict[str, float]], references: dict[str, list[float]
 
 @app.command("train")
 def train_command(
-    algo: Annotated[str, typer.Option("--algo", help=f"One of {', '.join(LEARNED)}.")] = "maddpg-mato",
-    preset_name: Annotated[str, typer.Option("--preset", help=f"One of {', '.join(PRESETS)}.")] = "mato",
+    algo: Annotated[Algorithm, typer.Option("--algo", help=f"A learned one: {', '.join(LEARNED)}.")] = TrainSettings.algo,
+    preset_name: PresetOption = DEFAULT_PRESET,
     eds: Annotated[int | None, typer.Option("--eds", min=1, help="End devices M (default: the preset's).")] = None,
     models: Annotated[int | None, typer.Option("--models", min=1, help="Generative models I.")] = None,
-    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Training episodes.")] = 40,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Steps per episode.")] = 25,
-    envs: Annotated[int, typer.Option("--envs", min=1, help="Batched environments B.")] = 16,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = 1024,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Training episodes.")] = TrainSettings.episodes,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Steps per episode.")] = TrainSettings.steps,
+    envs: Annotated[int, typer.Option("--envs", min=1, help="Batched environments B.")] = TrainSettings.envs,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = (
+        MADDPGConfig.batch_size
+    ),
+    seed: Annotated[int, typer.Option("--seed")] = TrainSettings.seed,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     out: Annotated[Path, typer.Option("--out", help="Directory for CSV, PNG and checkpoint.")] = Path("out/offload-train"),
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
 ) -> None:
     """Train a learned offloading policy; writes curve.csv, curve.png and checkpoint.pt (seed Fig. 2)."""
     if algo not in LEARNED:
-        raise typer.BadParameter(f"must be one of {', '.join(LEARNED)}, got {algo!r}", param_hint="--algo")
+        raise typer.BadParameter(f"must be one of {', '.join(LEARNED)}, got {algo.value!r}", param_hint="--algo")
     device = checked_device(device)
     config = _config(preset_name, eds, models)
     settings = TrainSettings(algo=algo, envs=envs, episodes=episodes, steps=steps, seed=seed)
-    hp = MADDPGConfig(variant=algo, batch_size=batch_size) if algo != "mappo" else None
+    hp = MADDPGConfig(variant=algo, batch_size=batch_size) if algo != Algorithm.MAPPO else None
     with _progress() as progress:
         task = progress.add_task(f"{algo} on {preset_name}", total=episodes, status="")
 
@@ -151,30 +173,47 @@ def train_command(
             progress.update(task, advance=1, status=f"reward {row['reward']:.3f}")
 
         result = train(config, settings, device, hp, on_episode=show)
-    references = {name: scheduler_curve(config, name, settings) for name in ("random", "greedy")} if device == "cpu" else {}
+    references = {name.value: scheduler_curve(config, name, settings) for name in SCHEDULED} if device == "cpu" else {}
     out.mkdir(parents=True, exist_ok=True)
     with (out / "curve.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["episode", *METRICS, *(f"{name}_reward" for name in references)])
         for index, row in enumerate(result.curve):
             writer.writerow([int(row["episode"]), *(row[m] for m in METRICS), *(refs[index] for refs in references.values())])
-    _plot_curve(result.curve, references, out / "curve.png", f"{algo}, {preset_name}, M={config.n_devices}, "
-                f"I={config.n_models}, B={envs}, seed {seed}")
+    _plot_curve(
+        result.curve,
+        references,
+        out / "curve.png",
+        f"{algo}, {preset_name}, M={config.n_devices}, I={config.n_models}, B={envs}, seed {seed}",
+    )
     checkpoint = save_checkpoint(out / "checkpoint.pt", result.agent, config, settings)
     first, last = result.curve[0]["reward"], result.curve[-1]["reward"]
-    console.print(f"reward per step: first episode {first:.3f}, last {last:.3f}; wrote {out / 'curve.csv'}, "
-                  f"{out / 'curve.png'} and {checkpoint}", highlight=False)
+    console.print(
+        f"reward per step: first episode {first:.3f}, last {last:.3f}; wrote {out / 'curve.csv'}, "
+        f"{out / 'curve.png'} and {checkpoint}",
+        highlight=False,
+    )
     if as_json:
-        print(json.dumps({"algo": algo, "first_reward": first, "last_reward": last, "curve": result.curve,
-                          "references": references, "checkpoint": str(checkpoint)}))
+        print(
+            json.dumps(
+                {
+                    "algo": algo.value,
+                    "first_reward": first,
+                    "last_reward": last,
+                    "curve": result.curve,
+                    "references": references,
+                    "checkpoint": str(checkpoint),
+                }
+            )
+        )
 
 
 @app.command("evaluate")
 def evaluate_command(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="checkpoint.pt written by train.")],
-    envs: Annotated[int, typer.Option("--envs", min=1)] = 32,
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 25,
-    seed: Annotated[int, typer.Option("--seed", help="Held-out streams of this seed.")] = 0,
+    envs: Annotated[int, typer.Option("--envs", min=1)] = EvalSettings.envs,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = EvalSettings.steps,
+    seed: Annotated[int, typer.Option("--seed", help="Held-out streams of this seed.")] = EvalSettings.seed,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
 ) -> None:
@@ -186,16 +225,18 @@ def evaluate_command(
         agent, config, settings = load_checkpoint(checkpoint, device)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--checkpoint") from exc
-    rows = {settings.algo: evaluate(config, settings.algo, agent, envs, steps, seed, settings.policy, device)}
-    for name in ("random", "greedy"):
-        rows[name] = evaluate(config, name, None, envs, steps, seed, settings.policy, "cpu")
+    rows = {settings.algo.value: evaluate(config, settings.algo, agent, envs, steps, seed, settings.policy, device)}
+    for reference in SCHEDULED:
+        rows[reference.value] = evaluate(config, reference, None, envs, steps, seed, settings.policy, "cpu")
     for name, metrics in rows.items():
         console.print(f"{name:>14}: " + ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()), highlight=False)
     if as_json:
         print(json.dumps({"checkpoint": str(checkpoint), "envs": envs, "steps": steps, "seed": seed, "rows": rows}))
 
 
-def _plot_sweep(summary: dict, vary: str, algos: list[str], path: Path, title: str) -> None:
+def _plot_sweep(
+    summary: dict[tuple[int, str], dict[str, MetricSummary]], vary: SweepAxis, algos: list[Algorithm], path: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,7 +250,7 @@ def _plot_sweep(summary: dict, vary: str, algos: list[str], path: Path, title: s
             means = [summary[(v, algo)][metric].mean for v in values]
             errors = [summary[(v, algo)][metric].half_width for v in values]
             ax.errorbar(values, means, yerr=errors, marker="o", capsize=3, label=algo)
-        ax.set_xlabel("models" if vary == "models" else "EDs")
+        ax.set_xlabel("models" if vary == SweepAxis.MODELS else "EDs")
         ax.set_title(metric, fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
@@ -220,29 +261,31 @@ def _plot_sweep(summary: dict, vary: str, algos: list[str], path: Path, title: s
 
 @app.command("sweep")
 def sweep_command(
-    vary: Annotated[str, typer.Option("--vary", help="models (Fig. 3: 3-6) or eds (Fig. 4: 5-20).")] = "models",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point (CIs over seeds).")] = 3,
-    algos: Annotated[str, typer.Option("--algos", help="Comma-separated subset.")] = ",".join(ALGORITHMS),
-    preset_name: Annotated[str, typer.Option("--preset")] = "mato",
-    episodes: Annotated[int, typer.Option("--episodes", min=1)] = 8,
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 25,
-    envs: Annotated[int, typer.Option("--envs", min=1)] = 16,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = 256,
-    eval_envs: Annotated[int, typer.Option("--eval-envs", min=1)] = 32,
+    vary: Annotated[SweepAxis, typer.Option("--vary", help="models (Fig. 3: 3-6) or eds (Fig. 4: 5-20).")] = (SweepSettings.vary),
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per point (CIs over seeds).")] = SweepSettings.seeds,
+    algos: Annotated[str, typer.Option("--algos", help="Comma-separated subset.")] = ",".join(SweepSettings.algos),
+    preset_name: PresetOption = DEFAULT_PRESET,
+    episodes: Annotated[int, typer.Option("--episodes", min=1)] = SweepSettings.episodes,
+    steps: Annotated[int, typer.Option("--steps", min=1)] = TrainSettings.steps,
+    envs: Annotated[int, typer.Option("--envs", min=1)] = TrainSettings.envs,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="MADDPG replay batch (seed: 1024).")] = (
+        SweepSettings.batch_size
+    ),
+    eval_envs: Annotated[int, typer.Option("--eval-envs", min=1)] = SweepSettings.eval_envs,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     out: Annotated[Path, typer.Option("--out")] = Path("out/offload-sweep"),
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON object.")] = False,
 ) -> None:
     """Train every algorithm per point and seed; latency, energy, completion with 95% CIs (seed Figs. 3-4)."""
-    if vary not in SWEEP_VALUES:
-        raise typer.BadParameter(f"must be one of {', '.join(SWEEP_VALUES)}, got {vary!r}", param_hint="--vary")
-    chosen = [a.strip() for a in algos.split(",") if a.strip()]
-    unknown = [a for a in chosen if a not in ALGORITHMS]
-    if unknown or not chosen:
-        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(ALGORITHMS)}", param_hint="--algos")
+    names = [a.strip() for a in algos.split(",") if a.strip()]
+    unknown = [name for name in names if name not in set(Algorithm)]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(Algorithm)}", param_hint="--algos")
+    chosen = [Algorithm(name) for name in names]
     device = checked_device(device)
     base = _config(preset_name, None, None)
-    settings = TrainSettings(envs=envs, episodes=episodes, steps=steps)
+    plan = SweepSettings(vary=vary, seeds=seeds, algos=tuple(chosen), episodes=episodes, batch_size=batch_size, eval_envs=eval_envs)
+    settings = TrainSettings(envs=envs, episodes=plan.episodes, steps=steps)
     total = len(SWEEP_VALUES[vary]) * seeds * len(chosen)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"sweep_{vary}_runs.csv"
@@ -250,7 +293,7 @@ def sweep_command(
     with _progress() as progress:
         task = progress.add_task(f"sweep {vary}", total=total, status="")
 
-        def show(row: dict) -> None:
+        def show(row: dict[str, float | str]) -> None:
             progress.update(task, advance=1, status=f"{row['algo']} {vary}={row['value']} reward {row['reward']:.3f}")
             new_file = not partial.exists()
             with partial.open("a", newline="") as handle:  # one row per finished run, as they come
@@ -259,8 +302,18 @@ def sweep_command(
                     writer.writeheader()
                 writer.writerow(row)
 
-        rows = sweep(base, vary, settings, seeds, tuple(chosen), eval_envs=eval_envs, device=device,
-                     hp=MADDPGConfig(batch_size=batch_size), on_run=show)
+        rows = sweep(
+            base,
+            plan.vary,
+            settings,
+            plan.seeds,
+            plan.algos,
+            eval_envs=plan.eval_envs,
+            eval_steps=plan.eval_steps,
+            device=device,
+            hp=MADDPGConfig(batch_size=plan.batch_size),
+            on_run=show,
+        )
     summary = sweep_summary(rows)
     with (out / f"sweep_{vary}.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -268,15 +321,37 @@ def sweep_command(
         for (value, algo), metrics in sorted(summary.items()):
             writer.writerow([vary, value, algo, *(x for m in METRICS for x in (metrics[m].mean, metrics[m].half_width))])
     png = out / f"sweep_{vary}.png"
-    _plot_sweep(summary, vary, chosen, png, f"{preset_name}: vary {vary}, {seeds} seeds, {episodes} episodes x {steps} "
-                f"steps x {envs} envs, 95% CI over seeds")
+    _plot_sweep(
+        summary,
+        vary,
+        chosen,
+        png,
+        f"{preset_name}: vary {vary}, {seeds} seeds, {episodes} episodes x {steps} steps x {envs} envs, 95% CI over seeds",
+    )
     for (value, algo), metrics in sorted(summary.items()):
-        console.print(f"{vary}={value:>2} {algo:>14}: " + ", ".join(
-            f"{m} {metrics[m].mean:.4g}±{metrics[m].half_width:.2g}" for m in METRICS), highlight=False)
+        console.print(
+            f"{vary}={value:>2} {algo:>14}: "
+            + ", ".join(f"{m} {metrics[m].mean:.4g}±{metrics[m].half_width:.2g}" for m in METRICS),
+            highlight=False,
+        )
     console.print(f"wrote {out / f'sweep_{vary}.csv'}, {out / f'sweep_{vary}_runs.csv'} and {png}", highlight=False)
     if as_json:
-        print(json.dumps({"vary": vary, "seeds": seeds, "episodes": episodes, "steps": steps, "envs": envs,
-                          "rows": {f"{value}/{algo}": {m: metrics[m].mean for m in METRICS}
-                                   for (value, algo), metrics in sorted(summary.items())},
-                          "ci95": {f"{value}/{algo}": {m: metrics[m].half_width for m in METRICS}
-                                   for (value, algo), metrics in sorted(summary.items())}}))
+        print(
+            json.dumps(
+                {
+                    "vary": vary.value,
+                    "seeds": seeds,
+                    "episodes": episodes,
+                    "steps": steps,
+                    "envs": envs,
+                    "rows": {
+                        f"{value}/{algo}": {m: metrics[m].mean for m in METRICS}
+                        for (value, algo), metrics in sorted(summary.items())
+                    },
+                    "ci95": {
+                        f"{value}/{algo}": {m: metrics[m].half_width for m in METRICS}
+                        for (value, algo), metrics in sorted(summary.items())
+                    },
+                }
+            )
+        )

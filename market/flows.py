@@ -145,8 +145,14 @@ class GenerationOutcome:
 
 def select_esps(ctx: MarketContext, producers: list[Producer], now: float) -> list[Esp]:
     """One ESP per producer, chosen by the context's selector (reputation or a baseline)."""
-    chosen = ctx.selector.select(torch.tensor([p.index for p in producers]), now, strategy=ctx.selection_strategy,
-                                 temperature=ctx.temperature, generator=ctx.generator_rng)
+    chosen = ctx.selector.select(
+        torch.tensor([p.index for p in producers]),
+        now,
+        strategy=ctx.selection_strategy,
+        temperature=ctx.temperature,
+        generator=ctx.generator_rng,
+    )
+    assert isinstance(chosen, torch.Tensor)  # a tensor of producers gives a tensor of ESPs
     return [ctx.esps[int(i)] for i in chosen.tolist()]
 
 
@@ -160,18 +166,25 @@ def place_tasks(ctx: MarketContext, producers: list[Producer], esps: list[Esp]) 
     for producer, esp in zip(producers, esps, strict=True):
         split[0, producer.index, 0] = 0.0
         split[0, producer.index, 1 + esp.index] = 1.0
-    out = engine.step(tasks, Action(split, torch.ones((1, config.n_devices), dtype=torch.bool)))
+    out = engine.step(tasks, Action(split, torch.ones((1, config.n_devices), dtype=torch.bool)))  # every term [1, M]
+    terms = out.as_dict()
     costs = {}
     for producer in producers:
         m = producer.index
-        breakdown = {key: float(value[0, m]) for key, value in out.items()}
-        costs[m] = TaskCost(breakdown["T"], breakdown["E"], bool(breakdown["completed"]), breakdown["quality"], breakdown)
+        breakdown = {key: float(value[0, m]) for key, value in terms.items()}  # flags as 0.0 or 1.0
+        costs[m] = TaskCost(float(out.T[0, m]), float(out.E[0, m]), bool(out.completed[0, m]), float(out.quality[0, m]), breakdown)
     return costs
 
 
-def settle_generation(ctx: MarketContext, producer: Producer, esp: Esp, prompt: str, cost: TaskCost,
-                      defer_refund: bool = False,
-                      before_register: Callable[[Job], None] | None = None) -> GenerationOutcome:
+def settle_generation(
+    ctx: MarketContext,
+    producer: Producer,
+    esp: Esp,
+    prompt: str,
+    cost: TaskCost,
+    defer_refund: bool = False,
+    before_register: Callable[[Job], None] | None = None,
+) -> GenerationOutcome:
     """The on-chain part of a generation: offer, lock, reveal or refund, open, register, rate.
 
     With `defer_refund`, a lock that the ESP never claims is left for `refund_and_rate` (after the
@@ -184,8 +197,9 @@ def settle_generation(ctx: MarketContext, producer: Producer, esp: Esp, prompt: 
     job = protocol.make_offer(esp.account, producer.address, content, prompt_hash)
     digest = ctx.store.put(job.ciphertext)  # the ciphertext the ESP hands over with its offer
     lock = protocol.lock(producer.account, job.signed)
-    outcome = GenerationOutcome(producer, esp, lock.lock_id, job.offer, cost, delivered=False, on_time=False,
-                                positive=False, score=0)
+    outcome = GenerationOutcome(
+        producer, esp, lock.lock_id, job.offer, cost, delivered=False, on_time=False, positive=False, score=0
+    )
     if esp.profile == "cheating":  # took the job, never reveals the key
         if not defer_refund:
             refund_and_rate(ctx, outcome)
@@ -255,8 +269,14 @@ class TradeOutcome:
         return self.terms.price
 
 
-def trade_flow(ctx: MarketContext, seller: LocalAccount, buyer: LocalAccount, token_id: int, price: int | None = None,
-               seller_claims: bool = True) -> TradeOutcome:
+def trade_flow(
+    ctx: MarketContext,
+    seller: LocalAccount,
+    buyer: LocalAccount,
+    token_id: int,
+    price: int | None = None,
+    seller_claims: bool = True,
+) -> TradeOutcome:
     """The seller draws a secret and publishes sha256(secret); the buyer locks the price; the seller claims.
 
     The product must be final. If the seller never claims (`seller_claims=False`), the lock stays
@@ -283,19 +303,18 @@ def refund_trade(ctx: MarketContext, buyer: LocalAccount, outcome: TradeOutcome)
 # -- attacks ----------------------------------------------------------------------------------------
 
 
-def _sybil_generation(ctx: MarketContext, attacker: Attacker, content: bytes, prompt_hash: bytes,
-                      phash: int | None = None) -> Job:
+def _sybil_generation(ctx: MarketContext, attacker: Attacker, content: bytes, prompt_hash: bytes, phash: int | None = None) -> Job:
     """The attacker pays its own staked accomplice ESP for an offer committing to `content` and withdraws it."""
     protocol = ctx.attacking
-    job = protocol.make_offer(attacker.accomplice, attacker.address, content, prompt_hash,
-                              fee=ctx.market.exchange.fee_floor(), phash=phash)
+    job = protocol.make_offer(
+        attacker.accomplice, attacker.address, content, prompt_hash, fee=ctx.market.exchange.fee_floor(), phash=phash
+    )
     protocol.lock(attacker.account, job.signed)
     protocol.reveal(attacker.accomplice, job.offer, job.key)
     return job
 
 
-def plagiarize(ctx: MarketContext, attacker: Attacker, victim_token_id: int, how: Perturbation,
-               seed: int = 0) -> int | None:
+def plagiarize(ctx: MarketContext, attacker: Attacker, victim_token_id: int, how: Perturbation, seed: int = 0) -> int | None:
     """The attacker registers a near-duplicate of a product, generated "by" its accomplice; returns its token.
 
     None when the copy's bytes are registered already (the registry would refuse them).
@@ -304,8 +323,9 @@ def plagiarize(ctx: MarketContext, attacker: Attacker, victim_token_id: int, how
     job = _sybil_generation(ctx, attacker, copy, hashlib.sha256(f"copy of {victim_token_id}".encode()).digest())
     if ctx.market.registry.token_of_content(job.opening.content_hash):
         return None
-    registered = ctx.attacking.register(attacker.account, job.offer, job.opening, uri="sha256://copy",
-                                       operation="register (duplicate)")
+    registered = ctx.attacking.register(
+        attacker.account, job.offer, job.opening, uri="sha256://copy", operation="register (duplicate)"
+    )
     ctx.contents[registered.token_id] = copy
     return registered.token_id
 
@@ -359,12 +379,14 @@ def squat_pending_registration(ctx: MarketContext, attacker: Attacker, job: Job)
     # victim's content hash and pHash under a fresh salt, and the squatter pays that ESP.
     copied = Opening.of(opening.content_hash, opening.perceptual_hash, opening.prompt_hash)
     key = new_secret()
-    signed = ctx.attacking.commit_offer(attacker.accomplice, attacker.address, copied, hashlock_of(key),
-                                       fee=ctx.market.exchange.fee_floor())
+    signed = ctx.attacking.commit_offer(
+        attacker.accomplice, attacker.address, copied, hashlock_of(key), fee=ctx.market.exchange.fee_floor()
+    )
     ctx.attacking.lock(attacker.account, signed)
     ctx.attacking.reveal(attacker.accomplice, signed.offer, key)
-    return ctx.attacking.register(attacker.account, signed.offer, copied, uri="sha256://squat",
-                                 operation="register (squat)").token_id
+    return ctx.attacking.register(
+        attacker.account, signed.offer, copied, uri="sha256://squat", operation="register (squat)"
+    ).token_id
 
 
 def steal_priority(ctx: MarketContext, attacker: Attacker, job: Job) -> int:
@@ -372,8 +394,9 @@ def steal_priority(ctx: MarketContext, attacker: Attacker, job: Job) -> int:
     other bytes with it first; returns its token, from which it challenges the victim's product later."""
     decoy = secrets.token_bytes(64)
     decoy_job = _sybil_generation(ctx, attacker, decoy, job.opening.prompt_hash, phash=job.opening.perceptual_hash)
-    return ctx.attacking.register(attacker.account, decoy_job.offer, decoy_job.opening, uri="sha256://decoy",
-                                 operation="register (decoy)").token_id
+    return ctx.attacking.register(
+        attacker.account, decoy_job.offer, decoy_job.opening, uri="sha256://decoy", operation="register (decoy)"
+    ).token_id
 
 
 def try_challenge(ctx: MarketContext, challenger: LocalAccount, original_id: int, duplicate_id: int) -> bool:
@@ -384,8 +407,9 @@ def try_challenge(ctx: MarketContext, challenger: LocalAccount, original_id: int
         return False
 
 
-def exit_scam(ctx: MarketContext, attacker: Attacker, buyer: LocalAccount, victim_token_id: int,
-              how: Perturbation, seed: int = 0) -> bool:
+def exit_scam(
+    ctx: MarketContext, attacker: Attacker, buyer: LocalAccount, victim_token_id: int, how: Perturbation, seed: int = 0
+) -> bool:
     """A5: own an original O, register a near-copy D, sell D, then challenge D with O. Returns whether it paid off.
 
     v2: D cannot be sold before it is final, and a final D can no longer be challenged; the buyer keeps D.
@@ -395,15 +419,15 @@ def exit_scam(ctx: MarketContext, attacker: Attacker, buyer: LocalAccount, victi
     original_job = _sybil_generation(ctx, attacker, base, hashlib.sha256(b"original").digest())
     if ctx.market.registry.token_of_content(original_job.opening.content_hash):
         return False
-    original = protocol.register(attacker.account, original_job.offer, original_job.opening,
-                                 operation="register (scam original)").token_id
+    original = protocol.register(
+        attacker.account, original_job.offer, original_job.opening, operation="register (scam original)"
+    ).token_id
     ctx.contents[original] = base
     copy = near_duplicate(base, how, seed + 1)
     copy_job = _sybil_generation(ctx, attacker, copy, hashlib.sha256(b"copy").digest())
     if ctx.market.registry.token_of_content(copy_job.opening.content_hash):
         return False
-    duplicate = protocol.register(attacker.account, copy_job.offer, copy_job.opening,
-                                  operation="register (scam copy)").token_id
+    duplicate = protocol.register(attacker.account, copy_job.offer, copy_job.opening, operation="register (scam copy)").token_id
     ctx.contents[duplicate] = copy
     try:  # sell D at once, inside its challenge window: refused
         trade_flow(ctx, attacker.account, buyer, duplicate)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from offload_core.config import EdgeConfig
+from offload_core.names import CachingPolicy
 
 
 @dataclass
@@ -29,15 +30,20 @@ class CacheState:
     context_time: torch.Tensor  # s
 
     @classmethod
-    def empty(cls, batch: int, servers: int, models: int, memory_bits: float, device: torch.device,
-              dtype: torch.dtype) -> CacheState:
+    def empty(
+        cls, batch: int, servers: int, models: int, memory_bits: float, device: torch.device, dtype: torch.dtype
+    ) -> CacheState:
         def zeros() -> torch.Tensor:
             return torch.zeros((batch, servers, models), device=device, dtype=dtype)
 
         return cls(
             cached=torch.zeros((batch, servers, models), device=device, dtype=torch.bool),
             free_memory=torch.full((batch, servers), memory_bits, device=device, dtype=dtype),
-            loaded_at=zeros(), last_used=zeros(), frequency=zeros(), context=zeros(), context_time=zeros(),
+            loaded_at=zeros(),
+            last_used=zeros(),
+            frequency=zeros(),
+            context=zeros(),
+            context_time=zeros(),
         )
 
     def warm_start(self, model_size: torch.Tensor, generator: torch.Generator) -> None:
@@ -56,8 +62,15 @@ class CacheState:
         # [B, N, I]
         return self.context * config.context_decay ** ((now - self.context_time) / config.step_s)
 
-    def replace(self, evict: torch.Tensor, load: torch.Tensor, model_idx: torch.Tensor, size: torch.Tensor,
-                model_size: torch.Tensor, now: float | torch.Tensor) -> None:
+    def replace(
+        self,
+        evict: torch.Tensor,
+        load: torch.Tensor,
+        model_idx: torch.Tensor,
+        size: torch.Tensor,
+        model_size: torch.Tensor,
+        now: float | torch.Tensor,
+    ) -> None:
         """Evict `evict` [B, N, I], then load the model `model_idx` [B, N, 1] of `size` [B, 1] where `load` [B, N]."""
         freed = (evict.to(model_size.dtype) * model_size.unsqueeze(1)).sum(-1)  # [B, N]
         self.free_memory = torch.where(load, self.free_memory + (freed - size), self.free_memory)
@@ -73,9 +86,11 @@ class CacheState:
 
     def use(self, used: torch.Tensor, model_idx: torch.Tensor, now: float | torch.Tensor, config: EdgeConfig) -> torch.Tensor:
         """Record a use of model `model_idx` [B, N, 1] where `used` [B, N]; returns its accuracy a(K) [B, N]."""
-        k = (self.context.gather(2, model_idx) * config.context_decay
-             ** ((now - self.context_time.gather(2, model_idx)) / config.step_s)).squeeze(-1)  # [B, N]
-        accuracy = (config.accuracy_zero_shot + config.accuracy_gain * torch.log2(1.0 + k**config.accuracy_alpha))
+        k = (
+            self.context.gather(2, model_idx)
+            * config.context_decay ** ((now - self.context_time.gather(2, model_idx)) / config.step_s)
+        ).squeeze(-1)  # [B, N]
+        accuracy = config.accuracy_zero_shot + config.accuracy_gain * torch.log2(1.0 + k**config.accuracy_alpha)
         accuracy = accuracy.clamp_max(1.0)
         mask = torch.zeros_like(self.cached).scatter(2, model_idx, used.unsqueeze(-1))  # [B, N, I]
         self.context = torch.where(mask, (k + 1.0).unsqueeze(-1).expand_as(self.context), self.context)
@@ -85,26 +100,33 @@ class CacheState:
         return accuracy
 
 
-def eviction_scores(policy: str, cache: CacheState, now: float | torch.Tensor, config: EdgeConfig,
-                    random_keys: torch.Tensor | None) -> torch.Tensor:
+def eviction_scores(
+    policy: CachingPolicy, cache: CacheState, now: float | torch.Tensor, config: EdgeConfig, random_keys: torch.Tensor | None
+) -> torch.Tensor:
     """Eviction priority of every model on every server (lowest first).  [B, N, I]"""
-    if policy == "fifo":
+    if policy == CachingPolicy.FIFO:
         return cache.loaded_at
-    if policy == "lru":
+    if policy == CachingPolicy.LRU:
         return cache.last_used
-    if policy == "lfu":
+    if policy == CachingPolicy.LFU:
         return cache.frequency
-    if policy == "lc":
+    if policy == CachingPolicy.LC:
         return cache.decayed_context(now, config)
-    if policy == "random":
+    if policy == CachingPolicy.RANDOM:
         if random_keys is None:
             raise ValueError("the random policy needs random eviction keys (TaskBatch.evict_keys)")
         return random_keys
     return torch.zeros_like(cache.frequency)  # cloud: never loads, nothing to evict
 
 
-def eviction_mask(scores: torch.Tensor, cached: torch.Tensor, model_size: torch.Tensor, size: torch.Tensor,
-                  load: torch.Tensor, free_memory: torch.Tensor) -> torch.Tensor:
+def eviction_mask(
+    scores: torch.Tensor,
+    cached: torch.Tensor,
+    model_size: torch.Tensor,
+    size: torch.Tensor,
+    load: torch.Tensor,
+    free_memory: torch.Tensor,
+) -> torch.Tensor:
     """Which cached models to evict so that a model of `size` [B] fits where `load` [B, N].
 
     Evicts in ascending score (ties by index) while the memory freed so far is short of the need.

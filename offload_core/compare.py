@@ -13,17 +13,59 @@ from dataclasses import dataclass
 import torch
 from scipy import stats
 
-from offload_core.config import CACHING_POLICIES, Preset
+from offload_core.config import DEFAULT_PRESET, Preset
 from offload_core.engine import EdgeEngine
-from offload_core.schedulers import SCHEDULERS, scheduler
+from offload_core.names import CachingPolicy, PresetName, SchedulerName, parse
+from offload_core.schedulers import scheduler
 
 #: Variants compared per preset kind.
-COMPARED_SCHEDULERS = ("local", "cloud", "random", "round-robin", "greedy", "least-loaded", "parallel-split")
-ASP_SCHEDULERS = ("random-server", "round-robin", "least-loaded", "parallel-split")
+COMPARED_SCHEDULERS: tuple[SchedulerName, ...] = (
+    SchedulerName.LOCAL,
+    SchedulerName.CLOUD,
+    SchedulerName.RANDOM,
+    SchedulerName.ROUND_ROBIN,
+    SchedulerName.GREEDY,
+    SchedulerName.LEAST_LOADED,
+    SchedulerName.PARALLEL_SPLIT,
+)
+ASP_SCHEDULERS: tuple[SchedulerName, ...] = (
+    SchedulerName.RANDOM_SERVER,
+    SchedulerName.ROUND_ROBIN,
+    SchedulerName.LEAST_LOADED,
+    SchedulerName.PARALLEL_SPLIT,
+)
 
 COMMON_METRICS = ("latency_s", "energy_j", "completion_rate", "hit_rate", "crash_rate", "utility")
-LC_METRICS = ("system_cost", "switching_cost", "accuracy_cost", "inference_latency", "offloading_latency",
-              "cloud_cost", "edge_execution_ratio")
+LC_METRICS = (
+    "system_cost",
+    "switching_cost",
+    "accuracy_cost",
+    "inference_latency",
+    "offloading_latency",
+    "cloud_cost",
+    "edge_execution_ratio",
+)
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Defaults of a comparison run (`aigc-market offload compare`); checked when built."""
+
+    preset: PresetName = DEFAULT_PRESET
+    """The preset whose variants are compared."""
+    envs: int = 64
+    """Independent environments B: the confidence intervals are over them."""
+    steps: int | None = None
+    """Steps per run; None: the preset's."""
+    seed: int = 0
+    """Topology seed (the task stream uses seed + 1, the schedulers' draws seed + 2)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preset", parse(PresetName, self.preset, "preset"))
+        if self.envs < 1:
+            raise ValueError(f"envs must be at least 1, got {self.envs}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -44,26 +86,42 @@ def confidence_interval(per_env: torch.Tensor) -> MetricSummary:
     return MetricSummary(mean, float(stats.t.ppf(0.975, count - 1)) * sem)
 
 
-def run_variant(preset: Preset, policy: str, scheduler_name: str, envs: int, steps: int, seed: int,
-                device: str = "cpu", on_step: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+def run_variant(
+    preset: Preset,
+    policy: CachingPolicy | str,
+    scheduler_name: SchedulerName | str,
+    envs: int,
+    steps: int,
+    seed: int,
+    device: str = "cpu",
+    on_step: Callable[[], None] | None = None,
+) -> dict[str, torch.Tensor]:
     """Simulate one (caching policy, scheduler) pair; returns per-environment metrics, each [B]."""
     engine = EdgeEngine(preset.config, envs, policy, device=device, dtype=torch.float64)
     engine.reset(seed)
     place = scheduler(scheduler_name)
-    task_stream = torch.Generator(device=engine.device).manual_seed(seed + 1)
-    decisions = torch.Generator(device=engine.device).manual_seed(seed + 2)
+    view = engine.view
+    task_stream = torch.Generator(device=view.device).manual_seed(seed + 1)
+    decisions = torch.Generator(device=view.device).manual_seed(seed + 2)
     sums: dict[str, torch.Tensor] = {}
     for _ in range(steps):
         tasks = engine.sample_tasks(task_stream)
         out = engine.step(tasks, place(engine, tasks, decisions, None))
-        at_edge = out["edge_share"] > 0
-        fields = {
-            "T": out["T"], "E": out["E"], "completed": out["completed"], "crashed": out["crashed"],
-            "hit": out["model_hit"], "offloaded": out["offloaded"], "T_sw": out["T_sw"], "T_es": out["T_es"],
-            "offload_latency": torch.where(at_edge, out["T_up"] + out["T_down"], torch.zeros_like(out["T"])),
-            "cloud_latency": torch.where(at_edge, torch.zeros_like(out["T"]), out["T"]),
-            "accuracy_cost": 1.0 - out["quality"], "edge_share": out["edge_share"],
-            "utility": torch.where(out["completed"], out["quality"], torch.zeros_like(out["quality"])),
+        at_edge = out.edge_share > 0  # [B, M]
+        fields = {  # each [B, M]
+            "T": out.T,
+            "E": out.E,
+            "completed": out.completed,
+            "crashed": out.crashed,
+            "hit": out.model_hit,
+            "offloaded": out.offloaded,
+            "T_sw": out.T_sw,
+            "T_es": out.T_es,
+            "offload_latency": torch.where(at_edge, out.T_up + out.T_down, torch.zeros_like(out.T)),
+            "cloud_latency": torch.where(at_edge, torch.zeros_like(out.T), out.T),
+            "accuracy_cost": 1.0 - out.quality,
+            "edge_share": out.edge_share,
+            "utility": torch.where(out.completed, out.quality, torch.zeros_like(out.quality)),
         }
         for key, value in fields.items():
             sums[key] = sums.get(key, 0) + value.to(torch.float64).sum(dim=1)
@@ -73,10 +131,10 @@ def run_variant(preset: Preset, policy: str, scheduler_name: str, envs: int, ste
     metrics = {
         "latency_s": sums["T"] / tasks_total,
         "energy_j": sums["E"] / tasks_total,
-        "completion_rate": (sums["completed"] - engine.dropped) / tasks_total,
+        "completion_rate": (sums["completed"] - view.dropped) / tasks_total,
         "hit_rate": sums["hit"] / sums["offloaded"].clamp_min(1.0),
         "crash_rate": sums["crashed"] / tasks_total,
-        "utility": (sums["utility"] - engine.dropped_quality) / tasks_total,
+        "utility": (sums["utility"] - view.dropped_quality) / tasks_total,
         "switching_cost": sums["T_sw"] / tasks_total,
         "accuracy_cost": sums["accuracy_cost"] / tasks_total,
         "inference_latency": sums["T_es"] / tasks_total,
@@ -84,26 +142,31 @@ def run_variant(preset: Preset, policy: str, scheduler_name: str, envs: int, ste
         "cloud_cost": sums["cloud_latency"] / tasks_total,
         "edge_execution_ratio": sums["edge_share"] / tasks_total,
     }
-    metrics["system_cost"] = (metrics["switching_cost"] + metrics["accuracy_cost"] + metrics["inference_latency"]
-                              + metrics["offloading_latency"] + metrics["cloud_cost"])
+    metrics["system_cost"] = (
+        metrics["switching_cost"]
+        + metrics["accuracy_cost"]
+        + metrics["inference_latency"]
+        + metrics["offloading_latency"]
+        + metrics["cloud_cost"]
+    )
     return metrics
 
 
-def variants(preset: Preset) -> list[tuple[str, str, str]]:
+def variants(preset: Preset) -> list[tuple[str, CachingPolicy, SchedulerName]]:
     """(label, caching policy, scheduler) for every variant the preset compares."""
     if preset.compares == "caching":
-        return [(policy, policy, preset.scheduler) for policy in CACHING_POLICIES]
-    names = ASP_SCHEDULERS if preset.name == "asp" else COMPARED_SCHEDULERS
-    assert set(names) <= set(SCHEDULERS)
-    return [(name, preset.caching, name) for name in names]
+        return [(policy.value, policy, preset.scheduler) for policy in CachingPolicy]
+    names = ASP_SCHEDULERS if preset.name == PresetName.ASP else COMPARED_SCHEDULERS
+    return [(name.value, preset.caching, name) for name in names]
 
 
 def metric_names(preset: Preset) -> tuple[str, ...]:
     return (LC_METRICS + COMMON_METRICS) if preset.compares == "caching" else COMMON_METRICS
 
 
-def compare(preset: Preset, envs: int, steps: int, seed: int, device: str = "cpu",
-            on_step: Callable[[], None] | None = None) -> dict[str, dict[str, MetricSummary]]:
+def compare(
+    preset: Preset, envs: int, steps: int, seed: int, device: str = "cpu", on_step: Callable[[], None] | None = None
+) -> dict[str, dict[str, MetricSummary]]:
     """Every variant of `preset` on the same streams: {label: {metric: summary}}."""
     rows: dict[str, dict[str, MetricSummary]] = {}
     for label, policy, scheduler_name in variants(preset):

@@ -2,17 +2,23 @@
 
 Units: bits, Hz (cycles/s), cycles/bit, W, s, J, m. Every field documents its unit.
 Presets: `mato` ([Wang 2025]), `lc` ([Xu 2023]), `asp` ([Xu 2024, sec. V-A]).
+
+Every config checks its fields when it is built (`__post_init__`): an invalid one is never made,
+and the ValueError names the field. `dataclasses.replace` builds a new config, so it checks too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from offload_core.names import CachingPolicy, PresetName, SchedulerName, parse
+
 MB = 8e6  # bits in a megabyte
 
-CachingPolicy = Literal["random", "fifo", "lru", "lfu", "lc", "cloud"]
-CACHING_POLICIES: tuple[str, ...] = ("random", "fifo", "lru", "lfu", "lc", "cloud")
+CACHING_POLICIES: tuple[str, ...] = tuple(policy.value for policy in CachingPolicy)
+"""The caching policies' names as plain strings (for field choices outside the core)."""
 
 
 @dataclass(frozen=True)
@@ -115,29 +121,45 @@ class EdgeConfig:
     server_quality: tuple[float, float] = (1.0, 1.0)
     """Range of per-server quality factors (an ASP's model capability)."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> EdgeConfig:
-        """Return self, or raise ValueError naming the first field out of range."""
+        """Return self, or raise ValueError naming the first field out of range (done when built)."""
         positive = {
-            "n_devices": self.n_devices, "n_servers": self.n_servers, "n_models": self.n_models,
-            "area_m": self.area_m, "step_s": self.step_s, "server_freq_hz": self.server_freq_hz,
-            "cloud_freq_hz": self.cloud_freq_hz, "bandwidth_hz": self.bandwidth_hz, "max_rate_bps": self.max_rate_bps,
-            "backhaul_bps": self.backhaul_bps, "load_bps": self.load_bps, "cloud_rate_bps": self.cloud_rate_bps,
-            "noise_w": self.noise_w, "channel_gain": self.channel_gain,
+            "n_devices": self.n_devices,
+            "n_servers": self.n_servers,
+            "n_models": self.n_models,
+            "area_m": self.area_m,
+            "step_s": self.step_s,
+            "server_freq_hz": self.server_freq_hz,
+            "cloud_freq_hz": self.cloud_freq_hz,
+            "bandwidth_hz": self.bandwidth_hz,
+            "max_rate_bps": self.max_rate_bps,
+            "backhaul_bps": self.backhaul_bps,
+            "load_bps": self.load_bps,
+            "cloud_rate_bps": self.cloud_rate_bps,
+            "noise_w": self.noise_w,
+            "channel_gain": self.channel_gain,
         }
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         ranges = {
-            "device_freq_hz": self.device_freq_hz, "task_size_bits": self.task_size_bits,
-            "task_density_cpb": self.task_density_cpb, "deadline_s": self.deadline_s,
+            "device_freq_hz": self.device_freq_hz,
+            "task_size_bits": self.task_size_bits,
+            "task_density_cpb": self.task_density_cpb,
+            "deadline_s": self.deadline_s,
             "model_size_bits": self.model_size_bits,
         }
         for name, (low, high) in ranges.items():
             if not 0 < low <= high:
                 raise ValueError(f"{name} must satisfy 0 < low <= high, got ({low}, {high})")
         nonnegative = {
-            "output_bits": self.output_bits, "wan_latency_s": self.wan_latency_s,
-            "model_popularity_zipf": self.model_popularity_zipf, "device_power_w": self.device_power_w,
+            "output_bits": self.output_bits,
+            "wan_latency_s": self.wan_latency_s,
+            "model_popularity_zipf": self.model_popularity_zipf,
+            "device_power_w": self.device_power_w,
             "cycles_per_demand": self.cycles_per_demand,
         }
         for name, value in nonnegative.items():
@@ -161,25 +183,37 @@ class EdgeConfig:
 class Preset:
     """A named experiment: the system and what `aigc-market offload compare` varies on it."""
 
-    name: str
+    name: PresetName
     config: EdgeConfig
     compares: Literal["caching", "scheduler"]
-    scheduler: str = "greedy"
+    scheduler: SchedulerName = SchedulerName.GREEDY
     """Scheduler used when caching policies are compared."""
-    caching: str = "lfu"
+    caching: CachingPolicy = CachingPolicy.LFU
     """Caching policy used when schedulers are compared."""
     steps: int = 100
     """Default number of steps of one comparison run."""
     description: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Plain strings are accepted and stored as the members they name.
+        object.__setattr__(self, "name", parse(PresetName, self.name, "name"))
+        object.__setattr__(self, "scheduler", parse(SchedulerName, self.scheduler, "scheduler"))
+        object.__setattr__(self, "caching", parse(CachingPolicy, self.caching, "caching"))
+        if self.compares not in ("caching", "scheduler"):
+            raise ValueError(f"compares must be 'caching' or 'scheduler', got {self.compares!r}")
+        if not isinstance(self.config, EdgeConfig):
+            raise ValueError(f"config must be an EdgeConfig, got {type(self.config).__name__}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+
 
 def _mato() -> Preset:
     return Preset(
-        name="mato",
+        name=PresetName.MATO,
         config=EdgeConfig(),
         compares="scheduler",
-        caching="lfu",
+        caching=CachingPolicy.LFU,
         description="[Wang 2025]: 1 CC 40 GHz, 3 ES 7 GHz, 10 ED 1-3 GHz, tasks 2-20 MB, models 90-250 MB",
     )
 
@@ -189,15 +223,24 @@ def _lc() -> Preset:
     # requested (Zipf): the regime where model caching decides the cost ([Xu 2023]). Models
     # are loaded from the server's own store; a miss not loaded goes over a congested core network.
     return Preset(
-        name="lc",
+        name=PresetName.LC,
         config=EdgeConfig(
-            n_devices=10, n_servers=1, n_models=6, model_popularity_zipf=1.0, step_s=10.0,
-            server_memory_bits=500 * MB, task_size_bits=(0.5 * MB, 2 * MB), task_density_cpb=(200.0, 600.0),
-            deadline_s=(4.0, 12.0), model_download_bps=10e9, wan_latency_s=0.5,
-            accuracy_zero_shot=0.6, accuracy_gain=0.08,
+            n_devices=10,
+            n_servers=1,
+            n_models=6,
+            model_popularity_zipf=1.0,
+            step_s=10.0,
+            server_memory_bits=500 * MB,
+            task_size_bits=(0.5 * MB, 2 * MB),
+            task_density_cpb=(200.0, 600.0),
+            deadline_s=(4.0, 12.0),
+            model_download_bps=10e9,
+            wan_latency_s=0.5,
+            accuracy_zero_shot=0.6,
+            accuracy_gain=0.08,
         ),
         compares="caching",
-        scheduler="edge",
+        scheduler=SchedulerName.EDGE,
         description="[Xu 2023]: one ES, six models, GPU memory for about two, Zipf popularity",
     )
 
@@ -205,28 +248,36 @@ def _lc() -> Preset:
 def _asp() -> Preset:
     # 20 ASPs with 600-1500 diffusion steps of capacity; tasks of 100-250 steps (survey V-A).
     return Preset(
-        name="asp",
+        name=PresetName.ASP,
         config=EdgeConfig(
-            n_devices=10, n_servers=20, n_models=1, model_size_bits=(90 * MB, 90 * MB),
-            server_memory_bits=400 * MB, task_size_bits=(0.1 * MB, 0.5 * MB), task_density_cpb=(1.0, 1.0),
-            deadline_s=(30.0, 60.0), server_capacity=(600.0, 1500.0), task_demand=(100.0, 250.0),
-            cycles_per_demand=0.35e9, server_quality=(0.5, 1.0), step_s=1.0,
+            n_devices=10,
+            n_servers=20,
+            n_models=1,
+            model_size_bits=(90 * MB, 90 * MB),
+            server_memory_bits=400 * MB,
+            task_size_bits=(0.1 * MB, 0.5 * MB),
+            task_density_cpb=(1.0, 1.0),
+            deadline_s=(30.0, 60.0),
+            server_capacity=(600.0, 1500.0),
+            task_demand=(100.0, 250.0),
+            cycles_per_demand=0.35e9,
+            server_quality=(0.5, 1.0),
+            step_s=1.0,
         ),
         compares="scheduler",
-        caching="lfu",
+        caching=CachingPolicy.LFU,
         description="survey V-A: 20 ASPs, capacity 600-1500 steps, tasks 100-250 steps, 1000 tasks",
     )
 
 
-PRESETS = {"mato": _mato, "lc": _lc, "asp": _asp}
+PRESETS: dict[PresetName, Callable[[], Preset]] = {PresetName.MATO: _mato, PresetName.LC: _lc, PresetName.ASP: _asp}
+DEFAULT_PRESET = PresetName.MATO
+"""The preset of a run that names none (the command line's default)."""
 
 
-def preset(name: str, **overrides: object) -> Preset:
-    """The named preset; `overrides` replace fields of its EdgeConfig (validated)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-    chosen = PRESETS[name]()
+def preset(name: PresetName | str, **overrides: object) -> Preset:
+    """The named preset; `overrides` replace fields of its EdgeConfig (checked when built)."""
+    chosen = PRESETS[parse(PresetName, name, "preset")]()
     if overrides:
         chosen = replace(chosen, config=replace(chosen.config, **overrides))  # type: ignore[arg-type]
-    chosen.config.validate()
     return chosen

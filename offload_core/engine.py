@@ -1,8 +1,24 @@
 """The batched edge simulator: B independent environments stepped together on any torch device.
 
 Same cost model as `offload_core.reference` (the readable definition): tasks of a step are handled
-in device order, each vectorized over environments and servers; every quantity of the breakdown
-is returned per task as a [B, M] tensor.
+in device order, each vectorized over environments and servers; every term of the breakdown is
+returned per task as a [B, M] tensor (`StepResult`).
+
+Environment API (B environments, M devices, N servers, I models; docs/cost-model.md):
+
+    engine = EdgeEngine(config, batch=B, policy=CachingPolicy.LFU, device="cpu", dtype=torch.float32,
+                        backend=Backend.TORCH)
+    topology = engine.reset(seed)          # -> Topology: positions, frequencies, rates, each [B, ...]
+    tasks = engine.sample_tasks(stream)    # -> TaskBatch: one task per device, each field [B, M]
+    action = scheduler(engine, tasks, generator, scores)   # -> Action: split [B, M, N + 2], download [B, M]
+    result = engine.step(tasks, action)    # -> StepResult: every term [B, M]; time advances by step_s
+    engine.view                            # -> EngineView: the state a policy may read (below)
+
+`reset(seed)` draws B topologies and warm caches from `seed` and empties every queue; `step` places
+and costs one task per device and environment, updating queues and caches. Policies (schedulers,
+observations, learners) read the state only through `engine.view`, a read-only window in the manner
+of VMAS and PettingZoo: no policy reaches into the engine's tensors, and what the view shows is what
+the step uses (e.g. a server's effective frequency after it was slowed down).
 """
 
 from __future__ import annotations
@@ -12,9 +28,12 @@ from dataclasses import dataclass
 import torch
 
 from offload_core.caching import CacheState, eviction_mask, eviction_scores
-from offload_core.config import CACHING_POLICIES, EdgeConfig
-from offload_core.reference import BREAKDOWN_KEYS
+from offload_core.config import EdgeConfig
+from offload_core.names import Backend, CachingPolicy, parse
+from offload_core.result import BREAKDOWN_KEYS, FLAG_KEYS, StepResult
 from offload_core.scenario import TaskBatch, Topology, draw_evict_keys, sample_tasks, sample_topology
+
+__all__ = ["Action", "EdgeEngine", "EngineView", "StepResult"]
 
 
 @dataclass
@@ -25,8 +44,9 @@ class Action:
     download: torch.Tensor  # [B, M] bool
 
     @classmethod
-    def target_ratio(cls, target: torch.Tensor, ratio: torch.Tensor, n_servers: int,
-                     download: torch.Tensor | None = None) -> Action:
+    def target_ratio(
+        cls, target: torch.Tensor, ratio: torch.Tensor, n_servers: int, download: torch.Tensor | None = None
+    ) -> Action:
         """Seed 002's action: offload `ratio` of each task to server `target` (0-based), the rest local."""
         # target, ratio: [B, M] -> split [B, M, N + 2]
         batch, devices = target.shape
@@ -43,38 +63,176 @@ def _validate_action(action: Action, batch: int, devices: int, servers: int) -> 
         raise ValueError(f"action.split must have shape {expected}, got {tuple(action.split.shape)}")
     if bool((action.split < 0).any()):
         raise ValueError("action.split must not be negative")
-    if not torch.allclose(action.split.sum(-1), torch.ones((), dtype=action.split.dtype, device=action.split.device),
-                          atol=1e-6):
+    if not torch.allclose(action.split.sum(-1), torch.ones((), dtype=action.split.dtype, device=action.split.device), atol=1e-6):
         raise ValueError("action.split must sum to 1 over local, servers and cloud")
     if tuple(action.download.shape) != (batch, devices):
         raise ValueError(f"action.download must have shape {(batch, devices)}, got {tuple(action.download.shape)}")
 
 
-class EdgeEngine:
-    """B environments of one EdgeConfig, with one caching policy."""
+class EngineView:
+    """A read-only window onto an engine's current state: what schedulers, observations and learners read.
 
-    def __init__(self, config: EdgeConfig, batch: int, policy: str = "lfu", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, backend: str = "torch") -> None:
+    Every attribute reads the engine's state at the moment it is read (after a step, the new state);
+    tensors are the engine's own, not copies, so reading costs nothing: never write into them. Shapes:
+    B environments, M devices, N servers, I models. Valid after `reset`.
+    """
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: EdgeEngine) -> None:
+        self._engine = engine
+
+    # -- static: the system and how it is simulated --------------------------------------------------
+
+    @property
+    def config(self) -> EdgeConfig:
+        """The (frozen) system configuration."""
+        return self._engine.config
+
+    @property
+    def batch(self) -> int:
+        """B, the number of environments."""
+        return self._engine.batch
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device of every tensor."""
+        return self._engine.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of every float tensor."""
+        return self._engine.dtype
+
+    @property
+    def policy(self) -> CachingPolicy:
+        """The servers' caching policy."""
+        return self._engine.policy
+
+    @property
+    def backend(self) -> Backend:
+        """How the engine steps (a scheduler may use the matching compiled kernel)."""
+        return self._engine.backend
+
+    @property
+    def concurrent(self) -> bool:
+        """True if servers have an ASP capacity (parts run side by side, no queue); False: FIFO queues."""
+        return self._engine.running is not None
+
+    # -- time ----------------------------------------------------------------------------------------
+
+    @property
+    def steps(self) -> int:
+        """Steps taken since `reset`."""
+        return self._engine.steps
+
+    @property
+    def time(self) -> float:
+        """Time of the next step's arrivals, in s (steps x step_s)."""
+        return self._engine.time
+
+    # -- topology (static per episode) ---------------------------------------------------------------
+
+    @property
+    def distance(self) -> torch.Tensor:
+        """Device-server distances, in m.  [B, M, N]"""
+        return self._engine.topology.distance
+
+    @property
+    def device_pos(self) -> torch.Tensor:
+        """Device positions, in m.  [B, M, 2]"""
+        return self._engine.topology.device_pos
+
+    @property
+    def server_pos(self) -> torch.Tensor:
+        """Server positions, in m.  [B, N, 2]"""
+        return self._engine.topology.server_pos
+
+    @property
+    def device_freq(self) -> torch.Tensor:
+        """Device CPU frequencies f_m, in Hz.  [B, M]"""
+        return self._engine.topology.device_freq
+
+    @property
+    def server_freq(self) -> torch.Tensor:
+        """Effective server frequencies f_n, in Hz: the ones the step computes with, so a server slowed
+        down (e.g. a slow ESP) shows here, unlike `config.server_freq_hz`.  [B, N]"""
+        return self._engine.topology.server_freq
+
+    @property
+    def server_capacity(self) -> torch.Tensor:
+        """ASP capacity of each server, in work units (inf for FIFO servers).  [B, N]"""
+        return self._engine.topology.server_capacity
+
+    # -- dynamic state -------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> torch.Tensor:
+        """Does server n hold model i in GPU memory.  [B, N, I] bool"""
+        return self._engine.cache.cached
+
+    @property
+    def busy_until(self) -> torch.Tensor:
+        """When each server's FIFO queue empties, in s (compare with `time`).  [B, N]"""
+        return self._engine.busy_until
+
+    @property
+    def occupied(self) -> torch.Tensor:
+        """ASP capacity held at `time` by parts still running, in work units (0 for FIFO servers).  [B, N]"""
+        engine = self._engine
+        if engine.running is None:
+            return torch.zeros_like(engine.busy_until)
+        alive = engine.running[..., 0] > engine.time  # [B, N, S]
+        return (engine.running[..., 1] * alive).sum(-1)
+
+    @property
+    def dropped(self) -> torch.Tensor:
+        """Task shares lost in server crashes since `reset`.  [B]"""
+        return self._engine.dropped
+
+    @property
+    def dropped_quality(self) -> torch.Tensor:
+        """Quality of the task shares lost in crashes since `reset`.  [B]"""
+        return self._engine.dropped_quality
+
+
+class EdgeEngine:
+    """B environments of one EdgeConfig, with one caching policy (the environment API: module docstring)."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        batch: int,
+        policy: CachingPolicy | str = CachingPolicy.LFU,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        backend: Backend | str = Backend.TORCH,
+    ) -> None:
         """backend "torch" runs anywhere torch does; "numba" runs the compiled CPU kernel of
         `offload_core.kernel` (FIFO servers on the CPU; ASP presets fall back to torch)."""
-        config.validate()
+        if not isinstance(config, EdgeConfig):
+            raise ValueError(f"config must be an EdgeConfig, got {type(config).__name__}")
         if batch < 1:
             raise ValueError(f"batch (B) must be at least 1, got {batch}")
-        if policy not in CACHING_POLICIES:
-            raise ValueError(f"policy must be one of {list(CACHING_POLICIES)}, got {policy!r}")
-        if backend not in ("torch", "numba"):
-            raise ValueError(f"backend must be 'torch' or 'numba', got {backend!r}")
-        if backend == "numba" and torch.device(device).type != "cpu":
+        self.policy = parse(CachingPolicy, policy, "policy")
+        self.backend = parse(Backend, backend, "backend")
+        if self.backend == Backend.NUMBA and torch.device(device).type != "cpu":
             raise ValueError("backend 'numba' runs on the CPU only; use backend 'torch' on a GPU")
-        self.config, self.batch, self.policy = config, batch, policy
-        self.backend = backend
+        self.config, self.batch = config, batch
         self.device, self.dtype = torch.device(device), dtype
         self.generator = torch.Generator(device=self.device)
         self.topology: Topology
         self.cache: CacheState
-        self.busy_until: torch.Tensor
-        self.running: torch.Tensor | None = None
+        self.busy_until: torch.Tensor  # [B, N] s
+        self.running: torch.Tensor | None = None  # [B, N, S, 4] for ASP servers
+        self.dropped: torch.Tensor  # [B]
+        self.dropped_quality: torch.Tensor  # [B]
         self.steps = 0
+
+    @property
+    def view(self) -> EngineView:
+        """The read-only state that policies may read (see EngineView)."""
+        return EngineView(self)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -100,22 +258,23 @@ class EdgeEngine:
         """The next step's tasks (from `generator`, default the engine's), with eviction keys if random."""
         generator = generator or self.generator
         tasks = sample_tasks(self.config, self.batch, generator, self.device, self.dtype)
-        if self.policy == "random":
+        if self.policy == CachingPolicy.RANDOM:
             tasks.evict_keys = draw_evict_keys(self.config, self.batch, self.generator, self.device, self.dtype)
         return tasks
 
     @property
     def time(self) -> float:
+        """Time of the next step, in s."""
         return self.steps * self.config.step_s
 
     # -- one step -------------------------------------------------------------------------------
 
-    def step(self, tasks: TaskBatch, action: Action) -> dict[str, torch.Tensor]:
-        """Place and cost one task per device and environment; returns the breakdown, each [B, M]."""
+    def step(self, tasks: TaskBatch, action: Action) -> StepResult:
+        """Place and cost one task per device and environment; returns the breakdown, each term [B, M]."""
         c = self.config
         b, m_count, n = self.batch, c.n_devices, c.n_servers
         _validate_action(action, b, m_count, n)
-        if self.backend == "numba" and self.running is None:
+        if self.backend == Backend.NUMBA and self.running is None:
             return self._step_compiled(tasks, action)
         top = self.topology
         split = action.split.to(self.dtype)
@@ -129,7 +288,9 @@ class EdgeEngine:
         has_cloud = s_cloud > 0
         t_cloud = torch.where(
             has_cloud,
-            s_cloud * x / c.cloud_rate_bps + c.wan_latency_s + s_cloud * x * rho / c.cloud_freq_hz
+            s_cloud * x / c.cloud_rate_bps
+            + c.wan_latency_s
+            + s_cloud * x * rho / c.cloud_freq_hz
             + s_cloud * c.output_bits / c.cloud_rate_bps,
             torch.zeros_like(x),
         )
@@ -144,64 +305,118 @@ class EdgeEngine:
 
         now = self.time
         keys = tasks.evict_keys
-        picked, summed, flags = zip(*(
-            self._edge_parts(now, tasks.size[:, m : m + 1], tasks.density[:, m : m + 1], tasks.demand[:, m : m + 1],
-                        tasks.model[:, m], split[:, m, 1 : n + 1], action.download[:, m : m + 1],
-                        t_up_all[:, m], t_down_all[:, m], None if keys is None else keys[:, m])
-            for m in range(m_count)), strict=True)
+        picked, summed, flags = zip(
+            *(
+                self._edge_parts(
+                    now,
+                    tasks.size[:, m : m + 1],
+                    tasks.density[:, m : m + 1],
+                    tasks.demand[:, m : m + 1],
+                    tasks.model[:, m],
+                    split[:, m, 1 : n + 1],
+                    action.download[:, m : m + 1],
+                    t_up_all[:, m],
+                    t_down_all[:, m],
+                    None if keys is None else keys[:, m],
+                )
+                for m in range(m_count)
+            ),
+            strict=True,
+        )
         # Stacked along leading dimensions (contiguous copies), then viewed as [B, M] per term.
-        pick = torch.stack(picked, dim=1).transpose(1, 2)  # [6, B, M]
-        total = torch.stack(summed, dim=1).transpose(1, 2)  # [6, B, M]
-        flag = torch.stack(flags, dim=1).transpose(1, 2)  # [4, B, M] bool
-        edge = {
-            "T_part": pick[0], "T_up": pick[1], "T_wait": pick[2], "T_sw": pick[3], "T_es": pick[4], "T_down": pick[5],
-            "E_up": total[0], "E_sw": total[1], "E_es": total[2], "E_cloud": total[3],
-            "quality": total[4], "edge_share": total[5],
-            "failed": flag[0], "crashed": flag[1], "model_hit": flag[2], "offloaded": flag[3],
-        }
+        pick = torch.stack(picked, dim=1).transpose(1, 2)  # [6, B, M]: T_part, T_up, T_wait, T_sw, T_es, T_down
+        total = torch.stack(summed, dim=1).transpose(1, 2)  # [6, B, M]: E_up, E_sw, E_es, E_cloud, quality, edge share
+        flag = torch.stack(flags, dim=1).transpose(1, 2)  # [4, B, M] bool: failed, crashed, model hit, offloaded
+        t_part = pick[0]  # [B, M] the slowest edge part's latency (-1 without one)
+        e_up, e_sw, e_es, e_cloud_edge = total[0], total[1], total[2], total[3]
+        failed, crashed = flag[0], flag[1]
 
-        t_total = torch.maximum(torch.maximum(t_loc, t_cloud), edge["T_part"])
-        e_cloud = e_cloud_direct + edge["E_cloud"]
-        e_total = e_loc + edge["E_up"] + edge["E_sw"] + edge["E_es"] + e_cloud
-        failed, crashed = edge["failed"], edge["crashed"]
+        t_total = torch.maximum(torch.maximum(t_loc, t_cloud), t_part)
+        e_cloud = e_cloud_direct + e_cloud_edge
+        e_total = e_loc + e_up + e_sw + e_es + e_cloud
         completed = (t_total <= tasks.deadline) & ~failed & ~crashed
-        quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + edge["quality"]
+        quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + total[4]
         self.steps += 1
-        result = {
-            "T_up": edge["T_up"], "T_wait": edge["T_wait"], "T_sw": edge["T_sw"], "T_es": edge["T_es"],
-            "T_down": edge["T_down"], "T_loc": t_loc, "T_cloud": t_cloud, "T": t_total,
-            "E_up": edge["E_up"], "E_sw": edge["E_sw"], "E_es": edge["E_es"], "E_loc": e_loc, "E_cloud": e_cloud,
-            "E": e_total, "completed": completed, "model_hit": edge["model_hit"], "offloaded": edge["offloaded"],
-            "failed": failed, "crashed": crashed, "quality": quality, "edge_share": edge["edge_share"],
-        }
-        assert set(result) == set(BREAKDOWN_KEYS)
-        return result
+        return StepResult(
+            T_up=pick[1],
+            T_wait=pick[2],
+            T_sw=pick[3],
+            T_es=pick[4],
+            T_down=pick[5],
+            T_loc=t_loc,
+            T_cloud=t_cloud,
+            T=t_total,
+            E_up=e_up,
+            E_sw=e_sw,
+            E_es=e_es,
+            E_loc=e_loc,
+            E_cloud=e_cloud,
+            E=e_total,
+            completed=completed,
+            model_hit=flag[2],
+            offloaded=flag[3],
+            failed=failed,
+            crashed=crashed,
+            quality=quality,
+            edge_share=total[5],
+        )
 
-    def _step_compiled(self, tasks: TaskBatch, action: Action) -> dict[str, torch.Tensor]:
+    def _step_compiled(self, tasks: TaskBatch, action: Action) -> StepResult:
         """The same step through the compiled kernel, updating the state tensors in place."""
         from offload_core.kernel import POLICY_CODES, kernel_params, step_kernel
 
         c, top, cache = self.config, self.topology, self.cache
-        out = torch.empty((self.batch, c.n_devices, len(BREAKDOWN_KEYS)), dtype=self.dtype)
+        out = torch.empty((self.batch, c.n_devices, len(BREAKDOWN_KEYS)), dtype=self.dtype)  # [B, M, terms]
         keys = tasks.evict_keys if tasks.evict_keys is not None else torch.zeros((1, 1, 1, c.n_models), dtype=self.dtype)
         split = action.split.to(self.dtype).contiguous()
         step_kernel(
-            self.time, kernel_params(c), POLICY_CODES[self.policy], top.device_freq.numpy(), top.model_size.numpy(),
-            top.server_quality.numpy(), top.server_freq.numpy(), top.up_rate.numpy(), top.down_rate.numpy(),
-            tasks.model.numpy(), tasks.size.numpy(), tasks.density.numpy(), tasks.deadline.numpy(), tasks.demand.numpy(),
-            keys.numpy(), int(tasks.evict_keys is not None), split.numpy(), action.download.numpy(),
-            cache.cached.numpy(), cache.free_memory.numpy(), cache.loaded_at.numpy(), cache.last_used.numpy(),
-            cache.frequency.numpy(), cache.context.numpy(), cache.context_time.numpy(), self.busy_until.numpy(),
+            self.time,
+            kernel_params(c),
+            POLICY_CODES[self.policy],
+            top.device_freq.numpy(),
+            top.model_size.numpy(),
+            top.server_quality.numpy(),
+            top.server_freq.numpy(),
+            top.up_rate.numpy(),
+            top.down_rate.numpy(),
+            tasks.model.numpy(),
+            tasks.size.numpy(),
+            tasks.density.numpy(),
+            tasks.deadline.numpy(),
+            tasks.demand.numpy(),
+            keys.numpy(),
+            int(tasks.evict_keys is not None),
+            split.numpy(),
+            action.download.numpy(),
+            cache.cached.numpy(),
+            cache.free_memory.numpy(),
+            cache.loaded_at.numpy(),
+            cache.last_used.numpy(),
+            cache.frequency.numpy(),
+            cache.context.numpy(),
+            cache.context_time.numpy(),
+            self.busy_until.numpy(),
             out.numpy(),
         )
         self.steps += 1
-        flags = {"completed", "model_hit", "offloaded", "failed", "crashed"}
-        return {key: out[..., k] > 0.5 if key in flags else out[..., k] for k, key in enumerate(BREAKDOWN_KEYS)}
+        columns = out.unbind(-1)  # one [B, M] view per term, in BREAKDOWN_KEYS order
+        return StepResult(
+            *(column > 0.5 if key in FLAG_KEYS else column for column, key in zip(columns, BREAKDOWN_KEYS, strict=True))
+        )
 
-    def _edge_parts(self, now: float | torch.Tensor, x: torch.Tensor, rho: torch.Tensor, demand_task: torch.Tensor,
-                    model: torch.Tensor, s: torch.Tensor, download: torch.Tensor, t_up: torch.Tensor,
-                    t_down: torch.Tensor, evict_keys: torch.Tensor | None,
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _edge_parts(
+        self,
+        now: float | torch.Tensor,
+        x: torch.Tensor,
+        rho: torch.Tensor,
+        demand_task: torch.Tensor,
+        model: torch.Tensor,
+        s: torch.Tensor,
+        download: torch.Tensor,
+        t_up: torch.Tensor,
+        t_down: torch.Tensor,
+        evict_keys: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One task of every environment (x, rho, demand [B, 1]; model [B]; server shares s, t_up,
         t_down [B, N]; download [B, 1]) on every server it sends a part to.
 
@@ -219,7 +434,7 @@ class EdgeEngine:
 
         hit = cache.cached.gather(2, model_idx).squeeze(-1)  # [B, N]
         miss = active & ~hit
-        wants = download & (self.policy != "cloud")  # [B, 1]
+        wants = download & (self.policy != CachingPolicy.CLOUD)  # [B, 1]
         forwarded = miss & ~wants
         failed = miss & wants & (size > c.server_memory_bits)
         at_edge = active & ~forwarded & ~failed
@@ -266,11 +481,16 @@ class EdgeEngine:
         active_f = active.to(dtype)
         per_part = torch.stack([t_part, t_up * active_f, t_wait, t_sw, t_es, shown_down])  # [6, B, N]
         picked = per_part.gather(2, slowest.unsqueeze(0).expand(6, b, 1)).squeeze(2)  # [6, B]
-        summed = torch.stack([
-            c.device_power_w * t_up * active_f, e_sw, edge_f * (c.server_kappa * top.server_freq**2 * cycles),
-            forward_f * (c.cloud_energy_per_cycle_j * work), part_quality + forward_f * (s * c.cloud_quality),
-            edge_f * s,
-        ]).sum(dim=2)  # [6, B]
+        summed = torch.stack(
+            [
+                c.device_power_w * t_up * active_f,
+                e_sw,
+                edge_f * (c.server_kappa * top.server_freq**2 * cycles),
+                forward_f * (c.cloud_energy_per_cycle_j * work),
+                part_quality + forward_f * (s * c.cloud_quality),
+                edge_f * s,
+            ]
+        ).sum(dim=2)  # [6, B]
         any_active = active.any(dim=1)
         flags = torch.stack([failed.any(dim=1), crashed.any(dim=1), any_active & ~miss.any(dim=1), any_active])
         return picked, summed, flags
@@ -295,8 +515,9 @@ class EdgeEngine:
             self.busy_until = torch.where(crashed, arrival, self.busy_until)
         return crashed
 
-    def _occupy(self, at_edge: torch.Tensor, finish: torch.Tensor, demand: torch.Tensor, quality: torch.Tensor,
-                share: torch.Tensor) -> None:
+    def _occupy(
+        self, at_edge: torch.Tensor, finish: torch.Tensor, demand: torch.Tensor, quality: torch.Tensor, share: torch.Tensor
+    ) -> None:
         """Put each admitted part into a free slot of its server."""
         assert self.running is not None
         free = self.running[..., 0] <= 0  # [B, N, S]

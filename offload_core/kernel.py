@@ -11,54 +11,182 @@ engine's state tensors in place through zero-copy NumPy views. Servers with an A
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from offload_core.config import EdgeConfig
+from offload_core.names import CachingPolicy
 
-POLICY_CODES = {"random": 0, "fifo": 1, "lru": 2, "lfu": 3, "lc": 4, "cloud": 5}
+POLICY_CODES: dict[CachingPolicy, int] = {
+    CachingPolicy.RANDOM: 0,
+    CachingPolicy.FIFO: 1,
+    CachingPolicy.LRU: 2,
+    CachingPolicy.LFU: 3,
+    CachingPolicy.LC: 4,
+    CachingPolicy.CLOUD: 5,
+}
+"""The kernel's integer code of each caching policy (`_score` and `step_kernel` test these)."""
+
+Floats = npt.NDArray[np.floating[Any]]  # float32 or float64, as the engine's dtype
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+def _compiled(**options: Any) -> Callable[[Function], Function]:
+    """numba.njit(**options), typed: the compiled function keeps the Python function's signature."""
+    return cast(Callable[[Function], Function], numba.njit(**options))
+
 
 # Layout of the scalar parameter vector (one float64 array, so the kernel signature stays short).
 _PARAMS = (
-    "device_kappa", "cloud_rate_bps", "wan_latency_s", "cloud_freq_hz", "output_bits", "device_power_w",
-    "cloud_energy_per_cycle_j", "light_quality", "cloud_quality", "server_memory_bits", "model_download_bps",
-    "load_bps", "backhaul_power_w", "load_power_w", "server_kappa", "backhaul_bps", "cycles_per_demand",
-    "step_s", "context_decay", "accuracy_zero_shot", "accuracy_gain", "accuracy_alpha",
+    "device_kappa",
+    "cloud_rate_bps",
+    "wan_latency_s",
+    "cloud_freq_hz",
+    "output_bits",
+    "device_power_w",
+    "cloud_energy_per_cycle_j",
+    "light_quality",
+    "cloud_quality",
+    "server_memory_bits",
+    "model_download_bps",
+    "load_bps",
+    "backhaul_power_w",
+    "load_power_w",
+    "server_kappa",
+    "backhaul_bps",
+    "cycles_per_demand",
+    "step_s",
+    "context_decay",
+    "accuracy_zero_shot",
+    "accuracy_gain",
+    "accuracy_alpha",
 )
 
 
-def kernel_params(config: EdgeConfig) -> np.ndarray:
+def kernel_params(config: EdgeConfig) -> npt.NDArray[np.float64]:
     """The config's scalars in the order the kernel reads them."""
     return np.array([float(getattr(config, name)) for name in _PARAMS], dtype=np.float64)
 
 
-@numba.njit(cache=True, inline="always")
-def _score(policy: int, j: int, now: float, step_s: float, decay: float, loaded_at, last_used, frequency,
-           context, context_time, keys) -> float:
+@_compiled(cache=True, inline="always")
+def _score(
+    policy: int,
+    j: int,
+    now: float,
+    step_s: float,
+    decay: float,
+    loaded_at: Floats,
+    last_used: Floats,
+    frequency: Floats,
+    context: Floats,
+    context_time: Floats,
+    keys: Floats,
+) -> float:
+    """Eviction score of model j on one server (lowest evicted first).  Arrays: [I]"""
     if policy == 1:
-        return loaded_at[j]
+        return float(loaded_at[j])
     if policy == 2:
-        return last_used[j]
+        return float(last_used[j])
     if policy == 3:
-        return frequency[j]
+        return float(frequency[j])
     if policy == 4:
-        return context[j] * decay ** ((now - context_time[j]) / step_s)
-    return keys[j]
+        return float(context[j] * decay ** ((now - context_time[j]) / step_s))
+    return float(keys[j])
 
 
-@numba.njit(cache=True, parallel=True)
-def step_kernel(now, p, policy, device_freq, model_size, server_quality, server_freq, up_rate, down_rate,  # noqa: C901
-                model, size, density, deadline, demand, evict_keys, has_keys, split, download,
-                cached, free_memory, loaded_at, last_used, frequency, context, context_time, busy_until, out):
-    """One step of every environment.  out: [B, M, 21] in BREAKDOWN_KEYS order."""
+@_compiled(cache=True, parallel=True)
+def step_kernel(
+    now: float,
+    p: npt.NDArray[np.float64],
+    policy: int,  # noqa: C901
+    device_freq: Floats,
+    model_size: Floats,
+    server_quality: Floats,
+    server_freq: Floats,
+    up_rate: Floats,
+    down_rate: Floats,
+    model: Ints,
+    size: Floats,
+    density: Floats,
+    deadline: Floats,
+    demand: Floats,
+    evict_keys: Floats,
+    has_keys: int,
+    split: Floats,
+    download: Bools,
+    cached: Bools,
+    free_memory: Floats,
+    loaded_at: Floats,
+    last_used: Floats,
+    frequency: Floats,
+    context: Floats,
+    context_time: Floats,
+    busy_until: Floats,
+    out: Floats,
+) -> None:
+    """One step of every environment, in place.  out: [B, M, 21] in BREAKDOWN_KEYS order.
+
+    Shapes: device_freq [B, M]; model_size [B, I]; server_quality, server_freq [B, N]; up_rate,
+    down_rate [B, M, N]; model, size, density, deadline, demand [B, M]; evict_keys [B, M, N, I] (or
+    [1, 1, 1, I] with has_keys 0); split [B, M, N + 2]; download [B, M]; cached, loaded_at, last_used,
+    frequency, context, context_time [B, N, I]; free_memory, busy_until [B, N].
+    """
     batch, devices = model.shape
     servers = cached.shape[1]
     models = cached.shape[2]
-    (device_kappa, cloud_rate, wan, cloud_freq, output_bits, device_power, cloud_energy, light_q, cloud_q,
-     memory, download_bps, load_bps, backhaul_power, load_power, server_kappa, backhaul_bps, cycles_per_demand,
-     step_s, decay, a0, a1, alpha) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11],
-                                     p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21])
+    (
+        device_kappa,
+        cloud_rate,
+        wan,
+        cloud_freq,
+        output_bits,
+        device_power,
+        cloud_energy,
+        light_q,
+        cloud_q,
+        memory,
+        download_bps,
+        load_bps,
+        backhaul_power,
+        load_power,
+        server_kappa,
+        backhaul_bps,
+        cycles_per_demand,
+        step_s,
+        decay,
+        a0,
+        a1,
+        alpha,
+    ) = (
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        p[4],
+        p[5],
+        p[6],
+        p[7],
+        p[8],
+        p[9],
+        p[10],
+        p[11],
+        p[12],
+        p[13],
+        p[14],
+        p[15],
+        p[16],
+        p[17],
+        p[18],
+        p[19],
+        p[20],
+        p[21],
+    )
     for b in numba.prange(batch):
         order = np.empty(models, dtype=np.int64)
         scores = np.empty(models, dtype=np.float64)
@@ -113,9 +241,19 @@ def step_kernel(now, p, policy, device_freq, model_size, server_quality, server_
                         for j in range(models):
                             if cached[b, n, j]:
                                 order[count] = j
-                                scores[count] = _score(policy, j, now, step_s, decay, loaded_at[b, n], last_used[b, n],
-                                                       frequency[b, n], context[b, n], context_time[b, n],
-                                                       evict_keys[b * has_keys, m * has_keys, n * has_keys])
+                                scores[count] = _score(
+                                    policy,
+                                    j,
+                                    now,
+                                    step_s,
+                                    decay,
+                                    loaded_at[b, n],
+                                    last_used[b, n],
+                                    frequency[b, n],
+                                    context[b, n],
+                                    context_time[b, n],
+                                    evict_keys[b * has_keys, m * has_keys, n * has_keys],
+                                )
                                 count += 1
                         # Insertion sort by (score, index): what the reference's sorted() does.
                         for k in range(1, count):
@@ -146,7 +284,7 @@ def step_kernel(now, p, policy, device_freq, model_size, server_quality, server_
                         p_sw = size_i / download_bps + size_i / load_bps
                         e_sw += backhaul_power * size_i / download_bps + load_power * size_i / load_bps
                     k_eff = context[b, n, i] * decay ** ((now - context_time[b, n, i]) / step_s)
-                    accuracy = min(1.0, a0 + a1 * math.log2(1.0 + k_eff ** alpha))
+                    accuracy = min(1.0, a0 + a1 * math.log2(1.0 + k_eff**alpha))
                     context[b, n, i] = k_eff + 1.0
                     context_time[b, n, i] = now
                     frequency[b, n, i] += 1.0
@@ -180,8 +318,8 @@ def step_kernel(now, p, policy, device_freq, model_size, server_quality, server_
             row[20] = edge_share
 
 
-@numba.njit(cache=True, parallel=True)
-def greedy_kernel(cached, model, distance, split):
+@_compiled(cache=True, parallel=True)
+def greedy_kernel(cached: Bools, model: Ints, distance: Floats, split: Floats) -> None:
     """Seed 002's Greedy: each task whole to the nearest server holding its model, else local.
 
     cached [B, N, I] bool, model [B, M], distance [B, M, N]; writes split [B, M, N + 2] (zeroed here).

@@ -25,24 +25,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from offload_core.config import EdgeConfig
 from offload_core.engine import Action, EdgeEngine
+from offload_core.names import Algorithm, parse_among
 from offload_core.observations import Decision, observation_size, observe
 from offload_core.replay import Batch, ReplayBuffer
+from offload_core.result import StepResult
 from offload_core.scenario import TaskBatch
 
-VARIANTS = ("maddpg-mato", "maddpg-nomodel", "saddpg")
+VARIANTS: tuple[Algorithm, ...] = (Algorithm.MADDPG_MATO, Algorithm.MADDPG_NOMODEL, Algorithm.SADDPG)
 
 
 @dataclass(frozen=True)
 class MADDPGConfig:
-    """Hyperparameters of MADDPG-MATO and its ablations ([Wang 2025] defaults where it gives them)."""
+    """Hyperparameters of MADDPG-MATO and its ablations ([Wang 2025] defaults where it gives them).
 
-    variant: str = "maddpg-mato"
+    Checked when built: a field out of range raises ValueError naming it."""
+
+    variant: Algorithm = Algorithm.MADDPG_MATO
     """One of maddpg-mato, maddpg-nomodel, saddpg."""
     actor_lr: float = 1e-3
     """Adam learning rate of the actors (seed: 0.001)."""
@@ -71,14 +76,33 @@ class MADDPGConfig:
     grad_clip: float = 1.0
     """Max gradient norm per update."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variant", parse_among(VARIANTS, self.variant, "variant"))
+        self.validate()
+
     def validate(self) -> MADDPGConfig:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
-        if not 0 < self.tau <= 1 or not 0 <= self.gamma < 1:
-            raise ValueError(f"need 0 < tau <= 1 and 0 <= gamma < 1, got tau={self.tau}, gamma={self.gamma}")
-        if self.batch_size < 1 or self.buffer_size < 1 or self.hidden < 1:
-            raise ValueError("batch_size, buffer_size and hidden must be positive")
+        """Return self, or raise ValueError naming the first field out of range (done when built)."""
+        for name in ("actor_lr", "critic_lr", "gumbel_temperature", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must lie in (0, 1], got {self.tau}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma must lie in [0, 1), got {self.gamma}")
+        for name in ("buffer_size", "batch_size", "hidden", "updates_per_step"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must not be negative, got {self.learning_starts}")
+        if not self.ratio_noise >= 0:
+            raise ValueError(f"ratio_noise must not be negative, got {self.ratio_noise}")
+        if not 0 <= self.download_epsilon <= 1:
+            raise ValueError(f"download_epsilon must lie in [0, 1], got {self.download_epsilon}")
         return self
+
+    def state(self) -> dict[str, Any]:
+        """The fields as plain values (names as strings), for checkpoints."""
+        return {**asdict(self), "variant": self.variant.value}
 
 
 # -- ensembles: one network per agent, batched over agents --------------------------------------------
@@ -87,8 +111,16 @@ class MADDPGConfig:
 class AgentLinear(nn.Module):
     """M independent linear layers applied at once: [M, K, in] -> [M, K, out]."""
 
-    def __init__(self, agents: int, fan_in: int, fan_out: int, generator: torch.Generator,
-                 device: torch.device, dtype: torch.dtype, scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        agents: int,
+        fan_in: int,
+        fan_out: int,
+        generator: torch.Generator,
+        device: torch.device,
+        dtype: torch.dtype,
+        scale: float = 1.0,
+    ) -> None:
         super().__init__()
         bound = scale / math.sqrt(fan_in)
         weight = (torch.rand((agents, fan_in, fan_out), generator=generator, dtype=dtype) * 2 - 1) * bound
@@ -103,19 +135,33 @@ class AgentLinear(nn.Module):
 class AgentMLP(nn.Module):
     """Two ReLU hidden layers per agent: [M, K, in] -> [M, K, out]."""
 
-    def __init__(self, agents: int, fan_in: int, hidden: int, fan_out: int, generator: torch.Generator,
-                 device: torch.device, dtype: torch.dtype, out_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        agents: int,
+        fan_in: int,
+        hidden: int,
+        fan_out: int,
+        generator: torch.Generator,
+        device: torch.device,
+        dtype: torch.dtype,
+        out_scale: float = 1.0,
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([
-            AgentLinear(agents, fan_in, hidden, generator, device, dtype),
-            AgentLinear(agents, hidden, hidden, generator, device, dtype),
-            AgentLinear(agents, hidden, fan_out, generator, device, dtype, scale=out_scale),
-        ])
+        self.layers = nn.ModuleList(
+            [
+                AgentLinear(agents, fan_in, hidden, generator, device, dtype),
+                AgentLinear(agents, hidden, hidden, generator, device, dtype),
+                AgentLinear(agents, hidden, fan_out, generator, device, dtype, scale=out_scale),
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
+        # [M, K, in] -> [M, K, out]
+        *hidden, last = self.layers
+        for layer in hidden:
             x = torch.relu(layer(x))
-        return self.layers[-1](x)
+        out: torch.Tensor = last(x)
+        return out
 
 
 # -- the hybrid action head ----------------------------------------------------------------------------
@@ -141,8 +187,9 @@ def straight_through_flag(logit: torch.Tensor) -> torch.Tensor:
     return (logit > 0).to(soft.dtype) - soft.detach() + soft
 
 
-def hybrid_action(head: torch.Tensor, server_mask: torch.Tensor, allow_download: bool, hp: MADDPGConfig,
-                  generator: torch.Generator | None) -> torch.Tensor:
+def hybrid_action(
+    head: torch.Tensor, server_mask: torch.Tensor, allow_download: bool, hp: MADDPGConfig, generator: torch.Generator | None
+) -> torch.Tensor:
     """Actor output -> action vector [one-hot target, ratio, download]; noise when `generator` is given.
 
     head: [..., N + 2] (N target logits, ratio logit, download logit); server_mask: [..., N] bool.
@@ -178,13 +225,19 @@ def to_engine_action(vector: torch.Tensor, n_servers: int) -> Action:
 class MADDPG:
     """M actors and M critics (with targets) for one EdgeConfig; `variant` picks the ablation."""
 
-    def __init__(self, config: EdgeConfig, hp: MADDPGConfig, seed: int, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
-        self.config, self.hp = config, hp.validate()
+    def __init__(
+        self,
+        config: EdgeConfig,
+        hp: MADDPGConfig,
+        seed: int,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.config, self.hp = config, hp
         self.device, self.dtype = torch.device(device), dtype
-        self.model_aware = hp.variant != "maddpg-nomodel"
-        self.allow_download = hp.variant != "maddpg-nomodel"
-        self.centralized = hp.variant != "saddpg"
+        self.model_aware = hp.variant != Algorithm.MADDPG_NOMODEL
+        self.allow_download = hp.variant != Algorithm.MADDPG_NOMODEL
+        self.centralized = hp.variant != Algorithm.SADDPG
         m, n = config.n_devices, config.n_servers
         self.obs_dim, self.action_dim = observation_size(config, self.model_aware), n + 2
         init = torch.Generator().manual_seed(seed)
@@ -202,8 +255,7 @@ class MADDPG:
         self.last_losses: dict[str, float] = {}
 
     def new_buffer(self) -> ReplayBuffer:
-        return ReplayBuffer(self.hp.buffer_size, self.config.n_devices, self.obs_dim, self.action_dim, self.device,
-                            self.dtype)
+        return ReplayBuffer(self.hp.buffer_size, self.config.n_devices, self.obs_dim, self.action_dim, self.device, self.dtype)
 
     # -- acting -------------------------------------------------------------------------------------------
 
@@ -211,8 +263,9 @@ class MADDPG:
         """[B, M, obs_dim]"""
         return observe(engine, tasks, self.model_aware).to(self.dtype)
 
-    def policy(self, actor: AgentMLP, obs: torch.Tensor, generator: torch.Generator | None,
-               server_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def policy(
+        self, actor: AgentMLP, obs: torch.Tensor, generator: torch.Generator | None, server_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Joint action vectors of every agent.  obs [K, M, D] -> [K, M, A]"""
         head = actor(obs.transpose(0, 1)).transpose(0, 1)  # [K, M, A]
         if server_mask is None:
@@ -220,12 +273,17 @@ class MADDPG:
         return hybrid_action(head, server_mask, self.allow_download, self.hp, generator)
 
     @torch.no_grad()
-    def act(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator | None = None,
-            server_mask: torch.Tensor | None = None) -> tuple[Action, torch.Tensor, torch.Tensor]:
+    def act(
+        self,
+        engine: EdgeEngine,
+        tasks: TaskBatch,
+        generator: torch.Generator | None = None,
+        server_mask: torch.Tensor | None = None,
+    ) -> tuple[Action, torch.Tensor, torch.Tensor]:
         """(engine action, action vectors [B, M, A], observations [B, M, D]); explores if `generator` is given."""
         obs = self.observe(engine, tasks)
         vector = self.policy(self.actor, obs, generator, server_mask)
-        return to_engine_action(vector.to(engine.dtype), self.config.n_servers), vector, obs
+        return to_engine_action(vector.to(engine.view.dtype), self.config.n_servers), vector, obs
 
     def explore(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator) -> Decision:
         """A noisy action for training; remembers observation and action vector."""
@@ -239,8 +297,15 @@ class MADDPG:
         action, _, _ = self.act(engine, tasks, None)
         return action, tasks, torch.ones_like(tasks.size)
 
-    def record(self, decision: Decision, reward: torch.Tensor, out: dict[str, torch.Tensor], engine: EdgeEngine,
-               next_tasks: TaskBatch, generator: torch.Generator) -> None:
+    def record(
+        self,
+        decision: Decision,
+        reward: torch.Tensor,
+        out: StepResult,
+        engine: EdgeEngine,
+        next_tasks: TaskBatch,
+        generator: torch.Generator,
+    ) -> None:
         """Store the B transitions, then take `updates_per_step` gradient steps once enough are stored."""
         next_obs = self.observe(engine, next_tasks)
         memory = decision.memory
@@ -293,7 +358,7 @@ class MADDPG:
         loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), self.hp.grad_clip)
         self.critic_optim.step()
-        return loss.item() / self.config.n_devices
+        return float(loss.item()) / self.config.n_devices
 
     def actor_step(self, batch: Batch, generator: torch.Generator) -> float:
         fresh = self.policy(self.actor, batch.obs, generator)  # Gumbel sample, straight-through gradients
@@ -303,7 +368,7 @@ class MADDPG:
         loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), self.hp.grad_clip)
         self.actor_optim.step()
-        return loss.item() / self.config.n_devices
+        return float(loss.item()) / self.config.n_devices
 
     @torch.no_grad()
     def soft_update(self) -> None:
@@ -314,12 +379,17 @@ class MADDPG:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 
-    def state(self) -> dict:
-        return {"hp": asdict(self.hp), "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
-                "updates": self.updates}
+    def state(self) -> dict[str, Any]:
+        return {
+            "hp": self.hp.state(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "updates": self.updates,
+        }
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
         self.updates = int(state["updates"])

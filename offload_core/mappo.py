@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,12 +27,15 @@ from offload_core.config import EdgeConfig
 from offload_core.engine import Action, EdgeEngine
 from offload_core.maddpg import AgentMLP
 from offload_core.observations import Decision, observation_size, observe
+from offload_core.result import StepResult
 from offload_core.scenario import TaskBatch
 
 
 @dataclass(frozen=True)
 class MAPPOConfig:
-    """Hyperparameters of MAPPO (CleanRL PPO defaults scaled to short runs)."""
+    """Hyperparameters of MAPPO (CleanRL PPO defaults scaled to short runs).
+
+    Checked when built: a field out of range raises ValueError naming it."""
 
     lr: float = 1e-3
     """Adam learning rate of actors and value function."""
@@ -60,6 +64,30 @@ class MAPPOConfig:
     quality_weight: float = 1.0
     """Weight of the per-task quality in the training reward."""
 
+    def __post_init__(self) -> None:
+        levels = tuple(self.step_levels)
+        if not levels or any(float(k) != int(k) or int(k) < 1 for k in levels):
+            raise ValueError(f"step_levels must be one or more positive whole numbers, got {self.step_levels}")
+        object.__setattr__(self, "step_levels", tuple(int(k) for k in levels))
+        self.validate()
+
+    def validate(self) -> MAPPOConfig:
+        """Return self, or raise ValueError naming the first field out of range (done when built)."""
+        for name in ("lr", "clip", "grad_clip", "quality_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma must lie in [0, 1), got {self.gamma}")
+        if not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"gae_lambda must lie in [0, 1], got {self.gae_lambda}")
+        for name in ("epochs", "minibatches", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("entropy_coef", "value_coef", "quality_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        return self
+
 
 def quality_factor(steps: torch.Tensor, hp: MAPPOConfig) -> torch.Tensor:
     """q(k) / q(k_max).  [...] -> [...]"""
@@ -70,9 +98,10 @@ def quality_factor(steps: torch.Tensor, hp: MAPPOConfig) -> torch.Tensor:
 class MAPPO:
     """Decentralized actors (one per device) and a centralized value per device over all observations."""
 
-    def __init__(self, config: EdgeConfig, hp: MAPPOConfig, seed: int, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
-        self.config, self.hp = config, replace(hp, step_levels=tuple(int(k) for k in hp.step_levels))
+    def __init__(
+        self, config: EdgeConfig, hp: MAPPOConfig, seed: int, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
+        self.config, self.hp = config, hp
         self.device, self.dtype = torch.device(device), dtype
         m, n = config.n_devices, config.n_servers
         self.obs_dim = observation_size(config, True)
@@ -89,33 +118,37 @@ class MAPPO:
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [K, M, D] -> [K, M, choices]"""
-        return self.actor(obs.transpose(0, 1)).transpose(0, 1)
+        logits: torch.Tensor = self.actor(obs.transpose(0, 1))  # [M, K, choices]
+        return logits.transpose(0, 1)
 
     def values(self, obs: torch.Tensor) -> torch.Tensor:
         """Centralized V_m(o_1..o_M).  obs [K, M, D] -> [K, M]"""
         k, m = obs.shape[0], obs.shape[1]
         joint = obs.reshape(1, k, -1).expand(m, k, -1)
-        return self.value(joint).squeeze(-1).transpose(0, 1)
+        values: torch.Tensor = self.value(joint)  # [M, K, 1]
+        return values.squeeze(-1).transpose(0, 1)
 
     def apply(self, engine: EdgeEngine, tasks: TaskBatch, choice: torch.Tensor) -> tuple[Action, TaskBatch, torch.Tensor]:
         """Choice indices [B, M] -> (action, tasks with scaled density, quality factor [B, M])."""
         levels = len(self.hp.step_levels)
         placement, level = choice // levels, choice % levels
         n = self.config.n_servers
-        split = torch.nn.functional.one_hot(placement, n + 2).to(engine.dtype)
+        dtype = engine.view.dtype
+        split = torch.nn.functional.one_hot(placement, n + 2).to(dtype)
         action = Action(split, torch.ones_like(placement, dtype=torch.bool))
         steps = self.levels[level]
-        share = (steps / max(self.hp.step_levels)).to(engine.dtype)
+        share = (steps / max(self.hp.step_levels)).to(dtype)
         run = replace(tasks, density=tasks.density * share)
-        return action, run, quality_factor(steps, self.hp).to(engine.dtype)
+        return action, run, quality_factor(steps, self.hp).to(dtype)
 
     @torch.no_grad()
     def explore(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator) -> Decision:
         """Sample each device's (placement, steps) from its actor."""
         obs = observe(engine, tasks, True).to(self.dtype)
         logits = self.logits(obs)
-        gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
-                                       .clamp(1e-10, 1 - 1e-7))).to(logits.device)
+        gumbel = -torch.log(
+            -torch.log(torch.rand(logits.shape, generator=generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-7))
+        ).to(logits.device)
         choice = (logits + gumbel).argmax(dim=-1)  # a sample of the categorical
         logp = torch.log_softmax(logits, dim=-1).gather(-1, choice.unsqueeze(-1)).squeeze(-1)
         action, run, factor = self.apply(engine, tasks, choice)
@@ -130,10 +163,17 @@ class MAPPO:
 
     # -- learning -----------------------------------------------------------------------------------------
 
-    def record(self, decision: Decision, reward: torch.Tensor, out: dict[str, torch.Tensor], engine: EdgeEngine,
-               next_tasks: TaskBatch, generator: torch.Generator) -> None:
+    def record(
+        self,
+        decision: Decision,
+        reward: torch.Tensor,
+        out: StepResult,
+        engine: EdgeEngine,
+        next_tasks: TaskBatch,
+        generator: torch.Generator,
+    ) -> None:
         """Keep the step for the end-of-episode update; the reward adds the weighted quality."""
-        quality = out["quality"] * decision.quality_factor
+        quality = out.quality * decision.quality_factor
         self.rollout.append({**decision.memory, "reward": (reward + self.hp.quality_weight * quality).to(self.dtype)})
 
     def advantages(self, last_value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,8 +210,9 @@ class MAPPO:
                 self.ppo_step(obs[index], choice[index], old_logp[index], advantage[index], returns[index])
         self.rollout = []
 
-    def ppo_step(self, obs: torch.Tensor, choice: torch.Tensor, old_logp: torch.Tensor, advantage: torch.Tensor,
-                 returns: torch.Tensor) -> float:
+    def ppo_step(
+        self, obs: torch.Tensor, choice: torch.Tensor, old_logp: torch.Tensor, advantage: torch.Tensor, returns: torch.Tensor
+    ) -> float:
         """One clipped-surrogate step.  obs [K, M, D]; the rest [K, M]"""
         log_probs = torch.log_softmax(self.logits(obs), dim=-1)
         logp = log_probs.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
@@ -181,16 +222,16 @@ class MAPPO:
         value_loss = ((self.values(obs) - returns) ** 2).mean()
         loss = -surrogate.mean() - self.hp.entropy_coef * entropy.mean() + self.hp.value_coef * value_loss
         self.optim.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)  # loss.backward(), typed
         nn.utils.clip_grad_norm_(list(self.actor.parameters()) + list(self.value.parameters()), self.hp.grad_clip)
         self.optim.step()
-        return loss.item()
+        return float(loss.item())
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return {"hp": asdict(self.hp), "actor": self.actor.state_dict(), "value": self.value.state_dict()}
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state["actor"])
         self.value.load_state_dict(state["value"])

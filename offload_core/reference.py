@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from offload_core.config import EdgeConfig
-
-BREAKDOWN_KEYS = (
-    "T_up", "T_wait", "T_sw", "T_es", "T_down", "T_loc", "T_cloud", "T",
-    "E_up", "E_sw", "E_es", "E_loc", "E_cloud", "E",
-    "completed", "model_hit", "offloaded", "failed", "crashed", "quality", "edge_share",
-)
+from offload_core.names import CachingPolicy
+from offload_core.result import BREAKDOWN_KEYS as BREAKDOWN_KEYS  # noqa: F401  (the breakdown's names, re-exported)
 
 
 @dataclass
@@ -76,11 +73,17 @@ def in_context_accuracy(config: EdgeConfig, k: float) -> float:
 class ScalarEdge:
     """One environment, simulated task by task."""
 
-    def __init__(self, config: EdgeConfig, topology: ScalarTopology, policy: str,
-                 initial_cache: list[list[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        topology: ScalarTopology,
+        policy: CachingPolicy | str,
+        initial_cache: list[list[bool]] | None = None,
+    ) -> None:
         self.config = config
         self.topology = topology
         self.policy = policy
+        self.caches = policy != CachingPolicy.CLOUD  # the cloud-only policy never loads a model
         n_models = config.n_models
         self.servers = [
             ServerState(
@@ -105,7 +108,10 @@ class ScalarEdge:
         self.dropped_quality = 0.0
 
     def step(self, tasks: list[ScalarTask], splits: list[list[float]], downloads: list[bool]) -> list[dict[str, float]]:
-        """Handle one task per device at time step * step_s; returns one breakdown per task."""
+        """Handle one task per device at time step * step_s; returns one breakdown per task.
+
+        Each breakdown is {name: value} over BREAKDOWN_KEYS, the field names of the engine's
+        StepResult (flags as 0.0 or 1.0), so the two are compared term by term by name."""
         self.time = self.steps * self.config.step_s
         results = [self._task(m, task, splits[m], downloads[m]) for m, task in enumerate(tasks)]
         self.steps += 1
@@ -124,8 +130,12 @@ class ScalarEdge:
         e_loc = c.device_kappa * f_m**2 * s_loc * x * rho
         t_cloud = e_cloud = 0.0
         if s_cloud > 0:
-            t_cloud = s_cloud * x / c.cloud_rate_bps + c.wan_latency_s + s_cloud * x * rho / c.cloud_freq_hz \
+            t_cloud = (
+                s_cloud * x / c.cloud_rate_bps
+                + c.wan_latency_s
+                + s_cloud * x * rho / c.cloud_freq_hz
                 + s_cloud * c.output_bits / c.cloud_rate_bps
+            )
             e_cloud = c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho
         quality = s_loc * c.light_quality + s_cloud * c.cloud_quality
 
@@ -160,24 +170,50 @@ class ScalarEdge:
         ok = (t_total <= task.deadline) and not failed and not crashed
         return {
             **out,
-            "T_loc": t_loc, "T_cloud": t_cloud, "T": t_total,
-            "E_up": e_up, "E_sw": e_sw, "E_es": e_es, "E_loc": e_loc, "E_cloud": e_cloud, "E": e_total,
-            "completed": float(ok), "model_hit": float(any_edge and all_hit), "offloaded": float(any_edge),
-            "failed": float(failed), "crashed": float(crashed), "quality": quality, "edge_share": edge_share,
+            "T_loc": t_loc,
+            "T_cloud": t_cloud,
+            "T": t_total,
+            "E_up": e_up,
+            "E_sw": e_sw,
+            "E_es": e_es,
+            "E_loc": e_loc,
+            "E_cloud": e_cloud,
+            "E": e_total,
+            "completed": float(ok),
+            "model_hit": float(any_edge and all_hit),
+            "offloaded": float(any_edge),
+            "failed": float(failed),
+            "crashed": float(crashed),
+            "quality": quality,
+            "edge_share": edge_share,
         }
 
-    def _edge_part(self, m: int, n: int, s: float, task: ScalarTask, download: bool) -> dict[str, float]:
+    def _edge_part(self, m: int, n: int, s: float, task: ScalarTask, download: bool) -> dict[str, Any]:
+        """One part on server n: its terms (floats) and flags (failed, crashed, hit: bools)."""
         c, top, server = self.config, self.topology, self.servers[n]
         x, rho, i = task.size, task.density, task.model
         size = top.model_size[i]
         t_up = s * x / top.up_rate[m][n]
         e_up = c.device_power_w * t_up
         t_down = s * c.output_bits / top.down_rate[m][n]
-        part = {"T_up": t_up, "T_wait": 0.0, "T_sw": 0.0, "T_es": 0.0, "T_down": 0.0, "E_up": e_up, "E_sw": 0.0,
-                "E_es": 0.0, "E_cloud": 0.0, "quality": 0.0, "failed": False, "crashed": False,
-                "hit": server.cached[i], "edge_share": 0.0, "T": t_up}
-        caches = self.policy != "cloud"
-        if not server.cached[i] and not (download and caches):
+        part = {
+            "T_up": t_up,
+            "T_wait": 0.0,
+            "T_sw": 0.0,
+            "T_es": 0.0,
+            "T_down": 0.0,
+            "E_up": e_up,
+            "E_sw": 0.0,
+            "E_es": 0.0,
+            "E_cloud": 0.0,
+            "quality": 0.0,
+            "failed": False,
+            "crashed": False,
+            "hit": server.cached[i],
+            "edge_share": 0.0,
+            "T": t_up,
+        }
+        if not server.cached[i] and not (download and self.caches):
             # Forwarded over the backhaul and run in the cloud.
             part["T_down"] = t_down
             part["T"] = t_up + s * x / c.backhaul_bps + c.wan_latency_s + s * x * rho / c.cloud_freq_hz + t_down
@@ -227,16 +263,17 @@ class ScalarEdge:
 
     def _decayed_context(self, server: ServerState, j: int) -> float:
         age = (self.time - server.context_time[j]) / self.config.step_s
-        return server.context[j] * self.config.context_decay**age
+        decayed: float = self.config.context_decay**age
+        return server.context[j] * decayed
 
     def _eviction_score(self, server: ServerState, j: int, task: ScalarTask, n: int) -> float:
-        if self.policy == "fifo":
+        if self.policy == CachingPolicy.FIFO:
             return server.loaded_at[j]
-        if self.policy == "lru":
+        if self.policy == CachingPolicy.LRU:
             return server.last_used[j]
-        if self.policy == "lfu":
+        if self.policy == CachingPolicy.LFU:
             return server.frequency[j]
-        if self.policy == "lc":
+        if self.policy == CachingPolicy.LC:
             return self._decayed_context(server, j)
         assert task.evict_keys is not None, "the random policy needs evict_keys"
         return task.evict_keys[n][j]

@@ -18,8 +18,7 @@ class Batch:
 class ReplayBuffer:
     """Holds the last `capacity` joint transitions; `add` takes B of them at once."""
 
-    def __init__(self, capacity: int, agents: int, obs_dim: int, action_dim: int, device: torch.device,
-                 dtype: torch.dtype) -> None:
+    def __init__(self, capacity: int, agents: int, obs_dim: int, action_dim: int, device: torch.device, dtype: torch.dtype) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         self.capacity, self.size, self.cursor = capacity, 0, 0

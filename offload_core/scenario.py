@@ -48,8 +48,9 @@ class TaskBatch:
     evict_keys: torch.Tensor | None = None  # [B, M, N, I] random eviction priorities (random policy)
 
 
-def _uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator,
-             device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _uniform(
+    low: float, high: float, shape: tuple[int, ...], generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, device=device, dtype=dtype)
 
 
@@ -61,8 +62,9 @@ def shannon_rate(distance: torch.Tensor, power_w: float, config: EdgeConfig) -> 
     return rate.clamp_max(config.max_rate_bps)
 
 
-def sample_topology(config: EdgeConfig, batch: int, generator: torch.Generator,
-                    device: torch.device, dtype: torch.dtype) -> Topology:
+def sample_topology(
+    config: EdgeConfig, batch: int, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> Topology:
     """Positions, frequencies, model sizes and rates of `batch` independent environments."""
     if batch < 1:
         raise ValueError(f"batch (B) must be at least 1, got {batch}")
@@ -78,8 +80,12 @@ def sample_topology(config: EdgeConfig, batch: int, generator: torch.Generator,
     quality = _uniform(*config.server_quality, (batch, n), generator, device, dtype)
     distance = torch.linalg.vector_norm(device_pos[:, :, None, :] - server_pos[:, None, :, :], dim=-1)  # [B, M, N]
     return Topology(
-        device_pos=device_pos, server_pos=server_pos, device_freq=device_freq, model_size=model_size,
-        server_capacity=capacity, server_quality=quality,
+        device_pos=device_pos,
+        server_pos=server_pos,
+        device_freq=device_freq,
+        model_size=model_size,
+        server_capacity=capacity,
+        server_quality=quality,
         server_freq=torch.full((batch, n), config.server_freq_hz, device=device, dtype=dtype),
         up_rate=shannon_rate(distance, config.device_power_w, config),
         down_rate=shannon_rate(distance, config.server_power_w, config),
@@ -95,15 +101,15 @@ def model_probabilities(config: EdgeConfig, device: torch.device, dtype: torch.d
     return weights / weights.sum()
 
 
-def draw_evict_keys(config: EdgeConfig, batch: int, generator: torch.Generator, device: torch.device,
-                    dtype: torch.dtype) -> torch.Tensor:
+def draw_evict_keys(
+    config: EdgeConfig, batch: int, generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """Random eviction priorities for the random caching policy.  [B, M, N, I]"""
     shape = (batch, config.n_devices, config.n_servers, config.n_models)
     return torch.rand(shape, generator=generator, device=device, dtype=dtype)
 
 
-def sample_tasks(config: EdgeConfig, batch: int, generator: torch.Generator, device: torch.device,
-                 dtype: torch.dtype) -> TaskBatch:
+def sample_tasks(config: EdgeConfig, batch: int, generator: torch.Generator, device: torch.device, dtype: torch.dtype) -> TaskBatch:
     """One step of tasks for `batch` environments."""
     m = config.n_devices
     cdf = torch.cumsum(model_probabilities(config, device, dtype), dim=0)
@@ -111,8 +117,11 @@ def sample_tasks(config: EdgeConfig, batch: int, generator: torch.Generator, dev
     draw = torch.rand((batch, m), generator=generator, device=device, dtype=dtype)
     model = torch.searchsorted(cdf, draw, right=True).clamp_max(config.n_models - 1)  # inverse CDF
     demand_low, demand_high = config.task_demand
-    demand = _uniform(demand_low, demand_high, (batch, m), generator, device, dtype).round() if demand_high > 0 else (
-        torch.zeros((batch, m), device=device, dtype=dtype))
+    demand = (
+        _uniform(demand_low, demand_high, (batch, m), generator, device, dtype).round()
+        if demand_high > 0
+        else (torch.zeros((batch, m), device=device, dtype=dtype))
+    )
     return TaskBatch(
         model=model,
         size=_uniform(*config.task_size_bits, (batch, m), generator, device, dtype),

@@ -4,30 +4,43 @@ from __future__ import annotations
 
 import torch
 
-from offload_core.engine import Action, EdgeEngine
+from offload_core.engine import Action, EdgeEngine, StepResult
 from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
 from offload_core.scenario import TaskBatch, Topology
 
 
 def scalar_topology(top: Topology, b: int) -> ScalarTopology:
-    return ScalarTopology(top.device_freq[b].tolist(), top.model_size[b].tolist(), top.server_capacity[b].tolist(),
-                          top.server_quality[b].tolist(), top.up_rate[b].tolist(), top.down_rate[b].tolist(),
-                          top.server_freq[b].tolist())
+    return ScalarTopology(
+        top.device_freq[b].tolist(),
+        top.model_size[b].tolist(),
+        top.server_capacity[b].tolist(),
+        top.server_quality[b].tolist(),
+        top.up_rate[b].tolist(),
+        top.down_rate[b].tolist(),
+        top.server_freq[b].tolist(),
+    )
 
 
 def scalar_tasks(tasks: TaskBatch, b: int) -> list[ScalarTask]:
     keys = tasks.evict_keys
     return [
-        ScalarTask(int(tasks.model[b, m]), float(tasks.size[b, m]), float(tasks.density[b, m]),
-                   float(tasks.deadline[b, m]), float(tasks.demand[b, m]),
-                   keys[b, m].tolist() if keys is not None else None)
+        ScalarTask(
+            int(tasks.model[b, m]),
+            float(tasks.size[b, m]),
+            float(tasks.density[b, m]),
+            float(tasks.deadline[b, m]),
+            float(tasks.demand[b, m]),
+            keys[b, m].tolist() if keys is not None else None,
+        )
         for m in range(tasks.model.shape[1])
     ]
 
 
 def references_for(engine: EdgeEngine) -> list[ScalarEdge]:
-    return [ScalarEdge(engine.config, scalar_topology(engine.topology, b), engine.policy,
-                       engine.cache.cached[b].tolist()) for b in range(engine.batch)]
+    return [
+        ScalarEdge(engine.config, scalar_topology(engine.topology, b), engine.policy, engine.view.cache[b].tolist())
+        for b in range(engine.batch)
+    ]
 
 
 def random_action(engine: EdgeEngine, generator: torch.Generator, sparsity: float = 0.5) -> Action:
@@ -48,15 +61,16 @@ def float64_engine(config, batch: int = 4, policy: str = "lfu", seed: int = 0) -
     return engine
 
 
-def assert_step_matches_references(out: dict[str, torch.Tensor], references: list[ScalarEdge], tasks: TaskBatch,
-                                   action: Action) -> None:
-    """Step every reference on the same tasks and actions; each breakdown term equals (rel 1e-6)."""
+def assert_step_matches_references(out: StepResult, references: list[ScalarEdge], tasks: TaskBatch, action: Action) -> None:
+    """Step every reference on the same tasks and actions; each breakdown term equals (rel 1e-6), by name."""
     import pytest
 
     from offload_core.reference import BREAKDOWN_KEYS
 
+    terms = out.as_dict()
     for b, reference in enumerate(references):
         expected = reference.step(scalar_tasks(tasks, b), action.split[b].tolist(), action.download[b].tolist())
         for m, row in enumerate(expected):
+            assert set(row) == set(BREAKDOWN_KEYS)
             for key in BREAKDOWN_KEYS:
-                assert float(out[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9), (b, m, key)
+                assert float(terms[key][b, m]) == pytest.approx(row[key], rel=1e-6, abs=1e-9), (b, m, key)

@@ -40,8 +40,8 @@ class CalldataEncoder:
             entry["name"]: FunctionCoder(
                 entry["name"],
                 function_abi_to_4byte_selector(entry),  # type: ignore[arg-type]
-                tuple(get_abi_input_types(entry)),
-            )  # type: ignore[arg-type]
+                tuple(get_abi_input_types(entry)),  # type: ignore[arg-type]
+            )
             for entry in functions
             if names.count(entry["name"]) == 1
         }

@@ -195,7 +195,7 @@ def test_the_scalar_reference_makes_the_engines_greedy_decisions_with_the_same_r
         out = engine.step(batch, action)
         for m, row in enumerate(results):
             for key in BREAKDOWN_KEYS:
-                assert float(out[key][0, m]) == pytest.approx(float(row[key]), rel=1e-6, abs=1e-9), (index, m, key)
+                assert float(getattr(out, key)[0, m]) == pytest.approx(float(row[key]), rel=1e-6, abs=1e-9), (index, m, key)
 
 
 # -- the throughput benchmark, for real -----------------------------------------------------------------

@@ -14,8 +14,9 @@ from offload_core.engine import EdgeEngine
 TASKS_PER_CASE = 1000
 
 
-def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity: float = 0.5,
-                 backend: str = "torch") -> dict[str, float]:
+def compare_runs(
+    name: str, policy: str, batch: int = 4, seed: int = 0, sparsity: float = 0.5, backend: str = "torch"
+) -> dict[str, int]:
     config = preset(name).config
     engine = EdgeEngine(config, batch, policy, dtype=torch.float64, backend=backend)
     engine.reset(seed)
@@ -28,12 +29,12 @@ def compare_runs(name: str, policy: str, batch: int = 4, seed: int = 0, sparsity
         action = random_action(engine, decisions, sparsity)
         out = engine.step(tasks, action)
         assert_step_matches_references(out, references, tasks, action)
-        seen["tasks"] += out["T"].numel()
-        seen["queued"] += int((out["T_wait"] > 0).sum())
-        seen["loads"] += int((out["T_sw"] > 0).sum())
-        seen["crashed"] += int(out["crashed"].sum())
-        seen["failed"] += int(out["failed"].sum())
-        seen["forwarded"] += int((out["E_cloud"] > 0).sum())
+        seen["tasks"] += out.T.numel()
+        seen["queued"] += int((out.T_wait > 0).sum())
+        seen["loads"] += int((out.T_sw > 0).sum())
+        seen["crashed"] += int(out.crashed.sum())
+        seen["failed"] += int(out.failed.sum())
+        seen["forwarded"] += int((out.E_cloud > 0).sum())
     assert float(engine.dropped.sum()) == pytest.approx(sum(r.dropped for r in references), abs=1e-9)
     return seen
 
@@ -73,7 +74,7 @@ def test_engine_equals_reference_when_a_model_can_never_fit():
         action = random_action(engine, decisions, sparsity=0.3)
         out = engine.step(tasks, action)
         assert_step_matches_references(out, references, tasks, action)
-        failures += int(out["failed"].sum())
+        failures += int(out.failed.sum())
     assert failures > 0
 
 

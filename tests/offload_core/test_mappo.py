@@ -50,7 +50,7 @@ def test_a_ppo_update_changes_the_actor_and_clears_the_rollout() -> None:
         decision = agent.explore(engine, tasks, generator)
         out = engine.step(decision.tasks, decision.action)
         next_tasks = engine.sample_tasks(torch.Generator().manual_seed(7))
-        agent.record(decision, -out["T"], out, engine, next_tasks, generator)
+        agent.record(decision, -out.T, out, engine, next_tasks, generator)
         tasks = next_tasks
     agent.end_episode(engine, tasks, generator)
     assert agent.rollout == []

@@ -9,7 +9,7 @@ import torch
 from offload_core_helpers import random_action
 
 from offload_core.config import preset
-from offload_core.engine import Action, EdgeEngine
+from offload_core.engine import Action, EdgeEngine, StepResult
 from offload_core.scenario import TaskBatch
 
 
@@ -30,8 +30,8 @@ def test_no_offload_means_no_uplink_energy_and_no_edge_terms():
     engine = engine_for()
     out = engine.step(engine.sample_tasks(), whole_to(engine, 0))
     for key in ("E_up", "E_sw", "E_es", "E_cloud", "T_up", "T_wait", "T_sw", "T_es", "T_down"):
-        assert torch.all(out[key] == 0), key
-    assert torch.equal(out["T"], out["T_loc"]) and torch.equal(out["E"], out["E_loc"])
+        assert torch.all(getattr(out, key) == 0), key
+    assert torch.equal(out.T, out.T_loc) and torch.equal(out.E, out.E_loc)
 
 
 def test_energy_is_the_sum_of_its_parts_and_latency_the_slowest_part():
@@ -39,11 +39,11 @@ def test_energy_is_the_sum_of_its_parts_and_latency_the_slowest_part():
     generator = torch.Generator().manual_seed(1)
     for _ in range(5):
         out = engine.step(engine.sample_tasks(), random_action(engine, generator))
-        parts = out["E_loc"] + out["E_up"] + out["E_sw"] + out["E_es"] + out["E_cloud"]
-        torch.testing.assert_close(out["E"], parts)
-        assert torch.all(out["T"] >= out["T_loc"]) and torch.all(out["T"] >= out["T_cloud"])
-        edge_path = out["T_up"] + out["T_wait"] + out["T_sw"] + out["T_es"] + out["T_down"]
-        assert torch.all(out["T"] >= edge_path - 1e-9)
+        parts = out.E_loc + out.E_up + out.E_sw + out.E_es + out.E_cloud
+        torch.testing.assert_close(out.E, parts)
+        assert torch.all(out.T_loc <= out.T) and torch.all(out.T_cloud <= out.T)
+        edge_path = out.T_up + out.T_wait + out.T_sw + out.T_es + out.T_down
+        assert torch.all(edge_path - 1e-9 <= out.T)
 
 
 def test_only_the_local_share_costs_device_compute_energy():
@@ -55,10 +55,10 @@ def test_only_the_local_share_costs_device_compute_energy():
     half.split[..., 1] = 0.5
     out = engine.step(tasks, half)
     full_local = engine.config.device_kappa * engine.topology.device_freq**2 * tasks.size * tasks.density
-    torch.testing.assert_close(out["E_loc"], 0.5 * full_local)
+    torch.testing.assert_close(out.E_loc, 0.5 * full_local)
 
 
-def _step_with(engine: EdgeEngine, tasks: TaskBatch, column: int) -> dict[str, torch.Tensor]:
+def _step_with(engine: EdgeEngine, tasks: TaskBatch, column: int) -> StepResult:
     engine.reset(0)
     return engine.step(tasks, whole_to(engine, column))
 
@@ -69,31 +69,31 @@ def test_latency_grows_with_task_size():
     bigger = replace(tasks, size=tasks.size * 2)
     for column in (0, 1, engine.config.n_servers + 1):
         small, large = _step_with(engine, tasks, column), _step_with(engine, bigger, column)
-        assert torch.all(large["T"] > small["T"]), column
+        assert torch.all(large.T > small.T), column
 
 
 def test_latency_falls_with_cpu_frequency():
     slow, fast = engine_for(server_freq_hz=5e9), engine_for(server_freq_hz=10e9)
     tasks = slow.sample_tasks()
-    assert torch.all(_step_with(fast, tasks, 1)["T_es"] < _step_with(slow, tasks, 1)["T_es"])
+    assert torch.all(_step_with(fast, tasks, 1).T_es < _step_with(slow, tasks, 1).T_es)
     engine = engine_for()
-    local = _step_with(engine, tasks, 0)["T_loc"]
+    local = _step_with(engine, tasks, 0).T_loc
     engine.topology.device_freq = engine.topology.device_freq * 2
-    doubled = engine.step(tasks, whole_to(engine, 0))["T_loc"]
+    doubled = engine.step(tasks, whole_to(engine, 0)).T_loc
     torch.testing.assert_close(doubled, local / 2)
 
 
 def test_a_cached_model_costs_no_switch():
     engine = engine_for(batch=4)
     out = engine.step(engine.sample_tasks(), whole_to(engine, 1))
-    assert torch.all(out["T_sw"][out["model_hit"]] == 0) and torch.all(out["E_sw"][out["model_hit"]] == 0)
-    assert torch.all(out["T_sw"][~out["model_hit"]] > 0)
+    assert torch.all(out.T_sw[out.model_hit] == 0) and torch.all(out.E_sw[out.model_hit] == 0)
+    assert torch.all(out.T_sw[~out.model_hit] > 0)
     # Next step, every task asks for a model that server 1 holds now: no switch anywhere.
-    held = engine.cache.cached[:, 0].to(torch.int8).argmax(dim=-1, keepdim=True)  # [B, 1]
+    held = engine.view.cache[:, 0].to(torch.int8).argmax(dim=-1, keepdim=True)  # [B, 1]
     tasks = engine.sample_tasks()
     again = engine.step(replace(tasks, model=held.expand_as(tasks.model).contiguous()), whole_to(engine, 1))
-    assert bool(again["model_hit"].all())
-    assert torch.all(again["T_sw"] == 0) and torch.all(again["E_sw"] == 0)
+    assert bool(again.model_hit.all())
+    assert torch.all(again.T_sw == 0) and torch.all(again.E_sw == 0)
 
 
 def test_the_cloud_only_policy_never_switches_models():
@@ -101,21 +101,22 @@ def test_the_cloud_only_policy_never_switches_models():
     generator = torch.Generator().manual_seed(2)
     for _ in range(5):
         out = engine.step(engine.sample_tasks(), random_action(engine, generator))
-        assert torch.all(out["T_sw"] == 0)
+        assert torch.all(out.T_sw == 0)
 
 
 def test_a_task_that_misses_its_deadline_is_not_completed():
     engine = engine_for(deadline_s=(0.001, 0.002))
     out = engine.step(engine.sample_tasks(), whole_to(engine, 0))
-    assert not bool(out["completed"].any())
+    assert not bool(out.completed.any())
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
 def test_target_ratio_action_is_the_special_case_of_a_split(ratio):
     engine = engine_for(batch=2)
     target = torch.ones((2, engine.config.n_devices), dtype=torch.long)
-    action = Action.target_ratio(target, torch.full((2, engine.config.n_devices), ratio, dtype=torch.float64),
-                                 engine.config.n_servers)
+    action = Action.target_ratio(
+        target, torch.full((2, engine.config.n_devices), ratio, dtype=torch.float64), engine.config.n_servers
+    )
     assert torch.allclose(action.split[..., 0], torch.tensor(1.0 - ratio, dtype=torch.float64))
     assert torch.allclose(action.split[..., 2], torch.tensor(ratio, dtype=torch.float64))
     assert torch.allclose(action.split.sum(-1), torch.ones((), dtype=torch.float64))
@@ -135,5 +136,5 @@ def test_greedy_decides_the_same_on_both_backends():
         actions = [greedy(engine, tasks, generator, None) for engine in engines]
         assert torch.equal(actions[0].split, actions[1].split)
         outs = [engine.step(tasks, action) for engine, action in zip(engines, actions, strict=True)]
-        for key in outs[0]:
-            torch.testing.assert_close(outs[1][key], outs[0][key])
+        for key, value in outs[0].as_dict().items():
+            torch.testing.assert_close(getattr(outs[1], key), value)
