@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AIGC market",
         version="0.1.0",
         lifespan=lifespan,
-        description="Blockchain-backed marketplace for AI-generated content at the edge (DESIGN section 8).",
+        description="Blockchain-backed marketplace for AI-generated content at the edge (docs/architecture.md).",
     )
     app.state.market = state
     app.state.simulations = runner

@@ -1,4 +1,4 @@
-"""`aigc-market reputation`: the lifecycle paper's reputation experiments (DESIGN section 5).
+"""`aigc-market reputation`: the lifecycle paper's reputation experiments (docs/reputation.md).
 
     aigc-market reputation trends   [--periods 100] [--seed 0] [--out DIR] [--json]
     aigc-market reputation workload [--periods 100] [--seed 0] [--out DIR] [--json]

@@ -1,6 +1,6 @@
 """Subjective-logic reputation of ESPs: opinions, multi-weight subjective logic (MWSL), selection.
 
-Imports neither `market`, `api` nor `offload_core` (DESIGN section 2).
+Imports neither `market`, `api` nor `offload_core` (docs/architecture.md).
 
     rep = MWSL(MWSLConfig(), n_producers, n_esps)
     rep.observe(producer, esp, positive, t, score=None)   # ints or 1-D tensors

@@ -1,1 +1,1 @@
-"""One router per resource of DESIGN section 8."""
+"""One router per resource of docs/architecture.md."""

@@ -55,7 +55,7 @@ def test_cloud_only_is_ahead_of_random_and_fifo(lc_rows):
 
 
 def test_in_our_model_cloud_only_beats_every_edge_policy_unlike_the_seed(lc_rows):
-    """Disagreement with seed 003 Table II, recorded on purpose: our cloud has no price per task and
+    """Disagreement with [Xu 2023, Table II], recorded on purpose: our cloud has no price per task and
     full-context quality, so with misses costing a model load or a queue, cloud-only is cheapest."""
     assert cost(lc_rows, "cloud") < cost(lc_rows, "lc")
 

@@ -1,4 +1,4 @@
-"""MAPPO (seed 001): valid joint placement and denoising-step choices, and training that learns."""
+"""MAPPO ([Guo 2025]): valid joint placement and denoising-step choices, and training that learns."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ def test_energy_is_the_sum_of_its_parts_and_latency_the_slowest_part():
 
 
 def test_only_the_local_share_costs_device_compute_energy():
-    """The seed's eq. 4 charges the whole task locally; we charge only the local part (DESIGN fix)."""
+    """[Wang 2025, eq. 4] charges the whole task locally; we charge only the local part (docs/cost-model.md, known divergences)."""
     engine = engine_for()
     tasks = engine.sample_tasks()
     half = whole_to(engine, 0)

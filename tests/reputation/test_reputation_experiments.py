@@ -5,7 +5,7 @@ says so). Every claim those numbers stand for is also asserted against what the 
 predict for the *expected* evidence (the "fluid" model below), computed here in plain Python,
 independently of reputation/.
 
-The fluid model (DESIGN section 5, reputation/mwsl.py and opinions.py):
+The fluid model (docs/reputation.md, reputation/mwsl.py and opinions.py):
 
 - Freshness: a rating of age d periods weighs z**d, so n ratings per period for t + 1 periods sum to
   n * G(t) with G(t) = (1 - z**(t + 1)) / (1 - z); in the steady state G -> 1 / (1 - z) = 10.
