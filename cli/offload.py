@@ -15,6 +15,7 @@ from rich.table import Table
 from cli.console import console
 from cli.devices import checked_device
 from cli.plots import figure
+from cli.run_config import write_run_config
 from offload_core.compare import CompareSettings, MetricSummary, compare, metric_names, variants
 from offload_core.config import DEFAULT_PRESET, EdgeConfig, preset
 from offload_core.maddpg import MADDPGConfig
@@ -92,7 +93,8 @@ def compare_command(
             for metric in metrics:
                 writer.writerow([label, metric, row[metric].mean, row[metric].half_width])
     png = _plot(rows, metrics, out, f"{preset_name} ({envs} envs, {steps} steps, seed {seed})")
-    console.print(f"wrote {out / 'compare.csv'} and {png}", highlight=False)
+    write_run_config(out, preset=preset_name, edge=chosen.config, envs=envs, steps=steps, seed=seed, device=device)
+    console.print(f"wrote {out / 'compare.csv'}, {png} and {out / 'config.json'}", highlight=False)
     if as_json:
         print(
             json.dumps(
@@ -187,6 +189,7 @@ def train_command(
         f"{algo}, {preset_name}, M={config.n_devices}, I={config.n_models}, B={envs}, seed {seed}",
     )
     checkpoint = save_checkpoint(out / "checkpoint.pt", result.agent, config, settings)
+    write_run_config(out, preset=preset_name, edge=config, training=settings, maddpg=hp, device=device)
     first, last = result.curve[0]["reward"], result.curve[-1]["reward"]
     console.print(
         f"reward per step: first episode {first:.3f}, last {last:.3f}; wrote {out / 'curve.csv'}, "
@@ -290,6 +293,7 @@ def sweep_command(
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"sweep_{vary}_runs.csv"
     partial.unlink(missing_ok=True)
+    write_run_config(out, preset=preset_name, edge=base, sweep=plan, training=settings, device=device)
     with _progress() as progress:
         task = progress.add_task(f"sweep {vary}", total=total, status="")
 

@@ -9,6 +9,7 @@ then checks only what must hold whatever the machine's speed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -71,6 +72,10 @@ def test_compare_writes_csv_and_png_and_ends_with_the_json_rows(tmp_path: Path):
     for line in written:
         assert float(line["mean"]) == summary["rows"][line["variant"]][line["metric"]]
         assert float(line["ci95_half_width"]) == summary["ci95"][line["variant"]][line["metric"]]
+    # The run's full configuration lies beside its results: the preset's every field and the sizes.
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["preset"] == "lc" and (config["envs"], config["steps"], config["seed"]) == (4, 5, 0)
+    assert config["edge"] == json.loads(json.dumps(dataclasses.asdict(preset("lc").config), default=str))
 
 
 def test_compare_with_an_unknown_preset_prints_one_line_and_exits_2():

@@ -135,6 +135,12 @@ def test_cli_train_writes_the_curve_of_the_training_run(cli_run: dict) -> None:
     assert (cli_run["out"] / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_train_writes_the_full_configuration_beside_its_results(cli_run: dict) -> None:
+    config = json.loads((cli_run["out"] / "config.json").read_text())
+    assert config["training"]["algo"] == RUN.algo and config["training"]["episodes"] == RUN.episodes
+    assert config["edge"]["n_devices"] == SMALL.n_devices and config["edge"]["n_models"] == SMALL.n_models
+
+
 def test_cli_evaluate_reads_back_the_numbers_of_the_trained_agent(cli_run: dict) -> None:
     """`offload evaluate` on the written checkpoint reports exactly what `evaluate` gives for the agent
     `train` returns at the same settings (so the checkpoint holds the trained weights, not the initial
