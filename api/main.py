@@ -19,7 +19,7 @@ from api import crud, errors
 from api.db import make_engine, migrate, session_factory
 from api.indexer import Indexer
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
-from api.node import bind_market, market_params, open_chain
+from api.node import bind_market, open_chain
 from api.routes import accounts, credits, esps, health, products, simulations, tasks, trades
 from api.security import Vault
 from api.settings import Settings
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     try:
         market = bind_market(handle.chain, sessions, settings)
         terms = settings.market_terms()
-        terms.check_against(market_params(market))
+        terms.check_against(market.params())
         protocol = Protocol(market, terms)
         indexer = Indexer(market, sessions)
         indexer.run_once()

@@ -6,7 +6,7 @@ answering on the port (left running by a server that was killed) is reused, not 
 contracts are deployed once; their addresses live in the database (`chain_meta`) and in
 `<data_dir>/deployment.json`. A database that indexes another chain, or contracts of protocol v1,
 refuses to start. The deployment's parameters are `MarketParams()` (market.terms); an attached
-market's are read back from its contracts' immutables (`market_params`).
+market's are read back from its contracts' immutables (`Market.params()`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from api.settings import Settings
 from market.chain.anvil import LOOPBACK, AnvilNode, rpc_answers
 from market.chain.connection import Chain
 from market.chain.deploy import Deployment, Market, attach_market, deploy_market
-from market.terms import MarketParams
 
 #: The protocol of the contracts this server deploys and serves.
 PROTOCOL_VERSION = 2
@@ -110,20 +109,3 @@ def check_same_chain(chain: Chain, deployment: Deployment) -> None:
                 f"the database indexes {name} at {address} on chain {deployment.chain_id}, "
                 "but the node has no contract there: refusing to start (a different chain?)"
             )
-
-
-def market_params(market: Market) -> MarketParams:
-    """The parameters the market's contracts were deployed with (their immutables, read once)."""
-    registry, exchange = market.registry, market.exchange
-    return MarketParams(
-        registration_bond=registry.registration_bond(),
-        challenge_deposit=registry.challenge_deposit(),
-        similarity_threshold=registry.similarity_threshold(),
-        royalty_bps=registry.royalty_bps(),
-        challenge_window=registry.challenge_window(),
-        min_timelock=exchange.min_timelock(),
-        max_timelock=exchange.max_timelock(),
-        fee_floor=exchange.fee_floor(),
-        min_stake=exchange.min_stake(),
-        unbonding_delay=exchange.unbonding_delay(),
-    )

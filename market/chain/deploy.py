@@ -55,6 +55,22 @@ class Market:
     ledger: Ledger
     deployment: Deployment
 
+    def params(self) -> MarketParams:
+        """The parameters the contracts were deployed with (their immutables, read once per wrapper)."""
+        registry, exchange = self.registry, self.exchange
+        return MarketParams(
+            registration_bond=registry.registration_bond(),
+            challenge_deposit=registry.challenge_deposit(),
+            similarity_threshold=registry.similarity_threshold(),
+            royalty_bps=registry.royalty_bps(),
+            challenge_window=registry.challenge_window(),
+            min_timelock=exchange.min_timelock(),
+            max_timelock=exchange.max_timelock(),
+            fee_floor=exchange.fee_floor(),
+            min_stake=exchange.min_stake(),
+            unbonding_delay=exchange.unbonding_delay(),
+        )
+
     def contract_addresses(self) -> list[str]:
         return [self.registry.address, self.exchange.address, self.ledger.address]
 

@@ -375,23 +375,6 @@ class Setup:
     stats: FuzzStats = field(default_factory=FuzzStats)
 
 
-def read_params(market: Market) -> MarketParams:
-    """The deployment's immutables, read from the chain."""
-    registry, exchange = market.registry, market.exchange
-    return MarketParams(
-        registration_bond=registry.registration_bond(),
-        challenge_deposit=registry.challenge_deposit(),
-        similarity_threshold=registry.similarity_threshold(),
-        royalty_bps=registry.royalty_bps(),
-        challenge_window=registry.challenge_window(),
-        min_timelock=exchange.min_timelock(),
-        max_timelock=exchange.max_timelock(),
-        fee_floor=exchange.fee_floor(),
-        min_stake=exchange.min_stake(),
-        unbonding_delay=exchange.unbonding_delay(),
-    )
-
-
 def make_setup(market: Market) -> Setup:
     """Fund actors and build the state every example starts from (its chain snapshot):
 
@@ -403,7 +386,7 @@ def make_setup(market: Market) -> Setup:
       challenged, and its ESP slashed. Actor 3's product is approved for the exchange.
     """
     chain, exchange, registry = market.chain, market.exchange, market.registry
-    params = read_params(market)
+    params = market.params()
     actors = [chain.new_account(1_000 * ETHER, f"fuzz-actor-{i}") for i in range(N_ACTORS)]
     whale = chain.new_account(10 * ETHER, "fuzz-whale")
     standing_esp = chain.new_account(10 * ETHER, "fuzz-standing-esp")
