@@ -24,7 +24,6 @@ from offload_core.config import preset
 from offload_core.engine import EdgeEngine
 from offload_core.names import Backend, CachingPolicy, PresetName
 from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
-from offload_core.scenario import Topology
 from offload_core.schedulers import greedy
 
 MIN_SECONDS = 1.0
@@ -57,24 +56,12 @@ def engine_rate(batch: int, device: str, backend: Backend | str, sample_in_loop:
             return steps * batch * config.n_devices / elapsed
 
 
-def _scalar_topology(top: Topology, b: int) -> ScalarTopology:
-    return ScalarTopology(
-        top.device_freq[b].tolist(),
-        top.model_size[b].tolist(),
-        top.server_capacity[b].tolist(),
-        top.server_quality[b].tolist(),
-        top.up_rate[b].tolist(),
-        top.down_rate[b].tolist(),
-        top.server_freq[b].tolist(),
-    )
-
-
 def scalar_rate(seed: int = 0) -> float:
     """Decisions per second of the plain-Python reference with the same greedy rule."""
     config = preset(PresetName.MATO).config
     engine = EdgeEngine(config, 1, CachingPolicy.LFU, dtype=torch.float64)
     top = engine.reset(seed)
-    edge = ScalarEdge(config, _scalar_topology(top, 0), CachingPolicy.LFU, engine.view.cache[0].tolist())
+    edge = ScalarEdge(config, ScalarTopology.of(top, 0), CachingPolicy.LFU, engine.view.cache[0].tolist())
     distance = top.distance[0].tolist()
     n_servers = config.n_servers
     streams = []

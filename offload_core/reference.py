@@ -27,6 +27,7 @@ from typing import Any
 from offload_core.config import EdgeConfig
 from offload_core.names import CachingPolicy
 from offload_core.result import BREAKDOWN_KEYS as BREAKDOWN_KEYS  # noqa: F401  (the breakdown's names, re-exported)
+from offload_core.scenario import Topology
 
 
 @dataclass
@@ -38,6 +39,19 @@ class ScalarTopology:
     up_rate: list[list[float]]  # [M][N]
     down_rate: list[list[float]]  # [M][N]
     server_freq: list[float] | None = None  # [N] Hz; None: config.server_freq_hz for every server
+
+    @classmethod
+    def of(cls, top: Topology, b: int) -> ScalarTopology:
+        """Environment `b` of a batched topology, as plain lists (to run the reference beside the engine)."""
+        return cls(
+            top.device_freq[b].tolist(),
+            top.model_size[b].tolist(),
+            top.server_capacity[b].tolist(),
+            top.server_quality[b].tolist(),
+            top.up_rate[b].tolist(),
+            top.down_rate[b].tolist(),
+            top.server_freq[b].tolist(),
+        )
 
 
 @dataclass

@@ -6,19 +6,7 @@ import torch
 
 from offload_core.engine import Action, EdgeEngine, StepResult
 from offload_core.reference import ScalarEdge, ScalarTask, ScalarTopology
-from offload_core.scenario import TaskBatch, Topology
-
-
-def scalar_topology(top: Topology, b: int) -> ScalarTopology:
-    return ScalarTopology(
-        top.device_freq[b].tolist(),
-        top.model_size[b].tolist(),
-        top.server_capacity[b].tolist(),
-        top.server_quality[b].tolist(),
-        top.up_rate[b].tolist(),
-        top.down_rate[b].tolist(),
-        top.server_freq[b].tolist(),
-    )
+from offload_core.scenario import TaskBatch
 
 
 def scalar_tasks(tasks: TaskBatch, b: int) -> list[ScalarTask]:
@@ -38,7 +26,7 @@ def scalar_tasks(tasks: TaskBatch, b: int) -> list[ScalarTask]:
 
 def references_for(engine: EdgeEngine) -> list[ScalarEdge]:
     return [
-        ScalarEdge(engine.config, scalar_topology(engine.topology, b), engine.policy, engine.view.cache[b].tolist())
+        ScalarEdge(engine.config, ScalarTopology.of(engine.topology, b), engine.policy, engine.view.cache[b].tolist())
         for b in range(engine.batch)
     ]
 
