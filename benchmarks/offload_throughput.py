@@ -1,8 +1,9 @@
 """Task decisions per second of the batched engine against the scalar reference, same run.
 
-A decision is one task placed and fully accounted (uplink, queue, model switch with LFU caching,
-compute, return, local and cloud parts): each step schedules M tasks per environment greedily
-(nearest server holding the model, else local) and steps the engine. Task batches are drawn before
+A decision is one task placed and fully accounted (uplink, arrival-ordered FIFO queue, model
+switch with LFU caching, compute, local part, the view of the caches at the next step's time) on
+the `mato` preset: each step schedules M tasks per environment greedily (nearest server holding the
+model, else local) and steps the engine. Task batches are drawn before
 the timed loop (the scalar reference's streams are too); the rate with sampling inside the loop is
 reported beside it. Both engine backends run: "numba" (compiled CPU kernel) and "torch" (the
 batched tensor engine, which is also the GPU path).

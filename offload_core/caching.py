@@ -3,8 +3,14 @@
 Every policy is an eviction order: when a model must be loaded, cached models are evicted in
 ascending score (ties by model index) until it fits. random: a fresh random key; FIFO: load time;
 LRU: last use; LFU: uses since loaded; LC (least context): the effective number of in-context
-examples K = sum(nu ** age) (Age of Context, [Xu 2023]); cloud: never caches (misses are
-forwarded to the cloud, so no score is needed).
+examples K = sum(nu ** age) (Age of Context, [Xu 2023]); cloud: no edge caching at all (caches
+start empty and never load; every part is forwarded to the cloud, so no score is needed).
+
+Time: a model is loaded (and its victims evicted) when the part that needs it starts on its server,
+which for a queued part lies after the step's time. `cached` is each server's cache on its own
+timeline (after every part served so far); `resident` is what policies see (`EngineView.cache`): the
+models resident at the view's time. A load that starts after the view's time is kept as a pending
+snapshot (`pending_time`, `pending_cached`) until the view's time reaches its start.
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ from offload_core.names import CachingPolicy
 
 @dataclass
 class CacheState:
-    """What each server holds in GPU memory and the bookkeeping the policies read.  All [B, N, I] but memory."""
+    """What each server holds in GPU memory and the bookkeeping the policies read.  [B, N, I] unless noted."""
 
-    cached: torch.Tensor  # bool
-    free_memory: torch.Tensor  # [B, N] bits
-    loaded_at: torch.Tensor  # s
-    last_used: torch.Tensor  # s
+    cached: torch.Tensor  # bool, on each server's timeline
+    free_memory: torch.Tensor  # [B, N] bits, on each server's timeline
+    loaded_at: torch.Tensor  # s, start of the model's load
+    last_used: torch.Tensor  # s, start of its last use
     frequency: torch.Tensor  # uses since loaded
     context: torch.Tensor  # effective in-context examples K at context_time
     context_time: torch.Tensor  # s
+    resident: torch.Tensor  # bool, the models resident at the view's time
+    pending_time: torch.Tensor  # [B, N, L] s, starts of loads after the view's time, in serving order (inf: empty)
+    pending_cached: torch.Tensor  # [B, N, L, I] bool, the server's cache after each of those loads
+    pending_count: torch.Tensor  # [B, N] long, pending loads per server
 
     @classmethod
     def empty(
@@ -44,6 +54,10 @@ class CacheState:
             frequency=zeros(),
             context=zeros(),
             context_time=zeros(),
+            resident=torch.zeros((batch, servers, models), device=device, dtype=torch.bool),
+            pending_time=torch.full((batch, servers, 0), float("inf"), device=device, dtype=dtype),
+            pending_cached=torch.zeros((batch, servers, 0, models), device=device, dtype=torch.bool),
+            pending_count=torch.zeros((batch, servers), device=device, dtype=torch.long),
         )
 
     def warm_start(self, model_size: torch.Tensor, generator: torch.Generator) -> None:
@@ -56,11 +70,26 @@ class CacheState:
         self.cached = torch.zeros_like(self.cached).scatter(2, order, fits_sorted)
         used = torch.where(self.cached, model_size.unsqueeze(1).expand_as(self.context), torch.zeros_like(self.context))
         self.free_memory = self.free_memory - used.sum(-1)
+        self.resident = self.cached.clone()
 
-    def decayed_context(self, now: float | torch.Tensor, config: EdgeConfig) -> torch.Tensor:
-        """K of every cached model as of `now`."""
-        # [B, N, I]
-        return self.context * config.context_decay ** ((now - self.context_time) / config.step_s)
+    def decayed_context(self, at: torch.Tensor, config: EdgeConfig) -> torch.Tensor:
+        """K of every model as of `at` [B, N] (each server's own time).  [B, N, I]"""
+        return self.context * config.context_decay ** ((at.unsqueeze(-1) - self.context_time) / config.step_s)
+
+    def reserve(self, extra: int) -> None:
+        """Make room for `extra` more pending loads per server (a step adds at most one per part)."""
+        slots = self.pending_time.shape[2]
+        needed = int(self.pending_count.max()) + extra if self.pending_count.numel() else extra
+        if needed > slots:
+            batch, servers, _, models = self.pending_cached.shape
+            grow = max(needed - slots, slots)
+            like = self.pending_time
+            self.pending_time = torch.cat(
+                [like, torch.full((batch, servers, grow), float("inf"), device=like.device, dtype=like.dtype)], dim=2
+            )
+            self.pending_cached = torch.cat(
+                [self.pending_cached, torch.zeros((batch, servers, grow, models), device=like.device, dtype=torch.bool)], dim=2
+            )
 
     def replace(
         self,
@@ -69,41 +98,82 @@ class CacheState:
         model_idx: torch.Tensor,
         size: torch.Tensor,
         model_size: torch.Tensor,
-        now: float | torch.Tensor,
+        start: torch.Tensor,
     ) -> None:
-        """Evict `evict` [B, N, I], then load the model `model_idx` [B, N, 1] of `size` [B, 1] where `load` [B, N]."""
+        """Evict `evict` [B, N, I], then load model `model_idx` [B, N, 1] of `size` [B, N] where `load` [B, N],
+        at each server's `start` [B, N]; the load is recorded as pending for the view."""
         freed = (evict.to(model_size.dtype) * model_size.unsqueeze(1)).sum(-1)  # [B, N]
         self.free_memory = torch.where(load, self.free_memory + (freed - size), self.free_memory)
         self.cached = self.cached & ~evict
         self.context = torch.where(evict, 0.0, self.context)
         loaded = torch.zeros_like(self.cached).scatter(2, model_idx, load.unsqueeze(-1))  # [B, N, I]
         self.cached = self.cached | loaded
-        self.loaded_at = torch.where(loaded, now, self.loaded_at)
-        self.last_used = torch.where(loaded, now, self.last_used)
-        self.context_time = torch.where(loaded, now, self.context_time)
+        at = start.unsqueeze(-1).expand_as(self.loaded_at)  # [B, N, I]
+        self.loaded_at = torch.where(loaded, at, self.loaded_at)
+        self.last_used = torch.where(loaded, at, self.last_used)
+        self.context_time = torch.where(loaded, at, self.context_time)
         self.frequency = torch.where(loaded, 0.0, self.frequency)
         self.context = torch.where(loaded, 0.0, self.context)
+        # Pending snapshot: (start, cache after the load) in the next free slot of each loading server.
+        slot = self.pending_count.unsqueeze(-1)  # [B, N, 1]
+        old_time = self.pending_time.gather(2, slot)
+        self.pending_time.scatter_(2, slot, torch.where(load.unsqueeze(-1), start.unsqueeze(-1), old_time))
+        index = slot.unsqueeze(-1).expand(-1, -1, 1, self.cached.shape[2])  # [B, N, 1, I]
+        old_cached = self.pending_cached.gather(2, index)
+        self.pending_cached.scatter_(2, index, torch.where(load.view(*load.shape, 1, 1), self.cached.unsqueeze(2), old_cached))
+        self.pending_count = self.pending_count + load.to(torch.long)
 
-    def use(self, used: torch.Tensor, model_idx: torch.Tensor, now: float | torch.Tensor, config: EdgeConfig) -> torch.Tensor:
-        """Record a use of model `model_idx` [B, N, 1] where `used` [B, N]; returns its accuracy a(K) [B, N]."""
-        k = (
-            self.context.gather(2, model_idx)
-            * config.context_decay ** ((now - self.context_time.gather(2, model_idx)) / config.step_s)
-        ).squeeze(-1)  # [B, N]
-        accuracy = config.accuracy_zero_shot + config.accuracy_gain * torch.log2(1.0 + k**config.accuracy_alpha)
+    def use(
+        self, used: torch.Tensor, model_idx: torch.Tensor, start: torch.Tensor, config: EdgeConfig, curves: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Record a use of model `model_idx` [B, N, 1] at `start` [B, N] where `used` [B, N]; returns a(K) [B, N].
+
+        `curves` [I, 3]: (a0, a1, alpha) per model; None: the config's single curve."""
+        k = self.context.gather(2, model_idx).squeeze(-1) * config.context_decay ** (
+            (start - self.context_time.gather(2, model_idx).squeeze(-1)) / config.step_s
+        )  # [B, N]
+        if curves is None:
+            accuracy = config.accuracy_zero_shot + config.accuracy_gain * torch.log2(1.0 + k**config.accuracy_alpha)
+        else:
+            model = model_idx.squeeze(-1)
+            a0, a1, alpha = curves[:, 0][model], curves[:, 1][model], curves[:, 2][model]  # [B, N]
+            accuracy = a0 + a1 * torch.log2(1.0 + k**alpha)
         accuracy = accuracy.clamp_max(1.0)
         mask = torch.zeros_like(self.cached).scatter(2, model_idx, used.unsqueeze(-1))  # [B, N, I]
+        at = start.unsqueeze(-1).expand_as(self.context)
         self.context = torch.where(mask, (k + 1.0).unsqueeze(-1).expand_as(self.context), self.context)
-        self.context_time = torch.where(mask, now, self.context_time)
+        self.context_time = torch.where(mask, at, self.context_time)
         self.frequency = self.frequency + mask.to(self.frequency.dtype)
-        self.last_used = torch.where(mask, now, self.last_used)
+        self.last_used = torch.where(mask, at, self.last_used)
         return accuracy
+
+    def advance_view(self, view_time: float) -> None:
+        """Show the models resident at `view_time`: apply, in order, the pending loads that started by then."""
+        slots = self.pending_time.shape[2]
+        if slots == 0 or not bool(self.pending_count.any()):  # nothing pending: the view is the timeline
+            self.resident = self.cached.clone()
+            return
+        started = (self.pending_time <= view_time).to(torch.long).cumprod(dim=-1)  # [B, N, L] leading run only
+        applied = started.sum(-1)  # [B, N]
+        last = (applied - 1).clamp_min(0)
+        index = last.view(*last.shape, 1, 1).expand(-1, -1, 1, self.cached.shape[2])
+        snapshot = self.pending_cached.gather(2, index).squeeze(2)  # [B, N, I]
+        remaining = self.pending_count - applied
+        shown = torch.where((applied > 0).unsqueeze(-1), snapshot, self.resident)
+        self.resident = torch.where((remaining == 0).unsqueeze(-1), self.cached, shown)
+        # Drop the applied entries: entry j moves to j - applied.
+        source = torch.arange(slots, device=applied.device) + applied.unsqueeze(-1)  # [B, N, L]
+        valid = source < slots
+        source = source.clamp_max(slots - 1)
+        self.pending_time = torch.where(valid, self.pending_time.gather(2, source), float("inf"))
+        self.pending_cached = self.pending_cached.gather(2, source.unsqueeze(-1).expand_as(self.pending_cached))
+        self.pending_count = remaining
 
 
 def eviction_scores(
-    policy: CachingPolicy, cache: CacheState, now: float | torch.Tensor, config: EdgeConfig, random_keys: torch.Tensor | None
+    policy: CachingPolicy, cache: CacheState, at: torch.Tensor, config: EdgeConfig, random_keys: torch.Tensor | None
 ) -> torch.Tensor:
-    """Eviction priority of every model on every server (lowest first).  [B, N, I]"""
+    """Eviction priority of every model on every server at each server's time `at` [B, N] (lowest first).  [B, N, I]"""
     if policy == CachingPolicy.FIFO:
         return cache.loaded_at
     if policy == CachingPolicy.LRU:
@@ -111,7 +181,7 @@ def eviction_scores(
     if policy == CachingPolicy.LFU:
         return cache.frequency
     if policy == CachingPolicy.LC:
-        return cache.decayed_context(now, config)
+        return cache.decayed_context(at, config)
     if policy == CachingPolicy.RANDOM:
         if random_keys is None:
             raise ValueError("the random policy needs random eviction keys (TaskBatch.evict_keys)")
@@ -127,12 +197,12 @@ def eviction_mask(
     load: torch.Tensor,
     free_memory: torch.Tensor,
 ) -> torch.Tensor:
-    """Which cached models to evict so that a model of `size` [B] fits where `load` [B, N].
+    """Which cached models to evict so that a model of `size` [B, N] fits where `load` [B, N].
 
     Evicts in ascending score (ties by index) while the memory freed so far is short of the need.
     """
     # scores, cached: [B, N, I]; model_size: [B, I]; free_memory: [B, N] -> [B, N, I]
-    need = size.unsqueeze(1) - free_memory  # [B, N]
+    need = size - free_memory  # [B, N]
     ranked = torch.where(cached, scores, torch.full_like(scores, float("inf")))
     order = torch.argsort(ranked, dim=-1, stable=True)
     sizes = torch.where(cached, model_size.unsqueeze(1).expand_as(scores), torch.zeros_like(scores)).gather(2, order)

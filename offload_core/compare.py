@@ -14,9 +14,10 @@ import torch
 from scipy import stats
 
 from offload_core.config import DEFAULT_PRESET, Preset
+from offload_core.cost import lc_system_cost
 from offload_core.engine import EdgeEngine
 from offload_core.names import CachingPolicy, PresetName, SchedulerName, parse
-from offload_core.schedulers import scheduler
+from offload_core.schedulers import available, scheduler
 
 #: Variants compared per preset kind.
 COMPARED_SCHEDULERS: tuple[SchedulerName, ...] = (
@@ -28,6 +29,14 @@ COMPARED_SCHEDULERS: tuple[SchedulerName, ...] = (
     SchedulerName.LEAST_LOADED,
     SchedulerName.PARALLEL_SPLIT,
 )
+COMPARED_POLICIES: tuple[CachingPolicy, ...] = (
+    CachingPolicy.RANDOM,
+    CachingPolicy.CLOUD,
+    CachingPolicy.FIFO,
+    CachingPolicy.LFU,
+    CachingPolicy.LC,
+)
+"""The caching policies of [Xu 2023, Table II], in its column order."""
 ASP_SCHEDULERS: tuple[SchedulerName, ...] = (
     SchedulerName.RANDOM_SERVER,
     SchedulerName.ROUND_ROBIN,
@@ -96,10 +105,12 @@ def run_variant(
     device: str = "cpu",
     on_step: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Simulate one (caching policy, scheduler) pair; returns per-environment metrics, each [B]."""
+    """Simulate one (caching policy, scheduler) pair; returns per-environment metrics, each [B].
+
+    ValueError if the scheduler or the policy needs the cloud and the preset has no cloud execution."""
+    place = scheduler(scheduler_name, preset.config)
     engine = EdgeEngine(preset.config, envs, policy, device=device, dtype=torch.float64)
     engine.reset(seed)
-    place = scheduler(scheduler_name)
     view = engine.view
     task_stream = torch.Generator(device=view.device).manual_seed(seed + 1)
     decisions = torch.Generator(device=view.device).manual_seed(seed + 2)
@@ -107,7 +118,7 @@ def run_variant(
     for _ in range(steps):
         tasks = engine.sample_tasks(task_stream)
         out = engine.step(tasks, place(engine, tasks, decisions, None))
-        at_edge = out.edge_share > 0  # [B, M]
+        cost = lc_system_cost(out)
         fields = {  # each [B, M]
             "T": out.T,
             "E": out.E,
@@ -115,11 +126,11 @@ def run_variant(
             "crashed": out.crashed,
             "hit": out.model_hit,
             "offloaded": out.offloaded,
-            "T_sw": out.T_sw,
-            "T_es": out.T_es,
-            "offload_latency": torch.where(at_edge, out.T_up + out.T_down, torch.zeros_like(out.T)),
-            "cloud_latency": torch.where(at_edge, torch.zeros_like(out.T), out.T),
-            "accuracy_cost": 1.0 - out.quality,
+            "switching": cost.switching,
+            "inference": cost.inference,
+            "offloading": cost.offloading,
+            "cloud": cost.cloud,
+            "accuracy": cost.accuracy,
             "edge_share": out.edge_share,
             "utility": torch.where(out.completed, out.quality, torch.zeros_like(out.quality)),
         }
@@ -135,11 +146,11 @@ def run_variant(
         "hit_rate": sums["hit"] / sums["offloaded"].clamp_min(1.0),
         "crash_rate": sums["crashed"] / tasks_total,
         "utility": (sums["utility"] - view.dropped_quality) / tasks_total,
-        "switching_cost": sums["T_sw"] / tasks_total,
-        "accuracy_cost": sums["accuracy_cost"] / tasks_total,
-        "inference_latency": sums["T_es"] / tasks_total,
-        "offloading_latency": sums["offload_latency"] / tasks_total,
-        "cloud_cost": sums["cloud_latency"] / tasks_total,
+        "switching_cost": sums["switching"] / tasks_total,
+        "accuracy_cost": sums["accuracy"] / tasks_total,
+        "inference_latency": sums["inference"] / tasks_total,
+        "offloading_latency": sums["offloading"] / tasks_total,
+        "cloud_cost": sums["cloud"] / tasks_total,
         "edge_execution_ratio": sums["edge_share"] / tasks_total,
     }
     metrics["system_cost"] = (
@@ -153,11 +164,14 @@ def run_variant(
 
 
 def variants(preset: Preset) -> list[tuple[str, CachingPolicy, SchedulerName]]:
-    """(label, caching policy, scheduler) for every variant the preset compares."""
+    """(label, caching policy, scheduler) for every variant the preset compares: [Xu 2023, Table II]'s
+    policies, or the schedulers (those that need the cloud only on a preset with cloud execution)."""
+    runnable = available(preset.config)
     if preset.compares == "caching":
-        return [(policy.value, policy, preset.scheduler) for policy in CachingPolicy]
+        policies = [p for p in COMPARED_POLICIES if preset.config.cloud_execution or p != CachingPolicy.CLOUD]
+        return [(policy.value, policy, preset.scheduler) for policy in policies]
     names = ASP_SCHEDULERS if preset.name == PresetName.ASP else COMPARED_SCHEDULERS
-    return [(name.value, preset.caching, name) for name in names]
+    return [(name.value, preset.caching, name) for name in names if name in runnable]
 
 
 def metric_names(preset: Preset) -> tuple[str, ...]:

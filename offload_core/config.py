@@ -1,7 +1,10 @@
 """Configuration of the edge offloading and caching simulator, and the named presets.
 
 Units: bits, Hz (cycles/s), cycles/bit, W, s, J, m. Every field documents its unit.
-Presets: `mato` ([Wang 2025]), `lc` ([Xu 2023]), `asp` ([Xu 2024, sec. V-A]).
+Presets: `mato` ([Wang 2025]), `mato-cloud` (our extension: `mato` with cloud execution), `lc`
+([Xu 2023]), `asp` ([Xu 2024, sec. V-A]). The defaults of `EdgeConfig` are `mato`'s; every value of
+every preset has its source (paper and part, or our assumption and why) in `offload_core.presets`,
+listed by `preset_sources(name)`.
 
 Every config checks its fields when it is built (`__post_init__`): an invalid one is never made,
 and the ValueError names the field. `dataclasses.replace` builds a new config, so it checks too.
@@ -11,14 +14,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from offload_core.names import CachingPolicy, PresetName, SchedulerName, parse
+from offload_core.presets import EXPERIMENT_SOURCES, KEPT, OVERRIDES, PaperModel, fit_accuracy_curve
 
 MB = 8e6  # bits in a megabyte
 
 CACHING_POLICIES: tuple[str, ...] = tuple(policy.value for policy in CachingPolicy)
 """The caching policies' names as plain strings (for field choices outside the core)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One generative model of a preset that names its models ([Xu 2023, Table I])."""
+
+    name: str
+    size_bits: float
+    """X_i: the model's size in GPU memory and over the backhaul, in bits."""
+    work_cycles: float
+    """Work of one request, in cycles (a task's compute is its model's work: density = work / x)."""
+    accuracy_zero_shot: float
+    """a0 of a(K) = min(1, a0 + a1 log2(1 + K^alpha)): accuracy without context, relative to the cloud's."""
+    accuracy_gain: float = 0.0
+    """a1: gain of the first in-context example (0: no in-context learning)."""
+    accuracy_alpha: float = 1.0
+    """alpha: how the gain grows with more examples."""
+
+    def __post_init__(self) -> None:
+        if not self.size_bits > 0:
+            raise ValueError(f"models: {self.name} size_bits must be positive, got {self.size_bits}")
+        if not self.work_cycles > 0:
+            raise ValueError(f"models: {self.name} work_cycles must be positive, got {self.work_cycles}")
+        if not 0 <= self.accuracy_zero_shot <= 1 or self.accuracy_gain < 0 or not self.accuracy_alpha > 0:
+            raise ValueError(f"models: {self.name} needs 0 <= a0 <= 1, a1 >= 0, alpha > 0")
 
 
 @dataclass(frozen=True)
@@ -45,8 +74,8 @@ class EdgeConfig:
     """Range of task input sizes x, in bits."""
     task_density_cpb: tuple[float, float] = (100.0, 300.0)
     """Range of computation densities rho, in cycles/bit."""
-    output_bits: float = 1 * MB
-    """Result size y_out returned to the device (e.g. the generated image), in bits."""
+    output_bits: float = 0.0
+    """Result size y_out returned to the device (e.g. the generated image), in bits; a part returns its share."""
     deadline_s: tuple[float, float] = (4.0, 16.0)
     """Range of task deadlines, in s after arrival."""
     model_size_bits: tuple[float, float] = (90 * MB, 250 * MB)
@@ -70,11 +99,9 @@ class EdgeConfig:
     noise_w: float = 1e-13
     """Noise power sigma^2, in W."""
     backhaul_bps: float = 400e6
-    """Cloud-to-server rate r_cn for model downloads and forwarded tasks, in bit/s."""
+    """Cloud-to-server rate r_cn ([Wang 2025, eq. 7]) of every model download and forwarded part, in bit/s."""
     backhaul_power_w: float = 2.0
-    """Power p_cn drawn while downloading a model over the backhaul, in W."""
-    model_download_bps: float = 400e6
-    """Rate at which a server fetches a missing model (from the cloud, or a local store), in bit/s."""
+    """Power p_cn drawn while downloading a model over the backhaul ([Wang 2025, eq. 8]), in W."""
     load_bps: float = 8e9
     """Host-to-GPU model loading bandwidth, in bit/s."""
     load_power_w: float = 50.0
@@ -120,6 +147,13 @@ class EdgeConfig:
     """ASP semantics: extra cycles per demand unit (work of one diffusion step), in cycles."""
     server_quality: tuple[float, float] = (1.0, 1.0)
     """Range of per-server quality factors (an ASP's model capability)."""
+    cloud_execution: bool = False
+    """Can a task run in the cloud: the split's cloud column, and a server forwarding a part whose model it
+    lacks. False ([Wang 2025, sec. II-A]: the cloud only supplies models): the cloud share must be 0, and a
+    part on a server without its model downloads it (action's download flag set) or fails."""
+    models: tuple[ModelSpec, ...] | None = None
+    """The I models, each with its own size, work per request and accuracy curve ([Xu 2023, Table I]);
+    None: sizes drawn from `model_size_bits`, work from `task_density_cpb`, one accuracy curve for all."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -165,10 +199,16 @@ class EdgeConfig:
         for name, value in nonnegative.items():
             if value < 0:
                 raise ValueError(f"{name} must not be negative, got {value}")
-        if self.server_memory_bits < self.model_size_bits[0]:
+        if self.models is not None:
+            if len(self.models) != self.n_models:
+                raise ValueError(f"models must list n_models ({self.n_models}) models, got {len(self.models)}")
+            for spec in self.models:
+                if not isinstance(spec, ModelSpec):
+                    raise ValueError(f"models must hold ModelSpec entries, got {type(spec).__name__}")
+        smallest = self.model_size_bits[0] if self.models is None else min(spec.size_bits for spec in self.models)
+        if self.server_memory_bits < smallest:
             raise ValueError(
-                f"server_memory_bits ({self.server_memory_bits:g}) is smaller than every model "
-                f"(smallest {self.model_size_bits[0]:g} bits)"
+                f"server_memory_bits ({self.server_memory_bits:g}) is smaller than every model (smallest {smallest:g} bits)"
             )
         if not 0 < self.context_decay <= 1:
             raise ValueError(f"context_decay must lie in (0, 1], got {self.context_decay}")
@@ -176,7 +216,15 @@ class EdgeConfig:
             raise ValueError(f"server_capacity must satisfy 0 < low <= high, got {self.server_capacity}")
         if self.task_demand[0] < 0 or self.task_demand[0] > self.task_demand[1]:
             raise ValueError(f"task_demand must satisfy 0 <= low <= high, got {self.task_demand}")
+        if not isinstance(self.cloud_execution, bool):
+            raise ValueError(f"cloud_execution must be a bool, got {self.cloud_execution!r}")
         return self
+
+    def accuracy_curves(self) -> tuple[tuple[float, float, float], ...]:
+        """(a0, a1, alpha) of a(K) = min(1, a0 + a1 log2(1 + K^alpha)) for each of the I models."""
+        if self.models is None:
+            return ((self.accuracy_zero_shot, self.accuracy_gain, self.accuracy_alpha),) * self.n_models
+        return tuple((spec.accuracy_zero_shot, spec.accuracy_gain, spec.accuracy_alpha) for spec in self.models)
 
 
 @dataclass(frozen=True)
@@ -208,71 +256,83 @@ class Preset:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
 
 
+def _model_spec(model: PaperModel) -> ModelSpec:
+    """A model of [Xu 2023, Table I] as the simulator's ModelSpec (curve fitted by `fit_accuracy_curve`)."""
+    a0, a1, alpha = fit_accuracy_curve(model)
+    return ModelSpec(model.name, model.size_bits, model.work, a0, a1, alpha)
+
+
+def _config(name: PresetName) -> EdgeConfig:
+    """The EdgeConfig of preset `name`: mato's values (the defaults) with the preset's overrides."""
+    values: dict[str, Any] = {}
+    for key, (value, _) in OVERRIDES[name].items():
+        if key == "models":
+            assert isinstance(value, tuple)
+            value = tuple(_model_spec(model) for model in value)
+        values[key] = value
+    return EdgeConfig(**values)
+
+
 def _mato() -> Preset:
     return Preset(
         name=PresetName.MATO,
-        config=EdgeConfig(),
+        config=_config(PresetName.MATO),
         compares="scheduler",
         caching=CachingPolicy.LFU,
-        description="[Wang 2025]: 1 CC 40 GHz, 3 ES 7 GHz, 10 ED 1-3 GHz, tasks 2-20 MB, models 90-250 MB",
+        description="[Wang 2025]: 1 CC supplying models only, 3 ES 7 GHz, 10 ED 1-3 GHz, tasks 2-20 MB, models 90-250 MB",
+    )
+
+
+def _mato_cloud() -> Preset:
+    return Preset(
+        name=PresetName.MATO_CLOUD,
+        config=_config(PresetName.MATO_CLOUD),
+        compares="scheduler",
+        caching=CachingPolicy.LFU,
+        description="our extension of mato: tasks may also run in the cloud, results returned",
     )
 
 
 def _lc() -> Preset:
-    # One edge server in front of the cloud, six models of which about two fit, popular ones more
-    # requested (Zipf): the regime where model caching decides the cost ([Xu 2023]). Models
-    # are loaded from the server's own store; a miss not loaded goes over a congested core network.
     return Preset(
         name=PresetName.LC,
-        config=EdgeConfig(
-            n_devices=10,
-            n_servers=1,
-            n_models=6,
-            model_popularity_zipf=1.0,
-            step_s=10.0,
-            server_memory_bits=500 * MB,
-            task_size_bits=(0.5 * MB, 2 * MB),
-            task_density_cpb=(200.0, 600.0),
-            deadline_s=(4.0, 12.0),
-            model_download_bps=10e9,
-            wan_latency_s=0.5,
-            accuracy_zero_shot=0.6,
-            accuracy_gain=0.08,
-        ),
+        config=_config(PresetName.LC),
         compares="caching",
         scheduler=SchedulerName.EDGE,
-        description="[Xu 2023]: one ES, six models, GPU memory for about two, Zipf popularity",
+        description="[Xu 2023]: one ES in front of a cloud, the six PFMs of Table I, Zipf popularity",
     )
 
 
 def _asp() -> Preset:
-    # 20 ASPs with 600-1500 diffusion steps of capacity; tasks of 100-250 steps (survey V-A).
     return Preset(
         name=PresetName.ASP,
-        config=EdgeConfig(
-            n_devices=10,
-            n_servers=20,
-            n_models=1,
-            model_size_bits=(90 * MB, 90 * MB),
-            server_memory_bits=400 * MB,
-            task_size_bits=(0.1 * MB, 0.5 * MB),
-            task_density_cpb=(1.0, 1.0),
-            deadline_s=(30.0, 60.0),
-            server_capacity=(600.0, 1500.0),
-            task_demand=(100.0, 250.0),
-            cycles_per_demand=0.35e9,
-            server_quality=(0.5, 1.0),
-            step_s=1.0,
-        ),
+        config=_config(PresetName.ASP),
         compares="scheduler",
         caching=CachingPolicy.LFU,
-        description="survey V-A: 20 ASPs, capacity 600-1500 steps, tasks 100-250 steps, 1000 tasks",
+        description="[Xu 2024, sec. V-A]: 20 ASPs, capacity 600-1500 steps, tasks 100-250 steps, 1000 tasks",
     )
 
 
-PRESETS: dict[PresetName, Callable[[], Preset]] = {PresetName.MATO: _mato, PresetName.LC: _lc, PresetName.ASP: _asp}
+PRESETS: dict[PresetName, Callable[[], Preset]] = {
+    PresetName.MATO: _mato,
+    PresetName.MATO_CLOUD: _mato_cloud,
+    PresetName.LC: _lc,
+    PresetName.ASP: _asp,
+}
 DEFAULT_PRESET = PresetName.MATO
 """The preset of a run that names none (the command line's default)."""
+
+
+def preset_sources(name: PresetName | str) -> dict[str, str]:
+    """{field: source} for every field of preset `name`'s EdgeConfig, and "preset.<field>" for what it compares.
+
+    A source names a paper and its part, or says "derived: ...", "our assumption: ..." or "our extension: ..."
+    (`offload_core.presets`)."""
+    chosen = parse(PresetName, name, "preset")
+    sources = {key: source for key, (_, source) in OVERRIDES[chosen].items()}
+    sources.update(KEPT[chosen])
+    sources.update({f"preset.{key}": source for key, source in EXPERIMENT_SOURCES[chosen].items()})
+    return sources
 
 
 def preset(name: PresetName | str, **overrides: object) -> Preset:

@@ -1,8 +1,9 @@
 """The batched edge simulator: B independent environments stepped together on any torch device.
 
-Same cost model as `offload_core.reference` (the readable definition): tasks of a step are handled
-in device order, each vectorized over environments and servers; every term of the breakdown is
-returned per task as a [B, M] tensor (`StepResult`).
+Same cost model as `offload_core.reference` (the readable definition): each server serves the parts
+of a step in arrival order (ties by device); the step loops over those ranks, each vectorized over
+environments and servers; every term of the breakdown is returned per task as a [B, M] tensor
+(`StepResult`).
 
 Environment API (B environments, M devices, N servers, I models; docs/cost-model.md):
 
@@ -14,17 +15,21 @@ Environment API (B environments, M devices, N servers, I models; docs/cost-model
     result = engine.step(tasks, action)    # -> StepResult: every term [B, M]; time advances by step_s
     engine.view                            # -> EngineView: the state a policy may read (below)
 
-`reset(seed)` draws B topologies and warm caches from `seed` and empties every queue; `step` places
-and costs one task per device and environment, updating queues and caches. Policies (schedulers,
-observations, learners) read the state only through `engine.view`, a read-only window in the manner
-of VMAS and PettingZoo: no policy reaches into the engine's tensors, and what the view shows is what
-the step uses (e.g. a server's effective frequency after it was slowed down).
+`reset(seed)` draws B topologies and warm caches (cold ones for the `cloud` policy) from `seed` and
+empties every queue; `step` places and costs one task per device and environment, updating queues
+and caches: a model is loaded when its part starts on the server, which for a queued part lies after
+the step's time. Policies (schedulers, observations, learners) read the state only through
+`engine.view`, a read-only window in the manner of VMAS and PettingZoo: no policy reaches into the
+engine's tensors, and the view shows the state at its time (`view.time`): the models resident then
+(not yet those loaded later for queued parts), each server's effective frequency after it was slowed
+down, when each queue empties.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from offload_core.caching import CacheState, eviction_mask, eviction_scores
@@ -57,16 +62,43 @@ class Action:
         return cls(split, flags)
 
 
-def _validate_action(action: Action, batch: int, devices: int, servers: int) -> None:
+# Path codes of a served part (`EdgeEngine._serve`); _MISSED is added when its model was not resident.
+_AT_EDGE, _FORWARDED, _FAILED, _CRASHED, _MISSED = 1, 2, 3, 4, 8
+
+
+def _validate_action(action: Action, batch: int, devices: int, servers: int, cloud_execution: bool, compiled: bool = False) -> None:
+    """ValueError naming what is wrong with `action`; `compiled`: check the split's values with the numba kernel
+    (one pass instead of several tensor reductions; CPU tensors only)."""
     expected = (batch, devices, servers + 2)
     if tuple(action.split.shape) != expected:
         raise ValueError(f"action.split must have shape {expected}, got {tuple(action.split.shape)}")
-    if bool((action.split < 0).any()):
-        raise ValueError("action.split must not be negative")
-    if not torch.allclose(action.split.sum(-1), torch.ones((), dtype=action.split.dtype, device=action.split.device), atol=1e-6):
-        raise ValueError("action.split must sum to 1 over local, servers and cloud")
     if tuple(action.download.shape) != (batch, devices):
         raise ValueError(f"action.download must have shape {(batch, devices)}, got {tuple(action.download.shape)}")
+    if compiled:
+        from offload_core.kernel import split_problem
+
+        problem = split_problem(action.split.detach().contiguous().numpy(), cloud_execution)
+    else:
+        split = action.split
+        ones = torch.ones((), dtype=split.dtype, device=split.device)
+        problem = (
+            1
+            if bool((split < 0).any())
+            else 2
+            if not torch.allclose(split.sum(-1), ones, atol=1e-6)
+            else 3
+            if not cloud_execution and bool((split[..., servers + 1] > 0).any())
+            else 0
+        )
+    if problem:
+        raise ValueError(_SPLIT_PROBLEMS[problem])
+
+
+_SPLIT_PROBLEMS = {
+    1: "action.split must not be negative",
+    2: "action.split must sum to 1 over local, servers and cloud",
+    3: "action.split has a cloud share, but this config has no cloud execution (cloud_execution)",
+}
 
 
 class EngineView:
@@ -168,8 +200,9 @@ class EngineView:
 
     @property
     def cache(self) -> torch.Tensor:
-        """Does server n hold model i in GPU memory.  [B, N, I] bool"""
-        return self._engine.cache.cached
+        """Does server n hold model i in GPU memory at `time`: its load has started by then and it has not been
+        evicted since. A load scheduled for a queued part shows once `time` reaches the part's start.  [B, N, I] bool"""
+        return self._engine.cache.resident
 
     @property
     def busy_until(self) -> torch.Tensor:
@@ -215,12 +248,17 @@ class EdgeEngine:
         if batch < 1:
             raise ValueError(f"batch (B) must be at least 1, got {batch}")
         self.policy = parse(CachingPolicy, policy, "policy")
+        if self.policy == CachingPolicy.CLOUD and not config.cloud_execution:
+            raise ValueError("policy 'cloud' forwards every part to the cloud: it needs a config with cloud_execution")
         self.backend = parse(Backend, backend, "backend")
         if self.backend == Backend.NUMBA and torch.device(device).type != "cpu":
             raise ValueError("backend 'numba' runs on the CPU only; use backend 'torch' on a GPU")
         self.config, self.batch = config, batch
         self.device, self.dtype = torch.device(device), dtype
         self.generator = torch.Generator(device=self.device)
+        # [I, 3] (a0, a1, alpha) per model when the models have their own accuracy curves; None: the config's one.
+        self.curves = None if config.models is None else torch.tensor(config.accuracy_curves(), device=self.device, dtype=dtype)
+        self._kernel_curves = np.array(config.accuracy_curves(), dtype=np.float64)  # [I, 3] for the compiled kernel
         self.topology: Topology
         self.cache: CacheState
         self.busy_until: torch.Tensor  # [B, N] s
@@ -237,12 +275,14 @@ class EdgeEngine:
     # -- state ----------------------------------------------------------------------------------
 
     def reset(self, seed: int) -> Topology:
-        """Draw B topologies from `seed`, empty every queue and fill each cache with random models that fit."""
+        """Draw B topologies from `seed`, empty every queue and fill each cache with random models that fit
+        (the `cloud` policy's caches start empty: no edge caching at all)."""
         self.generator.manual_seed(seed)
         c, b = self.config, self.batch
         self.topology = sample_topology(c, b, self.generator, self.device, self.dtype)
         self.cache = CacheState.empty(b, c.n_servers, c.n_models, c.server_memory_bits, self.device, self.dtype)
-        self.cache.warm_start(self.topology.model_size, self.generator)
+        if self.policy != CachingPolicy.CLOUD:
+            self.cache.warm_start(self.topology.model_size, self.generator)
         self.busy_until = torch.zeros((b, c.n_servers), device=self.device, dtype=self.dtype)
         self.running = None
         if c.server_capacity is not None:
@@ -273,8 +313,10 @@ class EdgeEngine:
         """Place and cost one task per device and environment; returns the breakdown, each term [B, M]."""
         c = self.config
         b, m_count, n = self.batch, c.n_devices, c.n_servers
-        _validate_action(action, b, m_count, n)
-        if self.backend == Backend.NUMBA and self.running is None:
+        compiled = self.backend == Backend.NUMBA and self.running is None
+        _validate_action(action, b, m_count, n, c.cloud_execution, compiled)
+        self.cache.reserve(m_count)
+        if compiled:
             return self._step_compiled(tasks, action)
         top = self.topology
         split = action.split.to(self.dtype)
@@ -299,50 +341,96 @@ class EdgeEngine:
             c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho,
             torch.zeros_like(x),
         )
-        s_es_all = split[..., 1 : n + 1]  # [B, M, N]
-        t_up_all = s_es_all * x.unsqueeze(-1) / top.up_rate  # [B, M, N]
-        t_down_all = s_es_all * c.output_bits / top.down_rate  # [B, M, N]
 
+        # Every part's terms that need no shared state.  [B, M, N]
         now = self.time
-        keys = tasks.evict_keys
-        picked, summed, flags = zip(
-            *(
-                self._edge_parts(
-                    now,
-                    tasks.size[:, m : m + 1],
-                    tasks.density[:, m : m + 1],
-                    tasks.demand[:, m : m + 1],
-                    tasks.model[:, m],
-                    split[:, m, 1 : n + 1],
-                    action.download[:, m : m + 1],
-                    t_up_all[:, m],
-                    t_down_all[:, m],
-                    None if keys is None else keys[:, m],
-                )
-                for m in range(m_count)
-            ),
-            strict=True,
-        )
-        # Stacked along leading dimensions (contiguous copies), then viewed as [B, M] per term.
-        pick = torch.stack(picked, dim=1).transpose(1, 2)  # [6, B, M]: T_part, T_up, T_wait, T_sw, T_es, T_down
-        total = torch.stack(summed, dim=1).transpose(1, 2)  # [6, B, M]: E_up, E_sw, E_es, E_cloud, quality, edge share
-        flag = torch.stack(flags, dim=1).transpose(1, 2)  # [4, B, M] bool: failed, crashed, model hit, offloaded
-        t_part = pick[0]  # [B, M] the slowest edge part's latency (-1 without one)
-        e_up, e_sw, e_es, e_cloud_edge = total[0], total[1], total[2], total[3]
-        failed, crashed = flag[0], flag[1]
+        s_es = split[..., 1 : n + 1]
+        active = s_es > 0
+        t_up = s_es * x.unsqueeze(-1) / top.up_rate
+        t_down = s_es * c.output_bits / top.down_rate
+        work = s_es * (x * rho).unsqueeze(-1)  # cycles of the part's input
+        cycles = work + s_es * (tasks.demand * c.cycles_per_demand).unsqueeze(-1)
+        run_time = cycles / top.server_freq.unsqueeze(1)  # T_es if it runs at the edge
+        size = top.model_size.gather(1, tasks.model).unsqueeze(-1)  # [B, M, 1] the task's model
+        switch_time = size / c.backhaul_bps + size / c.load_bps  # [B, M, 1] T_sw if its model is loaded
+
+        # The shared state: each server serves its parts in arrival order, ties by device (rank r of server n is
+        # device order[b, n, r]); a loop over ranks, every server and environment at once.
+        order = torch.argsort(torch.where(active, t_up, torch.inf).transpose(1, 2), dim=-1, stable=True)  # [B, N, M]
+        ranks = int(active.sum(1).max())  # the most parts any server receives
+
+        def ranked(value: torch.Tensor) -> torch.Tensor:  # [B, M] or [B, M, N] -> [B, N, M] in serving order
+            per_server = value.unsqueeze(1).expand(b, n, m_count) if value.dim() == 2 else value.transpose(1, 2)
+            return per_server.gather(2, order)
+
+        model_r, download_r = ranked(tasks.model), ranked(action.download)
+        s_r, t_up_r, run_r = ranked(s_es), ranked(t_up), ranked(run_time)
+        size_r, switch_r = ranked(size.squeeze(-1)), ranked(switch_time.squeeze(-1))
+        demand_r = s_r * ranked(tasks.demand)
+        keys_r = None
+        if tasks.evict_keys is not None:  # [B, M, N, I] -> [B, N, M, I] in serving order
+            keys = tasks.evict_keys.transpose(1, 2)
+            keys_r = keys.gather(2, order.unsqueeze(-1).expand_as(keys))
+        served = [
+            self._serve(
+                now,
+                model_r[..., r],
+                s_r[..., r],
+                download_r[..., r],
+                t_up_r[..., r],
+                size_r[..., r],
+                switch_r[..., r],
+                run_r[..., r],
+                demand_r[..., r],
+                None if keys_r is None else keys_r[:, :, r],
+            )
+            for r in range(ranks)
+        ]
+        outcome = torch.zeros((4, b, n, m_count), device=self.device, dtype=self.dtype)
+        if served:
+            by_rank = torch.stack(served, dim=-1)  # [4, B, N, ranks]
+            outcome.scatter_(3, order[..., :ranks].unsqueeze(0).expand_as(by_rank), by_rank)  # back to device order
+        t_wait, loaded, edge_quality, code = outcome.transpose(2, 3).unbind(0)  # each [B, M, N]
+        missed = code >= _MISSED
+        path = code - _MISSED * missed.to(code.dtype)
+        edge_f, forward_f = (path == _AT_EDGE).to(self.dtype), (path == _FORWARDED).to(self.dtype)
+        failed, crashed = (path == _FAILED).any(-1), (path == _CRASHED).any(-1)  # [B, M]
+
+        t_sw = loaded * switch_time
+        e_sw = loaded * (c.backhaul_power_w * size / c.backhaul_bps + c.load_power_w * size / c.load_bps)
+        t_es = edge_f * run_time
+        e_es = edge_f * (c.server_kappa * top.server_freq.unsqueeze(1) ** 2 * cycles)
+        t_fwd = forward_f * (s_es * x.unsqueeze(-1) / c.backhaul_bps + c.wan_latency_s + work / c.cloud_freq_hz)
+        shown_down = (edge_f + forward_f) * t_down
+        part_t = torch.where(active, t_up + t_wait + t_sw + t_es + t_fwd + shown_down, -1.0)  # -1: no part
+
+        # The slowest part (the first server's on ties): a running maximum over the few servers, much faster on
+        # the CPU than argmax over a tiny last axis.
+        terms = torch.stack([t_up, t_wait, t_sw, t_es, shown_down])  # [5, B, M, N]
+        t_part, picked = part_t[..., 0], terms[..., 0]  # [B, M] (-1 without an edge part); T_up..T_down [5, B, M]
+        for server in range(1, n):
+            slower = part_t[..., server] > t_part
+            t_part = torch.where(slower, part_t[..., server], t_part)
+            picked = torch.where(slower, terms[..., server], picked)
+        offloaded = active.any(-1)
 
         t_total = torch.maximum(torch.maximum(t_loc, t_cloud), t_part)
-        e_cloud = e_cloud_direct + e_cloud_edge
+        e_up = (c.device_power_w * t_up).sum(-1)
+        e_sw, e_es = e_sw.sum(-1), e_es.sum(-1)
+        e_cloud = e_cloud_direct + (forward_f * (c.cloud_energy_per_cycle_j * work)).sum(-1)
         e_total = e_loc + e_up + e_sw + e_es + e_cloud
         completed = (t_total <= tasks.deadline) & ~failed & ~crashed
-        quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + total[4]
+        edge_quality_sum = edge_quality.sum(-1)
+        quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + edge_quality_sum
+        quality = quality + (forward_f * s_es).sum(-1) * c.cloud_quality
         self.steps += 1
+        self.cache.advance_view(self.time)
         return StepResult(
-            T_up=pick[1],
-            T_wait=pick[2],
-            T_sw=pick[3],
-            T_es=pick[4],
-            T_down=pick[5],
+            T_up=picked[0],
+            T_wait=picked[1],
+            T_sw=picked[2],
+            T_es=picked[3],
+            T_down=picked[4],
             T_loc=t_loc,
             T_cloud=t_cloud,
             T=t_total,
@@ -353,12 +441,14 @@ class EdgeEngine:
             E_cloud=e_cloud,
             E=e_total,
             completed=completed,
-            model_hit=flag[2],
-            offloaded=flag[3],
+            model_hit=offloaded & ~missed.any(-1),
+            offloaded=offloaded,
             failed=failed,
             crashed=crashed,
             quality=quality,
-            edge_share=total[5],
+            edge_share=(edge_f * s_es).sum(-1),
+            T_fwd=t_fwd.sum(-1),
+            edge_quality=edge_quality_sum,
         )
 
     def _step_compiled(self, tasks: TaskBatch, action: Action) -> StepResult:
@@ -373,6 +463,7 @@ class EdgeEngine:
             self.time,
             kernel_params(c),
             POLICY_CODES[self.policy],
+            self._kernel_curves,
             top.device_freq.numpy(),
             top.model_size.numpy(),
             top.server_quality.numpy(),
@@ -395,6 +486,10 @@ class EdgeEngine:
             cache.frequency.numpy(),
             cache.context.numpy(),
             cache.context_time.numpy(),
+            cache.resident.numpy(),
+            cache.pending_time.numpy(),
+            cache.pending_cached.numpy(),
+            cache.pending_count.numpy(),
             self.busy_until.numpy(),
             out.numpy(),
         )
@@ -404,96 +499,68 @@ class EdgeEngine:
             *(column > 0.5 if key in FLAG_KEYS else column for column, key in zip(columns, BREAKDOWN_KEYS, strict=True))
         )
 
-    def _edge_parts(
+    def _serve(
         self,
-        now: float | torch.Tensor,
-        x: torch.Tensor,
-        rho: torch.Tensor,
-        demand_task: torch.Tensor,
+        now: float,
         model: torch.Tensor,
         s: torch.Tensor,
         download: torch.Tensor,
         t_up: torch.Tensor,
-        t_down: torch.Tensor,
+        size: torch.Tensor,
+        switch_time: torch.Tensor,
+        run_time: torch.Tensor,
+        demand: torch.Tensor,
         evict_keys: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One task of every environment (x, rho, demand [B, 1]; model [B]; server shares s, t_up,
-        t_down [B, N]; download [B, 1]) on every server it sends a part to.
+    ) -> torch.Tensor:
+        """Every server's next part in its serving order, all environments at once: the part's model, share s,
+        download flag, t_up, its model's size and switch time, its compute time, its ASP demand [B, N], and
+        eviction keys [B, N, I]. Updates the queue, the cache and the ASP slots.
 
-        Returns the slowest part's latency terms [6, B] (T_part, T_up, T_wait, T_sw, T_es, T_down),
-        sums over parts [6, B] (E_up, E_sw, E_es, E_cloud, quality, edge share) and flags [4, B]
-        (failed, crashed, model hit, offloaded). Masks are applied by multiplication: every term is
-        finite, and fewer, fused operations are what makes a step fast on the CPU.
+        Returns what the shared state decided, [4, B, N]: T_wait, loaded (0/1), edge quality s a(K) q_n, and the
+        part's path code (_AT_EDGE, _FORWARDED, _FAILED, _CRASHED; 0 without a part) plus _MISSED on a miss.
+        Masks are applied by multiplication: every term is finite, and fewer, fused operations are what makes a
+        step fast on the CPU.
         """
         c, top, cache = self.config, self.topology, self.cache
-        b, n = self.batch, c.n_servers
         dtype = s.dtype
         active = s > 0
-        model_idx = model.view(b, 1, 1).expand(b, n, 1)
-        size = top.model_size.gather(1, model.view(b, 1))  # [B, 1]
-
-        hit = cache.cached.gather(2, model_idx).squeeze(-1)  # [B, N]
+        model_idx = model.unsqueeze(-1)  # [B, N, 1]
+        hit = cache.cached.gather(2, model_idx).squeeze(-1)  # [B, N] on the server's timeline
         miss = active & ~hit
-        wants = download & (self.policy != CachingPolicy.CLOUD)  # [B, 1]
-        forwarded = miss & ~wants
-        failed = miss & wants & (size > c.server_memory_bits)
-        at_edge = active & ~forwarded & ~failed
+        if self.policy == CachingPolicy.CLOUD:
+            not_loaded = miss
+        else:
+            not_loaded = miss & ~(download & (size <= c.server_memory_bits))
+        at_edge = active & ~not_loaded
         arrival = now + t_up
-        demand = s * demand_task  # [B, N]
         crashed = torch.zeros_like(active)
         if self.running is not None:
             crashed = self._admit(at_edge, arrival, demand)
             at_edge = at_edge & ~crashed
 
-        load = at_edge & ~hit
-        load_f = load.to(dtype)
-        t_sw = load_f * (size / c.model_download_bps + size / c.load_bps)
-        e_sw = load_f * (c.backhaul_power_w * size / c.model_download_bps + c.load_power_w * size / c.load_bps)
-        if bool(load.any()):
-            scores = eviction_scores(self.policy, cache, now, c, evict_keys)
-            evict = eviction_mask(scores, cache.cached, top.model_size, size.squeeze(-1), load, cache.free_memory)
-            cache.replace(evict, load, model_idx, size, top.model_size, now)
-        accuracy = cache.use(at_edge, model_idx, now, c)  # [B, N]
-
         edge_f = at_edge.to(dtype)
-        work = s * x * rho  # [B, N] cycles of the part's input
-        cycles = work + demand * c.cycles_per_demand
-        t_es = edge_f * (cycles / top.server_freq)
         if self.running is None:  # FIFO servers; ASPs run their tasks concurrently
             t_wait = edge_f * (self.busy_until - arrival).clamp_min(0.0)
-            finish = arrival + t_wait + t_sw + t_es
-            self.busy_until = torch.where(at_edge, finish, self.busy_until)
         else:
             t_wait = torch.zeros_like(s)
-            finish = arrival + t_sw + t_es
-        part_quality = edge_f * (s * accuracy * top.server_quality)
+        start = arrival + t_wait  # [B, N] the part's service start: its model's load and the cache's bookkeeping
+        load = at_edge & ~hit
+        load_f = load.to(dtype)
+        if bool(load.any()):
+            scores = eviction_scores(self.policy, cache, start, c, evict_keys)
+            evict = eviction_mask(scores, cache.cached, top.model_size, size, load, cache.free_memory)
+            cache.replace(evict, load, model_idx, size, top.model_size, start)
+        accuracy = cache.use(at_edge, model_idx, start, c, self.curves)  # [B, N]
+        finish = start + load_f * switch_time + edge_f * run_time
+        if self.running is None:
+            self.busy_until = torch.where(at_edge, finish, self.busy_until)
+        edge_quality = edge_f * (s * accuracy * top.server_quality)
         if self.running is not None:
-            self._occupy(at_edge, finish, demand, part_quality, s)
-
-        forward_f = forwarded.to(dtype)
-        forward_t = t_up + s * x / c.backhaul_bps + c.wan_latency_s + work / c.cloud_freq_hz + t_down
-        # Inactive servers get -1 so that argmax finds the slowest active part (first on ties, as the reference).
-        t_part = torch.where(at_edge, finish - now + t_down, torch.where(forwarded, forward_t, t_up))
-        t_part = torch.where(active, t_part, -1.0)
-        shown_down = (edge_f + forward_f) * t_down
-        slowest = t_part.argmax(dim=1, keepdim=True)  # [B, 1]
-
-        active_f = active.to(dtype)
-        per_part = torch.stack([t_part, t_up * active_f, t_wait, t_sw, t_es, shown_down])  # [6, B, N]
-        picked = per_part.gather(2, slowest.unsqueeze(0).expand(6, b, 1)).squeeze(2)  # [6, B]
-        summed = torch.stack(
-            [
-                c.device_power_w * t_up * active_f,
-                e_sw,
-                edge_f * (c.server_kappa * top.server_freq**2 * cycles),
-                forward_f * (c.cloud_energy_per_cycle_j * work),
-                part_quality + forward_f * (s * c.cloud_quality),
-                edge_f * s,
-            ]
-        ).sum(dim=2)  # [6, B]
-        any_active = active.any(dim=1)
-        flags = torch.stack([failed.any(dim=1), crashed.any(dim=1), any_active & ~miss.any(dim=1), any_active])
-        return picked, summed, flags
+            self._occupy(at_edge, finish, demand, edge_quality, s)
+        not_run = _FORWARDED if c.cloud_execution else _FAILED
+        path = torch.where(at_edge, _AT_EDGE, torch.where(crashed, _CRASHED, torch.where(not_loaded, not_run, 0)))
+        code = path.to(dtype) + _MISSED * miss.to(dtype)
+        return torch.stack([t_wait, load_f, edge_quality, code])
 
     # -- ASP capacity and crashes ---------------------------------------------------------------
 

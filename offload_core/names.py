@@ -50,7 +50,9 @@ class PresetName(StrEnum):
     """Named experiments of `offload_core.config.preset`."""
 
     MATO = "mato"
-    """[Wang 2025]."""
+    """[Wang 2025]: the cloud only supplies models."""
+    MATO_CLOUD = "mato-cloud"
+    """Our extension of `mato`: tasks may also run in the cloud."""
     LC = "lc"
     """[Xu 2023]."""
     ASP = "asp"

@@ -1,28 +1,36 @@
-"""The cost model in plain Python, one task at a time: the readable definition of the engine.
+"""The cost model in plain Python, one part at a time: the readable definition of the engine.
 
-`ScalarEdge` simulates one environment. The batched engine (`offload_core.engine`) must give the
-same per-task breakdown on the same topology, task stream and actions; tests hold them equal.
+`ScalarEdge` simulates one environment. The batched engine (`offload_core.engine`) and the compiled
+kernel (`offload_core.kernel`) must give the same per-task breakdown on the same topology, task
+stream and actions; tests hold them equal. This module is written on its own: it uses none of the
+engine's or the caching module's helpers, only the config and the topology's numbers.
 
-Per step (time t = step * step_s), tasks are handled in device order m = 0..M-1. A task's action
-splits it over {local, server 1..N, cloud}; every part runs in parallel ([Zeng 2025]), so the task's
-latency is the slowest part's and its energy the sum over parts (docs/cost-model.md).
-A part placed on server n:
-  - uplink T_up = s x / r_mn, E_up = p_m T_up;
-  - if the model is cached: run it; else, if the action asks to download and the policy caches,
-    load it (T_sw = X/r_cn + X/load_bw, evicting by the policy until it fits); if it can never fit,
-    the part fails; if no download (or the cloud-only policy), the server forwards it to the cloud;
-  - ASP semantics: a part whose demand exceeds the server's free capacity crashes the server,
-    which drops every task it was running (they count as lost) and the part fails;
-  - FIFO queue: T_wait = max(0, busy_until - arrival) (ASPs with a capacity run concurrently: no wait);
-    T_es = cycles / f_n, E_es = kappa f_n^2 cycles;
-  - result return T_down = s y_out / r_nm.
+One step at time t = step * step_s (docs/cost-model.md):
+
+1. Every task's action splits it over {local, server 1..N, cloud}; every part runs in parallel
+   ([Zeng 2025]), so the task's latency is its slowest part's and its energy the sum over parts.
+   The local part and a direct cloud part need no shared state.
+2. A part on server n uploads (T_up = s x / r_mn) and arrives at A = t + T_up. The parts of the step
+   are served in the order (A, device, server): each server serves its parts first come, first served,
+   ties by device index. Servers are independent, so one global order is every server's FIFO order.
+3. A part whose model is resident on its server (on the server's own timeline: after every part served
+   before it) runs there. Otherwise, if the action's download flag is set, the policy caches (not
+   `cloud`) and the model fits in the server's memory, the model is loaded; if not, the part is forwarded
+   to the cloud when the preset has cloud execution, and fails (costing its upload only) when it has not.
+4. A part that runs at server n starts at S = max(A, busy_n) (FIFO; ASP servers with a capacity run
+   parts side by side: S = A), waits T_wait = S - A, loads its model if missing (victims evicted at S,
+   T_sw = X / r_cn + X / r_load), computes (T_es = cycles / f_n) and returns its result
+   (T_down = s y_out / r_nm). The cache's bookkeeping (load time, last use, uses, context) is done at S.
+   An ASP server whose free capacity the part's demand exceeds crashes instead (section 6 of the docs).
+5. Models occupy memory from the start of their load. What a policy sees of a server's cache (the view,
+   `resident`) is the set of models resident at the view's time: after the step, at t + step_s. A load
+   whose start lies after that time is kept as a pending snapshot until the view's time reaches it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from offload_core.config import EdgeConfig
 from offload_core.names import CachingPolicy
@@ -66,26 +74,50 @@ class ScalarTask:
 
 @dataclass
 class ServerState:
-    """One edge server: its queue, GPU memory and cached models' bookkeeping."""
+    """One edge server: its queue, GPU memory, cached models' bookkeeping and what policies see of it."""
 
     busy_until: float = 0.0
     free_memory: float = 0.0
-    cached: list[bool] = field(default_factory=list)
+    cached: list[bool] = field(default_factory=list)  # after every part served so far (the server's timeline)
     loaded_at: list[float] = field(default_factory=list)
     last_used: list[float] = field(default_factory=list)
     frequency: list[float] = field(default_factory=list)
     context: list[float] = field(default_factory=list)
     context_time: list[float] = field(default_factory=list)
     running: list[tuple[float, float, float, float]] = field(default_factory=list)  # (finish, demand, quality, share)
+    resident: list[bool] = field(default_factory=list)  # the view: models resident at the view's time
+    pending: list[tuple[float, list[bool]]] = field(default_factory=list)  # (load start, cached after it), in order
 
 
-def in_context_accuracy(config: EdgeConfig, k: float) -> float:
-    """a(K) = a0 + a1 log2(1 + K^alpha), capped at 1 [Xu 2023, Fig. 4]."""
-    return min(1.0, config.accuracy_zero_shot + config.accuracy_gain * math.log2(1.0 + k**config.accuracy_alpha))
+@dataclass
+class Part:
+    """One share of a task on one server, and what serving it cost."""
+
+    m: int
+    n: int
+    share: float
+    arrival: float
+    T_up: float
+    T_wait: float = 0.0
+    T_sw: float = 0.0
+    T_es: float = 0.0
+    T_down: float = 0.0
+    T_fwd: float = 0.0
+    T: float = 0.0
+    E_up: float = 0.0
+    E_sw: float = 0.0
+    E_es: float = 0.0
+    E_cloud: float = 0.0
+    quality: float = 0.0
+    edge_quality: float = 0.0
+    edge_share: float = 0.0
+    hit: bool = False
+    failed: bool = False
+    crashed: bool = False
 
 
 class ScalarEdge:
-    """One environment, simulated task by task."""
+    """One environment, simulated part by part."""
 
     def __init__(
         self,
@@ -94,10 +126,13 @@ class ScalarEdge:
         policy: CachingPolicy | str,
         initial_cache: list[list[bool]] | None = None,
     ) -> None:
+        """`initial_cache` [N][I]: the models each server holds at time 0 (ignored by the `cloud` policy,
+        whose caches start and stay empty)."""
         self.config = config
         self.topology = topology
-        self.policy = policy
-        self.caches = policy != CachingPolicy.CLOUD  # the cloud-only policy never loads a model
+        self.policy = CachingPolicy(policy)
+        if self.policy == CachingPolicy.CLOUD and not config.cloud_execution:
+            raise ValueError("policy 'cloud' forwards every part to the cloud: it needs a config with cloud_execution")
         n_models = config.n_models
         self.servers = [
             ServerState(
@@ -111,11 +146,14 @@ class ScalarEdge:
             )
             for _ in range(config.n_servers)
         ]
-        for n, cached in enumerate(initial_cache or []):
-            for j, present in enumerate(cached):
-                if present:
-                    self.servers[n].cached[j] = True
-                    self.servers[n].free_memory -= topology.model_size[j]
+        if self.policy != CachingPolicy.CLOUD:
+            for n, cached in enumerate(initial_cache or []):
+                for j, present in enumerate(cached):
+                    if present:
+                        self.servers[n].cached[j] = True
+                        self.servers[n].free_memory -= topology.model_size[j]
+        for server in self.servers:
+            server.resident = list(server.cached)
         self.time = 0.0
         self.steps = 0
         self.dropped = 0.0  # task shares lost in crashes
@@ -126,18 +164,35 @@ class ScalarEdge:
 
         Each breakdown is {name: value} over BREAKDOWN_KEYS, the field names of the engine's
         StepResult (flags as 0.0 or 1.0), so the two are compared term by term by name."""
-        self.time = self.steps * self.config.step_s
-        results = [self._task(m, task, splits[m], downloads[m]) for m, task in enumerate(tasks)]
+        c = self.config
+        n_servers = c.n_servers
+        self.time = self.steps * c.step_s
+        if not c.cloud_execution and any(split[n_servers + 1] > 0 for split in splits):
+            raise ValueError("action.split has a cloud share, but this config has no cloud execution (cloud_execution)")
+        parts = []
+        for m, task in enumerate(tasks):
+            for n in range(n_servers):
+                share = splits[m][n + 1]
+                if share > 0:
+                    t_up = share * task.size / self.topology.up_rate[m][n]
+                    parts.append(Part(m, n, share, self.time + t_up, t_up))
+        for part in sorted(parts, key=lambda p: (p.arrival, p.m, p.n)):
+            self._serve(part, tasks[part.m], downloads[part.m])
+        results = [self._task(m, task, splits[m], [p for p in parts if p.m == m]) for m, task in enumerate(tasks)]
         self.steps += 1
+        self._advance_views(self.steps * c.step_s)
         return results
 
-    # -- one task -------------------------------------------------------------------------------
+    def resident(self, n: int) -> list[bool]:
+        """Which models server n holds at the view's time (what `EngineView.cache` shows)."""
+        return list(self.servers[n].resident)
 
-    def _task(self, m: int, task: ScalarTask, split: list[float], download: bool) -> dict[str, float]:
+    # -- one task: its local and cloud parts and its edge parts' totals -------------------------
+
+    def _task(self, m: int, task: ScalarTask, split: list[float], parts: list[Part]) -> dict[str, float]:
         c, top = self.config, self.topology
-        n_servers = c.n_servers
         x, rho = task.size, task.density
-        s_loc, s_cloud = split[0], split[n_servers + 1]
+        s_loc, s_cloud = split[0], split[c.n_servers + 1]
         f_m = top.device_freq[m]
 
         t_loc = s_loc * x * rho / f_m
@@ -153,37 +208,25 @@ class ScalarEdge:
             e_cloud = c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho
         quality = s_loc * c.light_quality + s_cloud * c.cloud_quality
 
-        out = {"T_up": 0.0, "T_wait": 0.0, "T_sw": 0.0, "T_es": 0.0, "T_down": 0.0}
-        e_up = e_sw = e_es = 0.0
-        slowest = -1.0
-        failed = crashed = False
-        any_edge = False
-        all_hit = True
-        edge_share = 0.0
-        for n in range(n_servers):
-            s = split[n + 1]
-            if s <= 0:
-                continue
-            any_edge = True
-            part = self._edge_part(m, n, s, task, download)
-            e_up += part["E_up"]
-            e_sw += part["E_sw"]
-            e_es += part["E_es"]
-            e_cloud += part["E_cloud"]
-            quality += part["quality"]
-            failed |= part["failed"]
-            crashed |= part["crashed"]
-            all_hit &= part["hit"]
-            edge_share += part["edge_share"]
-            if part["T"] > slowest:
-                slowest = part["T"]
-                for key in out:
-                    out[key] = part[key]
-        t_total = max(t_loc, t_cloud, slowest)
+        slowest: Part | None = None
+        for part in parts:  # in server order: the first of equally slow parts is reported
+            if slowest is None or part.T > slowest.T:
+                slowest = part
+        e_up = sum(p.E_up for p in parts)
+        e_sw = sum(p.E_sw for p in parts)
+        e_es = sum(p.E_es for p in parts)
+        e_cloud += sum(p.E_cloud for p in parts)
+        failed = any(p.failed for p in parts)
+        crashed = any(p.crashed for p in parts)
+        t_total = max(t_loc, t_cloud, slowest.T if slowest is not None else -1.0)
         e_total = e_loc + e_up + e_sw + e_es + e_cloud
         ok = (t_total <= task.deadline) and not failed and not crashed
         return {
-            **out,
+            "T_up": slowest.T_up if slowest else 0.0,
+            "T_wait": slowest.T_wait if slowest else 0.0,
+            "T_sw": slowest.T_sw if slowest else 0.0,
+            "T_es": slowest.T_es if slowest else 0.0,
+            "T_down": slowest.T_down if slowest else 0.0,
             "T_loc": t_loc,
             "T_cloud": t_cloud,
             "T": t_total,
@@ -194,93 +237,88 @@ class ScalarEdge:
             "E_cloud": e_cloud,
             "E": e_total,
             "completed": float(ok),
-            "model_hit": float(any_edge and all_hit),
-            "offloaded": float(any_edge),
+            "model_hit": float(bool(parts) and all(p.hit for p in parts)),
+            "offloaded": float(bool(parts)),
             "failed": float(failed),
             "crashed": float(crashed),
-            "quality": quality,
-            "edge_share": edge_share,
+            "quality": quality + sum(p.quality for p in parts),
+            "edge_share": sum(p.edge_share for p in parts),
+            "T_fwd": sum(p.T_fwd for p in parts),
+            "edge_quality": sum(p.edge_quality for p in parts),
         }
 
-    def _edge_part(self, m: int, n: int, s: float, task: ScalarTask, download: bool) -> dict[str, Any]:
-        """One part on server n: its terms (floats) and flags (failed, crashed, hit: bools)."""
-        c, top, server = self.config, self.topology, self.servers[n]
+    # -- one part on one server -------------------------------------------------------------------
+
+    def _serve(self, part: Part, task: ScalarTask, download: bool) -> None:
+        """Serve `part` on its server at its turn, filling in its terms."""
+        c, top = self.config, self.topology
+        m, n, s = part.m, part.n, part.share
+        server = self.servers[n]
         x, rho, i = task.size, task.density, task.model
         size = top.model_size[i]
-        t_up = s * x / top.up_rate[m][n]
-        e_up = c.device_power_w * t_up
         t_down = s * c.output_bits / top.down_rate[m][n]
-        part = {
-            "T_up": t_up,
-            "T_wait": 0.0,
-            "T_sw": 0.0,
-            "T_es": 0.0,
-            "T_down": 0.0,
-            "E_up": e_up,
-            "E_sw": 0.0,
-            "E_es": 0.0,
-            "E_cloud": 0.0,
-            "quality": 0.0,
-            "failed": False,
-            "crashed": False,
-            "hit": server.cached[i],
-            "edge_share": 0.0,
-            "T": t_up,
-        }
-        if not server.cached[i] and not (download and self.caches):
-            # Forwarded over the backhaul and run in the cloud.
-            part["T_down"] = t_down
-            part["T"] = t_up + s * x / c.backhaul_bps + c.wan_latency_s + s * x * rho / c.cloud_freq_hz + t_down
-            part["E_cloud"] = c.cloud_energy_per_cycle_j * s * x * rho
-            part["quality"] = s * c.cloud_quality
-            return part
-        if not server.cached[i] and size > c.server_memory_bits:
-            part["failed"] = True
-            return part
+        part.E_up = c.device_power_w * part.T_up
+        part.T = part.T_up
+        part.hit = server.cached[i]
 
-        arrival = self.time + t_up
+        if not server.cached[i]:
+            loads = download and self.policy != CachingPolicy.CLOUD and size <= c.server_memory_bits
+            if not loads and c.cloud_execution:
+                # Forwarded over the backhaul and run in the cloud ([Xu 2023, sec. III-C]).
+                part.T_fwd = s * x / c.backhaul_bps + c.wan_latency_s + s * x * rho / c.cloud_freq_hz
+                part.T_down = t_down
+                part.T = part.T_up + part.T_fwd + t_down
+                part.E_cloud = c.cloud_energy_per_cycle_j * s * x * rho
+                part.quality = s * c.cloud_quality
+                return
+            if not loads:
+                part.failed = True  # the cloud only supplies models: no model, no service
+                return
+
+        concurrent = math.isfinite(top.server_capacity[n])  # an ASP: parts run side by side, no queue
         demand = s * task.demand
-        if math.isfinite(top.server_capacity[n]):
-            server.running = [r for r in server.running if r[0] > arrival]
+        if concurrent:
+            server.running = [r for r in server.running if r[0] > part.arrival]
             occupied = sum(r[1] for r in server.running)
             if demand > top.server_capacity[n] - occupied:
                 self.dropped += sum(r[3] for r in server.running)
                 self.dropped_quality += sum(r[2] for r in server.running)
                 server.running = []
-                server.busy_until = arrival
-                part["crashed"] = True
-                return part
+                server.busy_until = part.arrival
+                part.crashed = True
+                return
 
+        start = part.arrival if concurrent else max(part.arrival, server.busy_until)
+        part.T_wait = start - part.arrival
         if not server.cached[i]:
-            self._load(server, i, size, task, n)
-            part["T_sw"] = size / c.model_download_bps + size / c.load_bps
-            part["E_sw"] = c.backhaul_power_w * size / c.model_download_bps + c.load_power_w * size / c.load_bps
-        accuracy = self._use(server, i)
+            self._load(server, i, size, task, n, start)
+            part.T_sw = size / c.backhaul_bps + size / c.load_bps
+            part.E_sw = c.backhaul_power_w * size / c.backhaul_bps + c.load_power_w * size / c.load_bps
+        accuracy = self._use(server, i, start)
         cycles = s * x * rho + demand * c.cycles_per_demand
-        concurrent = math.isfinite(top.server_capacity[n])  # ASPs run tasks side by side, no queue
-        part["T_wait"] = 0.0 if concurrent else max(0.0, server.busy_until - arrival)
         f_n = top.server_freq[n] if top.server_freq is not None else c.server_freq_hz
-        part["T_es"] = cycles / f_n
-        part["E_es"] = c.server_kappa * f_n**2 * cycles
-        finish = arrival + part["T_wait"] + part["T_sw"] + part["T_es"]
+        part.T_es = cycles / f_n
+        part.E_es = c.server_kappa * f_n**2 * cycles
+        finish = start + part.T_sw + part.T_es
         if not concurrent:
             server.busy_until = finish
-        part["T_down"] = t_down
-        part["T"] = finish - self.time + t_down
-        part["quality"] = s * accuracy * top.server_quality[n]
-        part["edge_share"] = s
+        part.T_down = t_down
+        part.T = finish - self.time + t_down
+        part.edge_quality = s * accuracy * top.server_quality[n]
+        part.quality = part.edge_quality
+        part.edge_share = s
         if concurrent:
-            server.running.append((finish, demand, part["quality"], s))
-        return part
+            server.running.append((finish, demand, part.quality, s))
 
-    # -- caching --------------------------------------------------------------------------------
+    # -- caching ----------------------------------------------------------------------------------
 
-    def _decayed_context(self, server: ServerState, j: int) -> float:
-        age = (self.time - server.context_time[j]) / self.config.step_s
+    def _context_at(self, server: ServerState, j: int, at: float) -> float:
+        """Effective in-context examples of model j at time `at`: K nu ** (age in steps)."""
+        age = (at - server.context_time[j]) / self.config.step_s
         decayed: float = self.config.context_decay**age
         return server.context[j] * decayed
 
-    def _eviction_score(self, server: ServerState, j: int, task: ScalarTask, n: int) -> float:
+    def _eviction_score(self, server: ServerState, j: int, task: ScalarTask, n: int, at: float) -> float:
         if self.policy == CachingPolicy.FIFO:
             return server.loaded_at[j]
         if self.policy == CachingPolicy.LRU:
@@ -288,15 +326,16 @@ class ScalarEdge:
         if self.policy == CachingPolicy.LFU:
             return server.frequency[j]
         if self.policy == CachingPolicy.LC:
-            return self._decayed_context(server, j)
+            return self._context_at(server, j, at)
         assert task.evict_keys is not None, "the random policy needs evict_keys"
         return task.evict_keys[n][j]
 
-    def _load(self, server: ServerState, i: int, size: float, task: ScalarTask, n: int) -> None:
+    def _load(self, server: ServerState, i: int, size: float, task: ScalarTask, n: int, start: float) -> None:
+        """Evict (lowest score first, ties by index) until model i fits, then load it, all at `start`."""
         need = size - server.free_memory
         candidates = sorted(
             (j for j in range(self.config.n_models) if server.cached[j]),
-            key=lambda j: (self._eviction_score(server, j, task, n), j),
+            key=lambda j: (self._eviction_score(server, j, task, n, start), j),
         )
         freed = 0.0
         for j in candidates:
@@ -307,18 +346,36 @@ class ScalarEdge:
             server.context[j] = 0.0
         server.free_memory += freed - size
         server.cached[i] = True
-        server.loaded_at[i] = self.time
-        server.last_used[i] = self.time
+        server.loaded_at[i] = start
+        server.last_used[i] = start
         server.frequency[i] = 0.0
         server.context[i] = 0.0
-        server.context_time[i] = self.time
+        server.context_time[i] = start
+        server.pending.append((start, list(server.cached)))
 
-    def _use(self, server: ServerState, i: int) -> float:
-        """Record one use of cached model i; returns its in-context accuracy for this task."""
-        k = self._decayed_context(server, i)
-        accuracy = in_context_accuracy(self.config, k)
+    def _use(self, server: ServerState, i: int, start: float) -> float:
+        """Record one use of model i at `start`; returns its in-context accuracy a(K) for this part."""
+        k = self._context_at(server, i, start)
+        if self.config.models is None:
+            a0, a1, alpha = self.config.accuracy_zero_shot, self.config.accuracy_gain, self.config.accuracy_alpha
+        else:
+            spec = self.config.models[i]
+            a0, a1, alpha = spec.accuracy_zero_shot, spec.accuracy_gain, spec.accuracy_alpha
+        accuracy = min(1.0, a0 + a1 * math.log2(1.0 + k**alpha))  # [Xu 2023, Fig. 4]
         server.context[i] = k + 1.0
-        server.context_time[i] = self.time
+        server.context_time[i] = start
         server.frequency[i] += 1.0
-        server.last_used[i] = self.time
+        server.last_used[i] = start
         return accuracy
+
+    def _advance_views(self, view_time: float) -> None:
+        """Apply, in order, every pending load whose start is at or before `view_time`."""
+        for server in self.servers:
+            while server.pending and server.pending[0][0] <= view_time:
+                server.resident = server.pending.pop(0)[1]
+
+
+def in_context_accuracy(config: EdgeConfig, k: float, model: int = 0) -> float:
+    """a(K) = min(1, a0 + a1 log2(1 + K^alpha)) of `model` [Xu 2023, Fig. 4]."""
+    a0, a1, alpha = config.accuracy_curves()[model]
+    return min(1.0, a0 + a1 * math.log2(1.0 + k**alpha))

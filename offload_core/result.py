@@ -7,7 +7,8 @@ kernel's output layout), the scalar reference's per-task dicts (`offload_core.re
 `StepResult.as_dict()` for code that iterates over the terms (CSV columns, averages).
 
 Latency terms `T_up, T_wait, T_sw, T_es, T_down` are those of the task's slowest edge part (the
-first on ties; 0 without an edge part); energy terms are summed over all of the task's parts.
+first on ties; 0 without an edge part); energy terms, `T_fwd`, `edge_share` and `edge_quality` are
+summed over all of the task's parts.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class StepResult:
     """Content quality: local, cloud and edge shares weighted by their tiers' quality."""
     edge_share: torch.Tensor  # [B, M] in [0, 1]
     """Sum of the shares that ran at the edge (not forwarded, failed or crashed)."""
+    T_fwd: torch.Tensor  # [B, M] s
+    """Cloud path of the parts a server forwarded, summed over them: backhaul s x / r_cn, WAN, s x rho / f_c."""
+    edge_quality: torch.Tensor  # [B, M] dimensionless, at most edge_share
+    """Quality of the shares that ran at the edge: the sum of s_n a(K) q_n (accuracy lost there: edge_share - this)."""
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         """{name: [B, M] tensor} in BREAKDOWN_KEYS order, for code that iterates over the terms."""

@@ -73,6 +73,9 @@ def sample_topology(
     server_pos = _uniform(0.0, config.area_m, (batch, n, 2), generator, device, dtype)
     device_freq = _uniform(*config.device_freq_hz, (batch, m), generator, device, dtype)
     model_size = _uniform(*config.model_size_bits, (batch, i), generator, device, dtype)
+    if config.models is not None:  # named models have their own sizes ([Xu 2023, Table I])
+        sizes = torch.tensor([spec.size_bits for spec in config.models], device=device, dtype=dtype)
+        model_size = sizes.expand(batch, i).clone()
     if config.server_capacity is None:
         capacity = torch.full((batch, n), math.inf, device=device, dtype=dtype)
     else:
@@ -122,10 +125,15 @@ def sample_tasks(config: EdgeConfig, batch: int, generator: torch.Generator, dev
         if demand_high > 0
         else (torch.zeros((batch, m), device=device, dtype=dtype))
     )
+    size = _uniform(*config.task_size_bits, (batch, m), generator, device, dtype)
+    density = _uniform(*config.task_density_cpb, (batch, m), generator, device, dtype)
+    if config.models is not None:  # a task's compute is its model's work per request: density = work / x
+        work = torch.tensor([spec.work_cycles for spec in config.models], device=device, dtype=dtype)  # [I]
+        density = work[model] / size
     return TaskBatch(
         model=model,
-        size=_uniform(*config.task_size_bits, (batch, m), generator, device, dtype),
-        density=_uniform(*config.task_density_cpb, (batch, m), generator, device, dtype),
+        size=size,
+        density=density,
         deadline=_uniform(*config.deadline_s, (batch, m), generator, device, dtype),
         demand=demand,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from offload_core.config import EdgeConfig
 from offload_core.engine import Action, EdgeEngine, EngineView
 from offload_core.names import Backend, SchedulerName, parse
 from offload_core.scenario import TaskBatch
@@ -37,7 +38,9 @@ def local_only(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator,
 
 
 def cloud_only(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, scores: torch.Tensor | None = None) -> Action:
+    """Every task whole to the cloud (needs a preset with cloud execution)."""
     view = engine.view
+    require_cloud(SchedulerName.CLOUD, view.config)
     cloud = torch.full_like(tasks.model, view.config.n_servers + 1)
     return Action(_one_hot_split(view, cloud), _all_download(view))
 
@@ -184,6 +187,28 @@ SCHEDULERS: dict[SchedulerName, Scheduler] = {
 assert set(SCHEDULERS) == set(SchedulerName)
 
 
-def scheduler(name: SchedulerName | str) -> Scheduler:
-    """The scheduler called `name`; ValueError naming `scheduler` if there is none."""
-    return SCHEDULERS[parse(SchedulerName, name, "scheduler")]
+NEEDS_CLOUD: frozenset[SchedulerName] = frozenset({SchedulerName.CLOUD})
+"""Schedulers that send tasks to the cloud: only for configs with cloud execution."""
+
+
+def require_cloud(name: SchedulerName, config: EdgeConfig) -> None:
+    """ValueError if scheduler `name` needs the cloud and `config` has no cloud execution."""
+    if name in NEEDS_CLOUD and not config.cloud_execution:
+        raise ValueError(
+            f"scheduler {name.value!r} sends tasks to the cloud, but this preset has no cloud execution "
+            "(the cloud only supplies models); use a preset with cloud_execution, e.g. 'mato-cloud'"
+        )
+
+
+def scheduler(name: SchedulerName | str, config: EdgeConfig | None = None) -> Scheduler:
+    """The scheduler called `name`; ValueError naming `scheduler` if there is none, or if it needs the
+    cloud and `config` (when given) has no cloud execution."""
+    chosen = parse(SchedulerName, name, "scheduler")
+    if config is not None:
+        require_cloud(chosen, config)
+    return SCHEDULERS[chosen]
+
+
+def available(config: EdgeConfig) -> tuple[SchedulerName, ...]:
+    """The schedulers that can run on `config` (those needing the cloud only with cloud execution)."""
+    return tuple(name for name in SchedulerName if config.cloud_execution or name not in NEEDS_CLOUD)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from offload_core.compare import compare, confidence_interval, metric_names, run_variant
+from offload_core.compare import compare, confidence_interval, metric_names, run_variant, variants
 from offload_core.config import preset
 
 torch.set_num_threads(1)
@@ -40,24 +40,44 @@ def overlap(a, b) -> bool:
 # -- orderings on fixed seeds -----------------------------------------------------------------------------
 
 
-def test_least_context_has_the_lowest_system_cost_among_edge_caching_policies(lc_rows):
-    edge_policies = ["lc", "lfu", "random", "fifo", "lru"]
-    assert min(edge_policies, key=lambda p: cost(lc_rows, p)) == "lc"
+def test_lc_compares_the_policies_of_xu_2023_table_2(lc_rows):
+    assert list(lc_rows) == ["random", "cloud", "fifo", "lfu", "lc"]
 
 
-def test_lfu_is_second_among_edge_caching_policies(lc_rows):
-    ranked = sorted(["lc", "lfu", "random", "fifo", "lru"], key=lambda p: cost(lc_rows, p))
-    assert ranked[1] == "lfu"
+def test_cloud_only_runs_nothing_at_the_edge_and_costs_only_the_cloud_path(lc_rows):
+    """[Xu 2023, Table II]'s Cloud column: 0% edge execution, no switching, accuracy, inference or offloading cost."""
+    cloud = lc_rows["cloud"]
+    assert cloud["edge_execution_ratio"].mean == 0.0
+    for term in ("switching_cost", "accuracy_cost", "inference_latency", "offloading_latency"):
+        assert cloud[term].mean == 0.0, term
+    assert cloud["system_cost"].mean == pytest.approx(cloud["cloud_cost"].mean)
 
 
-def test_cloud_only_is_ahead_of_random_and_fifo(lc_rows):
-    assert cost(lc_rows, "cloud") < cost(lc_rows, "random") < cost(lc_rows, "fifo")
+def test_least_context_and_lfu_keep_the_big_model_and_cost_least(lc_rows):
+    """LC and LFU rarely evict GPT3-13B (25.7 GB), FIFO and random often do: their switching cost is several
+    times higher, and LC and LFU have the lowest system cost, below cloud-only, as in [Xu 2023, Table II]
+    (LC 4.88 < LFU 5.93 < Cloud 7.29 < Random 25.67 < FIFO 27.51). Ours differs in two places, recorded here:
+    LC and LFU tie within 1% (each caches the popular model), and FIFO is not above random."""
+    assert (
+        max(cost(lc_rows, "lc"), cost(lc_rows, "lfu"))
+        < cost(lc_rows, "cloud")
+        < min(cost(lc_rows, "fifo"), cost(lc_rows, "random"))
+    )
+    assert cost(lc_rows, "lc") == pytest.approx(cost(lc_rows, "lfu"), rel=0.01)
+    for policy in ("fifo", "random"):
+        assert lc_rows[policy]["switching_cost"].mean > 4 * lc_rows["lfu"]["switching_cost"].mean
+    # GPT3-175B (a fifth of the requests under Zipf(1)) never fits the edge server: it always runs in the cloud.
+    for policy in ("random", "fifo", "lfu", "lc"):
+        assert lc_rows[policy]["edge_execution_ratio"].mean < 0.85
 
 
-def test_in_our_model_cloud_only_beats_every_edge_policy_unlike_the_seed(lc_rows):
-    """Disagreement with [Xu 2023, Table II], recorded on purpose: our cloud has no price per task and
-    full-context quality, so with misses costing a model load or a queue, cloud-only is cheapest."""
-    assert cost(lc_rows, "cloud") < cost(lc_rows, "lc")
+def test_mato_compares_no_scheduler_that_needs_the_cloud():
+    """[Wang 2025]'s cloud only supplies models: cloud-only is not a mato variant, and running it is refused."""
+    labels = [label for label, _, _ in variants(preset("mato"))]
+    assert "cloud" not in labels and "greedy" in labels
+    assert "cloud" in [label for label, _, _ in variants(preset("mato-cloud"))]
+    with pytest.raises(ValueError, match="cloud execution"):
+        run_variant(preset("mato"), "lfu", "cloud", 2, 1, SEED)
 
 
 def test_asp_utility_rises_from_random_to_round_robin_to_least_loaded(asp_rows):

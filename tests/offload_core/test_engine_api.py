@@ -38,7 +38,8 @@ from offload_core.training import (
     save_checkpoint,
 )
 
-# The breakdown's names before the result was typed: the compiled kernel writes its output in this order.
+# The breakdown's names before the result was typed, then the terms added since (issue 15: the lc system cost):
+# the compiled kernel writes its output in this order.
 OLD_BREAKDOWN_KEYS = (
     "T_up",
     "T_wait",
@@ -62,13 +63,17 @@ OLD_BREAKDOWN_KEYS = (
     "quality",
     "edge_share",
 )
+ADDED_KEYS = ("T_fwd", "edge_quality")
 
 
 # -- StepResult ----------------------------------------------------------------------------------------------
 
 
 def test_the_result_has_one_field_per_breakdown_term_in_the_kernels_order():
-    assert tuple(f.name for f in dataclasses.fields(StepResult)) == OLD_BREAKDOWN_KEYS == BREAKDOWN_KEYS
+    from offload_core.kernel import OUTPUT_COLUMNS
+
+    assert tuple(f.name for f in dataclasses.fields(StepResult)) == OLD_BREAKDOWN_KEYS + ADDED_KEYS == BREAKDOWN_KEYS
+    assert len(BREAKDOWN_KEYS) == OUTPUT_COLUMNS
     assert {"completed", "model_hit", "offloaded", "failed", "crashed"} == FLAG_KEYS
     source = inspect.getsource(StepResult)
     for name in BREAKDOWN_KEYS:  # every field is documented with its shape
@@ -250,7 +255,7 @@ def test_every_name_equals_the_string_it_replaced():
         "reputation",
     )
     assert set(SCHEDULERS) == set(SchedulerName)
-    assert tuple(PresetName) == ("mato", "lc", "asp") and tuple(PRESETS) == tuple(PresetName)
+    assert tuple(PresetName) == ("mato", "mato-cloud", "lc", "asp") and tuple(PRESETS) == tuple(PresetName)
     assert DEFAULT_PRESET == "mato"
     assert VARIANTS == ("maddpg-mato", "maddpg-nomodel", "saddpg")
     assert LEARNED == ("maddpg-mato", "maddpg-nomodel", "saddpg", "mappo")
@@ -271,7 +276,7 @@ def test_plain_strings_are_accepted_wherever_a_name_is():
     assert preset("lc").name is PresetName.LC and preset("lc").scheduler is SchedulerName.EDGE
     assert TrainSettings(algo="mappo", policy="fifo").algo is Algorithm.MAPPO
     assert MADDPGConfig(variant="saddpg").variant is Algorithm.SADDPG
-    assert [label for label, _, _ in variants(preset("lc"))] == list(CACHING_POLICIES)
+    assert [label for label, _, _ in variants(preset("lc"))] == ["random", "cloud", "fifo", "lfu", "lc"]
 
 
 @pytest.mark.parametrize(
@@ -450,3 +455,66 @@ def test_every_enum_is_a_strenum():
     for kind in (CachingPolicy, SchedulerName, PresetName, Algorithm, Backend, SweepAxis):
         assert issubclass(kind, StrEnum)
     assert isinstance(EdgeEngine(EdgeConfig(), 1).view, EngineView)
+
+
+# -- every value of every preset has a source (issue 15) ---------------------------------------------------------
+
+SOURCE_FORMS = ("[Wang 2025", "[Xu 2023", "[Xu 2024", "[Zeng 2025", "[Guo 2025", "derived: ", "our assumption: ", "our extension: ")
+
+
+@pytest.mark.parametrize("name", list(PresetName))
+def test_every_field_of_every_preset_has_a_source(name):
+    from offload_core.config import preset_sources
+    from offload_core.presets import KEPT, OVERRIDES
+
+    sources = preset_sources(name)
+    config_fields = {f.name for f in dataclasses.fields(EdgeConfig)}
+    preset_fields = {f"preset.{f.name}" for f in dataclasses.fields(Preset)} - {"preset.name", "preset.config"}
+    preset_fields -= {"preset.description", "preset.extra"}
+    assert set(sources) == config_fields | preset_fields
+    for key, source in sources.items():
+        assert any(form in source for form in SOURCE_FORMS) or source.startswith("unused"), (key, source)
+    # A field either keeps mato's value (the EdgeConfig default) or overrides it, never both.
+    assert not set(OVERRIDES[name]) & set(KEPT[name])
+    config = preset(name).config
+    for key in KEPT[name]:
+        assert getattr(config, key) == getattr(EdgeConfig(), key), key
+
+
+def test_mato_is_wang_2025_and_mato_cloud_its_cloud_extension():
+    mato, cloud = preset("mato").config, preset("mato-cloud").config
+    assert mato == EdgeConfig() and not mato.cloud_execution and mato.output_bits == 0.0
+    assert (mato.n_devices, mato.n_servers, mato.n_models, mato.area_m) == (10, 3, 3, 1000.0)
+    assert (mato.server_freq_hz, mato.cloud_freq_hz, mato.device_freq_hz) == (7e9, 40e9, (1e9, 3e9))
+    assert mato.task_size_bits == (2 * 8e6, 20 * 8e6) and mato.model_size_bits == (90 * 8e6, 250 * 8e6)
+    assert dataclasses.replace(cloud, cloud_execution=False, output_bits=0.0) == mato
+
+
+def test_lc_has_the_six_models_of_xu_2023_table_1_with_fitted_accuracy_curves():
+    """Sizes are parameters x 2 bytes (fp16); work is Table I's GFLOPs; the LFMs' a(K) passes through the
+    zero-, one- and few-shot scores (each task's scores over its few-shot one, averaged), the others gain nothing."""
+    import math
+
+    c = preset("lc").config
+    assert c.models is not None and c.n_servers == 1 and c.cloud_execution and c.cloud_quality == 1.0
+    assert [m.name for m in c.models] == ["GPT3-13B", "GPT3-175B", "UniFormer-S", "UniFormer-B", "CLIP-ViT-L/14", "CLIP-ViT-H/14"]
+    assert [m.size_bits / 8e6 for m in c.models] == pytest.approx([25700, 349200, 44, 100, 856, 1972])
+    assert [m.work_cycles / 1e9 for m in c.models] == pytest.approx([26.54, 354.03, 3.6, 8.3, 175.5, 381.9])
+    zero_13b = (15.45 / 30.83 + 3.79 / 14.34 + 54.4 / 66.9) / 3
+    one_13b = (26.12 / 30.83 + 15.98 / 14.34 + 64.3 / 66.9) / 3
+    gpt13 = c.models[0]
+    assert gpt13.accuracy_zero_shot == pytest.approx(zero_13b) and gpt13.accuracy_gain == pytest.approx(one_13b - zero_13b)
+
+    def a(model, k: float) -> float:
+        return model.accuracy_zero_shot + model.accuracy_gain * math.log2(1 + k**model.accuracy_alpha)
+
+    for model in c.models[:2]:
+        assert a(model, (64 + 50 + 32) / 3) == pytest.approx(1.0)  # the cloud's full context
+        assert a(model, 0) < a(model, 1) < a(model, 10) < 1.0
+    for model in c.models[2:]:
+        assert (model.accuracy_zero_shot, model.accuracy_gain) == (1.0, 0.0)
+    # The memory holds GPT3-13B beside one CLIP model, not both; GPT3-175B never fits.
+    sizes = {m.name: m.size_bits for m in c.models}
+    assert sizes["GPT3-13B"] + sizes["CLIP-ViT-H/14"] <= c.server_memory_bits
+    assert sizes["GPT3-13B"] + sizes["CLIP-ViT-H/14"] + sizes["CLIP-ViT-L/14"] > c.server_memory_bits
+    assert sizes["GPT3-175B"] > c.server_memory_bits

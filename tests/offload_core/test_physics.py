@@ -64,7 +64,7 @@ def _step_with(engine: EdgeEngine, tasks: TaskBatch, column: int) -> StepResult:
 
 
 def test_latency_grows_with_task_size():
-    engine = engine_for()
+    engine = engine_for("mato-cloud")  # with a cloud column
     tasks = engine.sample_tasks()
     bigger = replace(tasks, size=tasks.size * 2)
     for column in (0, 1, engine.config.n_servers + 1):
@@ -84,7 +84,7 @@ def test_latency_falls_with_cpu_frequency():
 
 
 def test_a_cached_model_costs_no_switch():
-    engine = engine_for(batch=4)
+    engine = engine_for(batch=4, step_s=1000.0)  # every queue empties within a step: the view is the final cache
     out = engine.step(engine.sample_tasks(), whole_to(engine, 1))
     assert torch.all(out.T_sw[out.model_hit] == 0) and torch.all(out.E_sw[out.model_hit] == 0)
     assert torch.all(out.T_sw[~out.model_hit] > 0)
@@ -97,7 +97,7 @@ def test_a_cached_model_costs_no_switch():
 
 
 def test_the_cloud_only_policy_never_switches_models():
-    engine = engine_for(policy="cloud")
+    engine = engine_for("mato-cloud", policy="cloud")
     generator = torch.Generator().manual_seed(2)
     for _ in range(5):
         out = engine.step(engine.sample_tasks(), random_action(engine, generator))
@@ -138,3 +138,132 @@ def test_greedy_decides_the_same_on_both_backends():
         outs = [engine.step(tasks, action) for engine, action in zip(engines, actions, strict=True)]
         for key, value in outs[0].as_dict().items():
             torch.testing.assert_close(getattr(outs[1], key), value)
+
+
+# -- dynamics: arrival order, load timing, cloud execution (issue 15) ----------------------------------------
+
+MB = 8e6
+BACKENDS = ["torch", "numba"]
+
+
+def _whole(config, columns: dict[int, int]) -> torch.Tensor:
+    """Split [1, M, N + 2]: device m whole to column columns[m] (1..N servers), every other device local."""
+    split = torch.zeros((1, config.n_devices, config.n_servers + 2), dtype=torch.float64)
+    split[0, :, 0] = 1.0
+    for m, column in columns.items():
+        split[0, m, 0] = 0.0
+        split[0, m, column] = 1.0
+    return split
+
+
+def _assert_same(out, rows) -> None:
+    for m, row in enumerate(rows):
+        for key, value in row.items():
+            assert float(getattr(out, key)[0, m]) == pytest.approx(value, rel=1e-9, abs=1e-12), (m, key)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_server_serves_its_parts_in_arrival_order_not_device_order(backend):
+    """Device 1 (20 MB at 1 Gbit/s: arrives at 0.16 s, then computes 4.57 s) reaches server 1 before device 0
+    (2 MB at 32 Mbit/s: arrives at 0.5 s). Device 0 waits behind device 1 until 4.73 s, though its index is lower;
+    device 1 does not wait. In device order it would be the other way round."""
+    from offload_core_helpers import controlled, one_step, task_batch
+
+    config = preset("mato").config
+    rates = [3.2e7, 1e9] + [1e8] * (config.n_devices - 2)
+    cached = [[True, False, False]] * config.n_servers
+    engine, reference = controlled(config, backend, up_rate=rates, model_size=[100 * MB, 150 * MB, 200 * MB], cached=cached)
+    tasks = task_batch([0] * config.n_devices, [2 * MB, 20 * MB] + [2 * MB] * (config.n_devices - 2), [200.0] * config.n_devices)
+    split = _whole(config, {0: 1, 1: 1})
+    out, rows = one_step(engine, reference, tasks, split, torch.ones((1, config.n_devices), dtype=torch.bool))
+    _assert_same(out, rows)
+    arrival_0, arrival_1 = 2 * MB / 3.2e7, 20 * MB / 1e9  # 0.5 s, 0.16 s
+    finish_1 = arrival_1 + 20 * MB * 200.0 / config.server_freq_hz  # 0.16 + 4.571 s
+    assert float(out.T_wait[0, 1]) == 0.0
+    assert float(out.T_wait[0, 0]) == pytest.approx(finish_1 - arrival_0, rel=1e-12)
+    assert float(engine.view.busy_until[0, 0]) == pytest.approx(finish_1 + 2 * MB * 200.0 / config.server_freq_hz, rel=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_model_loaded_for_a_queued_part_shows_in_the_view_only_once_its_load_starts(backend):
+    """Server 1 holds models 0 and 2 (350 of 400 MB). Device 1's long task on model 0 keeps it busy until 31.6 s;
+    device 0's part needs model 1 (100 MB), so it is loaded, evicting model 2 (fewer uses), when that part starts
+    at 31.6 s. At the next step's time (20 s) the view still shows models 0 and 2; at 40 s, models 0 and 1."""
+    from offload_core_helpers import controlled, one_step, task_batch
+
+    config = preset("mato").config
+    held = [[True, False, True]] + [[False] * 3] * (config.n_servers - 1)
+    rates = [5e7] + [1e9] * (config.n_devices - 1)  # device 0 arrives at 0.32 s, after device 1 (0.16 s)
+    engine, reference = controlled(config, backend, up_rate=rates, model_size=[200 * MB, 100 * MB, 150 * MB], cached=held)
+    densities = [100.0, 1400.0] + [100.0] * (config.n_devices - 2)
+    tasks = task_batch([1, 0] + [0] * (config.n_devices - 2), [2 * MB, 20 * MB] + [2 * MB] * (config.n_devices - 2), densities)
+    download = torch.ones((1, config.n_devices), dtype=torch.bool)
+    out, rows = one_step(engine, reference, tasks, _whole(config, {0: 1, 1: 1}), download)
+    _assert_same(out, rows)
+    start = 20 * MB / 1e9 + 20 * MB * 1400.0 / config.server_freq_hz  # device 1's finish: device 0's part starts
+    assert start > config.step_s and float(out.T_sw[0, 0]) > 0
+    assert float(out.T_wait[0, 0]) == pytest.approx(start - 2 * MB / 5e7, rel=1e-12)
+    assert engine.view.cache[0, 0].tolist() == [True, False, True] == reference.resident(0)
+    assert engine.cache.cached[0, 0].tolist() == [True, True, False]  # the server's own timeline
+    idle = task_batch([0] * config.n_devices, [2 * MB] * config.n_devices, [100.0] * config.n_devices)
+    out, rows = one_step(engine, reference, idle, _whole(config, {}), download)
+    _assert_same(out, rows)
+    assert engine.view.cache[0, 0].tolist() == [True, True, False] == reference.resident(0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_cloud_execution_a_miss_without_download_fails_costing_its_upload(backend):
+    from offload_core_helpers import controlled, one_step, task_batch
+
+    config = preset("mato").config
+    cached = [[True, False, False]] * config.n_servers
+    engine, reference = controlled(config, backend, up_rate=1e8, model_size=[100 * MB, 150 * MB, 200 * MB], cached=cached)
+    tasks = task_batch([1] * config.n_devices, [10 * MB] * config.n_devices, [200.0] * config.n_devices)
+    download = torch.zeros((1, config.n_devices), dtype=torch.bool)
+    out, rows = one_step(engine, reference, tasks, _whole(config, {0: 1}), download)
+    _assert_same(out, rows)
+    t_up = 10 * MB / 1e8
+    assert bool(out.failed[0, 0]) and not bool(out.completed[0, 0]) and not bool(out.model_hit[0, 0])
+    assert float(out.T[0, 0]) == pytest.approx(t_up) and float(out.E[0, 0]) == pytest.approx(config.device_power_w * t_up)
+    assert float(out.edge_share[0, 0]) == 0.0 and float(out.T_fwd[0, 0]) == 0.0 and float(out.E_cloud[0, 0]) == 0.0
+    assert engine.view.cache[0].tolist() == cached  # nothing was loaded
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["mato-cloud", "lc"])
+def test_the_cloud_policy_runs_nothing_at_the_edge(name, backend):
+    """`cloud` caching is no edge caching: cold caches that never fill, so every edge part is forwarded and the
+    edge execution ratio is exactly 0, whatever the actions ([Xu 2023, Table II]: the Cloud column's 0%)."""
+    from offload_core_helpers import random_action
+
+    from offload_core.compare import run_variant
+    from offload_core.schedulers import edge
+
+    engine = EdgeEngine(preset(name).config, 4, "cloud", dtype=torch.float64, backend=backend)
+    engine.reset(0)
+    generator = torch.Generator().manual_seed(0)
+    assert not bool(engine.view.cache.any())
+    for step in range(10):
+        tasks = engine.sample_tasks()
+        action = edge(engine, tasks, generator) if step % 2 else random_action(engine, generator)
+        out = engine.step(tasks, action)
+        assert bool((out.edge_share == 0).all()) and bool((out.T_sw == 0).all()) and bool((out.T_es == 0).all())
+        assert not bool(out.model_hit.any()) and not bool(engine.view.cache.any())
+        assert bool((out.T_fwd[out.offloaded] > 0).all())
+    metrics = run_variant(preset(name), "cloud", "edge", envs=4, steps=5, seed=0)
+    assert bool((metrics["edge_execution_ratio"] == 0).all())
+
+
+def test_model_downloads_run_at_the_backhaul_rate_r_cn():
+    """[Wang 2025, eqs. 7-8]: T_switch = X / r_cn, E_switch = p_cn T_switch; we add the GPU load X / r_load at P_load."""
+    from offload_core_helpers import controlled, one_step, task_batch
+
+    config = preset("mato", backhaul_bps=2e8, load_bps=4e9).config
+    engine, reference = controlled(config, up_rate=1e8, model_size=[100 * MB, 150 * MB, 200 * MB], cached=[[False] * 3] * 3)
+    tasks = task_batch([1] * config.n_devices, [2 * MB] * config.n_devices, [100.0] * config.n_devices)
+    out, rows = one_step(engine, reference, tasks, _whole(config, {0: 1}), torch.ones((1, config.n_devices), dtype=torch.bool))
+    _assert_same(out, rows)
+    assert float(out.T_sw[0, 0]) == pytest.approx(150 * MB / 2e8 + 150 * MB / 4e9, rel=1e-12)
+    assert float(out.E_sw[0, 0]) == pytest.approx(
+        config.backhaul_power_w * 150 * MB / 2e8 + config.load_power_w * 150 * MB / 4e9, rel=1e-12
+    )
