@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from api import models, schemas
@@ -97,6 +97,30 @@ def abandon_stale_intents(session: Session, chain_now: int) -> int:
         result = session.execute(update(model).where(model.state == pending, model.timelock <= chain_now).values(state=abandoned))
         marked += result.rowcount  # type: ignore[attr-defined]
     return marked
+
+
+def release_stale_claims(session: Session) -> int:
+    """At start: forget the Idempotency-Key claims of requests that were running when the server stopped
+    and had committed nothing (a retry runs them); committed ones stay. Returns how many were released."""
+    result = session.execute(delete(models.IdempotentReply).where(models.IdempotentReply.state == models.IdempotencyState.RUNNING))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stored_bytes(session: Session, account_id: int) -> int:
+    """What an account keeps on the server: its tasks (prompt, ciphertext, content) and its runs' folders."""
+    tasks = session.scalar(
+        select(func.coalesce(func.sum(models.Task.stored_bytes), 0)).where(models.Task.producer_id == account_id)
+    )
+    runs = session.scalar(
+        select(func.coalesce(func.sum(models.Simulation.output_bytes), 0)).where(models.Simulation.account_id == account_id)
+    )
+    return int(tasks or 0) + int(runs or 0)
+
+
+def check_storage_quota(session: Session, account_id: int, quota: int) -> None:
+    """403 `storage_quota_exceeded` when the account keeps `quota` bytes or more on the server (0: no quota)."""
+    if quota and stored_bytes(session, account_id) >= quota:
+        raise ApiError(403, "storage_quota_exceeded", f"this account keeps {quota} bytes or more on the server: its storage quota")
 
 
 def count(session: Session, query: Select[Any]) -> int:

@@ -32,10 +32,16 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def get_session(state: State) -> AsyncIterator[Session]:
+async def get_session(request: Request, state: State) -> AsyncIterator[Session]:
     """One session per request. Opening one does no I/O and closing one only hands its connection back
-    to the pool, so both run on the event loop rather than costing two thread-pool hops per request."""
+    to the pool, so both run on the event loop rather than costing two thread-pool hops per request.
+
+    A request with a claimed Idempotency-Key carries its claim in `session.info`, where a write marks it
+    committed in its own transaction (`api.state.mark_committed`)."""
     session = state.sessions()
+    claim = getattr(request.state, "idempotency", None)
+    if claim is not None:
+        session.info["idempotency"] = claim
     try:
         yield session
     finally:

@@ -76,10 +76,10 @@ REVERTS: dict[str, tuple[int, str | None]] = {
     "AIGCRegistryGenerationUsed": (_CONFLICT, "generation_used"),
     "AIGCRegistryDepositTooSmall": (_INPUT, None),
     "AIGCRegistryUnknownProduct": (404, "not_found"),
-    "AIGCRegistrySameProduct": (_INPUT, None),
+    "AIGCRegistrySameProduct": (_CONFLICT, None),  # two ids the schema cannot tell apart: a conflict, not a shape
     "AIGCRegistryNotOwner": (_CONFLICT, None),
     "AIGCRegistryAlreadyRevoked": (_CONFLICT, "product_revoked"),
-    "AIGCRegistrySelfChallenge": (_INPUT, None),
+    "AIGCRegistrySelfChallenge": (_CONFLICT, None),  # the caller owns both: the state forbids it
     "AIGCRegistryChallengeWindowClosed": (_CONFLICT, "challenge_window_closed"),
     "AIGCRegistryNotFinal": (_CONFLICT, "product_not_final"),
     "AIGCRegistryBondReleased": (_CONFLICT, "bond_already_claimed"),
@@ -128,9 +128,9 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An error with an HTTP status, a stable code and a human detail."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
 def not_found(what: str) -> ApiError:
@@ -158,16 +158,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return error_response(exc.status, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
-        for err in exc.errors()[:5]:
+        errors = exc.errors()
+        for err in errors[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return error_response(422, "validation_error", "; ".join(parts) or "invalid request")
+        # Control characters have a code of their own (api.schemas.CONTROL_CHARACTERS), wherever they are.
+        code = "control_character" if any(err.get("type") == "control_character" for err in errors) else "validation_error"
+        return error_response(422, code, "; ".join(parts)[:1000] or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -179,18 +182,22 @@ def install(app: FastAPI) -> None:
         return error_response(revert_status(exc), revert_code(exc), f"the chain refused: {exc}")
 
     @app.exception_handler(RpcUnreachableError)
-    async def _rpc(_: Request, exc: RpcUnreachableError) -> JSONResponse:
-        return error_response(503, "chain_unreachable", str(exc))
+    async def _rpc(request: Request, exc: RpcUnreachableError) -> JSONResponse:
+        # The text names the node's URL, and a provider's URL embeds its API key: logged here, never sent.
+        log.error("chain unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "chain_unreachable", "the chain's node does not answer: retry later")
 
     @app.exception_handler(TransactionRevertedError)
-    async def _reverted(_: Request, exc: TransactionRevertedError) -> JSONResponse:
-        return error_response(409, "transaction_failed", str(exc)[:300])
+    async def _reverted(request: Request, exc: TransactionRevertedError) -> JSONResponse:
+        log.warning("transaction failed on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(409, "transaction_failed", "the transaction reverted on chain")
 
     @app.exception_handler(ChainError)
-    async def _chain(_: Request, exc: ChainError) -> JSONResponse:
-        return error_response(502, "chain_error", exc.__class__.__name__)
+    async def _chain(request: Request, exc: ChainError) -> JSONResponse:
+        log.error("chain error on %s %s: %r", request.method, request.url.path, exc)
+        return error_response(502, "chain_error", "the chain's node answered with an error")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "internal error")

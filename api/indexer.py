@@ -13,16 +13,20 @@ Credits (Credited, CreditWithdrawn) are stored as events only: GET /credits read
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from api.models import ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
+from api.models import Account, ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
 from api.states import INTENT_STATES, EspStakeState, TaskState, TradeState
 from market.chain.deploy import Market
 from market.chain.events import DecodedEvent
+from market.chain.offers import Offer, Purchase
+
+log = logging.getLogger("api.indexer")
 
 ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -197,13 +201,9 @@ class Indexer:
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values({counter: counter + 1}))
         elif event.name in ("GenerationLocked", "PurchaseLocked"):
             # Completes an intent whose route died between the lock and its commit, found by the lock's id
-            # (else a no-op: the route already recorded the lock and left `pending`).
-            model, locked = (Task, TaskState.LOCKED) if event.name == "GenerationLocked" else (Trade, TradeState.LOCKED)
-            session.execute(
-                update(model)
-                .where(model.lock_id == "0x" + bytes(args["id"]).hex(), model.state.in_(INTENT_STATES))
-                .values(state=locked)
-            )
+            # (else a no-op: the route already recorded the lock and left `pending`), and only if the event's
+            # terms are the intent's, every one of them (the id is their digest: a mismatch means a bug).
+            self.adopt_intent(session, event)
         elif event.name in ("Withdrawn", "Refunded"):
             lock_id = "0x" + bytes(args["id"]).hex()
             withdrawn = event.name == "Withdrawn"
@@ -219,3 +219,39 @@ class Indexer:
             )
         elif event.name in ESP_STATES:
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values(stake_state=ESP_STATES[event.name]))
+
+    def adopt_intent(self, session: Session, event: DecodedEvent) -> None:
+        """Move the intent whose lock id is the event's to `locked`, if the event locked exactly its terms."""
+        args = event.args
+        lock_id = "0x" + bytes(args["id"]).hex()
+        if event.name == "GenerationLocked":
+            task = session.execute(
+                select(Task.id, Task.offer).where(Task.lock_id == lock_id, Task.state.in_(INTENT_STATES))
+            ).first()
+            if task is None:
+                return
+            if task.offer is None or Offer.from_json(task.offer) != Offer.from_event(args):
+                log.error("GenerationLocked %s: its terms are not those of task %s: not adopted", lock_id, task.id)
+                return
+            session.execute(update(Task).where(Task.id == task.id).values(state=TaskState.LOCKED))
+            return
+        buyer, seller = aliased(Account), aliased(Account)
+        trade = session.execute(
+            select(Trade.id, buyer.address, seller.address, Trade.token_id, Trade.price_wei, Trade.hashlock, Trade.timelock)
+            .join(buyer, buyer.id == Trade.buyer_id)
+            .join(seller, seller.id == Trade.seller_id)
+            .where(Trade.lock_id == lock_id, Trade.state.in_(INTENT_STATES))
+        ).first()
+        if trade is None:
+            return
+        trade_id, buyer_address, seller_address, token_id, price, hashlock, timelock = trade
+        locked = Purchase.from_event(args)
+        recorded = (buyer_address, seller_address, token_id, int(price), hashlock, timelock)
+        if (
+            hashlock is None
+            or (locked.buyer, locked.seller, locked.token_id, locked.price, "0x" + locked.hashlock.hex(), locked.timelock)
+            != recorded
+        ):
+            log.error("PurchaseLocked %s: its terms are not those of trade %s: not adopted", lock_id, trade_id)
+            return
+        session.execute(update(Trade).where(Trade.id == trade_id).values(state=TradeState.LOCKED))

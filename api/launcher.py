@@ -3,6 +3,10 @@ and the end-to-end tests, which need the real server (and need to SIGKILL it).
 
 The child gets its own process group, so `kill()` takes down whatever it started with it (a
 supervised anvil node included); `stop()` asks politely first. Every start takes a fresh free port.
+
+A harness for tests and benchmarks on development chains: unless `env` says otherwise, the server's
+faucet is on (10 ether per new account, budgets large enough for a durability run) and its rate
+limits are off (`HARNESS_ENV`); the abuse drills (`tests/api/abuse_drill.py`) turn them back on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,16 @@ from pathlib import Path
 import httpx
 
 from market.chain.anvil import LOOPBACK, free_port
+
+#: The settings a test or benchmark server gets unless its `env` overrides them (see the module's docstring).
+HARNESS_ENV = {
+    "AIGC_MARKET_FAUCET_WEI": str(10 * 10**18),
+    "AIGC_MARKET_FAUCET_CLIENT_BUDGET_WEI": str(10**6 * 10**18),
+    "AIGC_MARKET_FAUCET_BUDGET_WEI": str(10**6 * 10**18),
+    "AIGC_MARKET_RATE_LIMIT_PER_S": "0",
+    "AIGC_MARKET_ACCOUNT_RATE_LIMIT_PER_S": "0",
+    "AIGC_MARKET_ACCOUNT_CREATIONS_PER_HOUR": "0",
+}
 
 
 class ServerStartError(RuntimeError):
@@ -70,7 +84,7 @@ class ServerProcess:
         log = open(self.data_dir / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - the child holds it
         try:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ | self.env
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ | HARNESS_ENV | self.env
             )
         finally:
             log.close()

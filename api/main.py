@@ -1,10 +1,15 @@
 """The app factory: `create_app(settings)` builds every piece of state and stores it on `app.state`.
 
-Start order: database and migrations, server secret, chain (injected, --rpc or supervised anvil),
-contracts (deployed once, or checked against what the database recorded: a different chain is
-refused), the protocol with the server's market terms (checked against the deployment's parameters),
-indexer catch-up, the ESPs' memory of their commitments (from the tasks), simulation runs left over
-from a killed server marked interrupted.
+Start order: database and migrations, server secret, chain (injected, --rpc or supervised anvil,
+identified by its marker before it is reused), the faucet's chain check (ether is given away only on
+a development chain), contracts (deployed once, or checked against what the database recorded: a
+different chain is refused), the protocol with the server's market terms (checked against the
+deployment's parameters), indexer catch-up, Idempotency-Key claims of requests that died before
+committing released, fulfilled tasks without content given it back, the ESPs' memory of their
+commitments (from the tasks), simulation runs left over from a killed server marked interrupted and
+old run folders removed.
+
+Middleware, outermost first: rate limits (429 before anything is read), body limit, idempotency.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api import crud, errors
 from api.db import make_engine, migrate, session_factory
+from api.faucet import check_faucet
 from api.indexer import Indexer
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
 from api.node import bind_market, open_chain
+from api.ratelimit import RateLimitMiddleware, TokenBuckets
 from api.routes import accounts, credits, esps, health, products, simulations, tasks, trades
 from api.security import Vault
 from api.settings import Settings
@@ -40,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     vault = Vault(settings.server_secret())
     handle = open_chain(settings)
     try:
+        check_faucet(settings, handle.chain.chain_id)
         market = bind_market(handle.chain, sessions, settings)
         terms = settings.market_terms()
         terms.check_against(market.params())
@@ -48,8 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indexer.run_once()
         with sessions.begin() as session:
             abandoned = crud.abandon_stale_intents(session, handle.chain.now())
+            released = crud.release_stale_claims(session)
         if abandoned:
             log.warning("%d lock intents expired with no lock on chain: marked abandoned", abandoned)
+        if released:
+            log.warning("%d Idempotency-Key claims of requests cut off before committing released", released)
     except BaseException:
         handle.stop()
         engine.dispose()
@@ -65,8 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indexer=indexer,
         store=ContentStore(settings.data_dir / "content"),
     )
+    recovered = state.recover_contents()
+    if recovered:
+        log.warning("%d fulfilled tasks without content: content recovered", recovered)
     state.remember_commitments()
-    runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings.max_running_simulations)
+    runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings)
     runner.recover()
 
     @asynccontextmanager
@@ -85,9 +100,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.market = state
     app.state.simulations = runner
     errors.install(app)
-    # The last added runs first: the body limit is checked before an idempotent write reads the body.
+    # The last added runs first: rate limits before anything is read, the body limit before an idempotent
+    # write reads the body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        vault=vault,
+        per_client=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
+        per_account=TokenBuckets(settings.account_rate_limit_per_s, settings.account_rate_limit_burst),
+        account_creation=TokenBuckets(settings.account_creations_per_hour / 3600, settings.account_creation_burst),
+        trusted_proxies=settings.trusted_proxies,
+    )
     for module in (accounts, esps, tasks, products, trades, credits, simulations, health):
         app.include_router(module.router)
+    serve_bounds_in_schema(app, fee_floor=market.exchange.fee_floor(), max_periods=settings.max_simulation_periods)
     return app
+
+
+def serve_bounds_in_schema(app: FastAPI, fee_floor: int, max_periods: int) -> None:
+    """State this server's own bounds in its OpenAPI schema: the exchange's fee floor (fixed at deployment) as
+    the least `fee_wei` of POST /tasks, and `max_simulation_periods` as the most `periods` of POST /simulations,
+    so that a request the schema allows is one the server takes (those two are checked by the routes)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            models = schema["components"]["schemas"]
+            for branch in models["TaskCreate"]["properties"]["fee_wei"].get("anyOf", []):
+                if branch.get("type") == "integer":
+                    branch.pop("exclusiveMinimum", None)
+                    branch["minimum"] = fee_floor
+            periods = models["SimulationCreate"]["properties"]["periods"]
+            periods["maximum"] = min(periods.get("maximum", max_periods), max_periods)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

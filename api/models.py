@@ -139,6 +139,8 @@ class Task(Base):
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
     rated: Mapped[bool] = mapped_column(Boolean, default=False)
     token_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Bytes this task keeps on the server (prompt, ciphertext, content): counted in its producer's storage quota."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -234,15 +236,53 @@ class Simulation(Base):
     periods_done: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """What went wrong, in the server's words (never an exception's text: that is logged)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    output_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Size of the run's folder (counted in its account's storage quota); 0 once retention removed it."""
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The run's folder was removed by the retention setting (the summary stays)."""
+
+
+class IdempotencyState(StrEnum):
+    """Where the request of an Idempotency-Key stands."""
+
+    RUNNING = "running"
+    """Claimed by a request that has not committed anything yet (released if it fails, or at start)."""
+    COMMITTED = "committed"
+    """Its write committed (recorded in the write's own transaction, before indexing): never run again."""
+    DONE = "done"
+    """Its reply is stored (`status_code`, `body`), or withheld because it carried a secret."""
 
 
 class IdempotentReply(Base):
-    """The first reply to a write sent with an Idempotency-Key, replayed for the same key and body."""
+    """The first reply to a write sent with an Idempotency-Key, replayed for the same key and body.
+
+    A row is claimed before the request runs (the key is unique per account, in any number of
+    processes); a reply that carries a secret (`Cache-Control: no-store`, e.g. a new API key) is
+    never stored: `withheld` is set and a replay answers 409 `idempotent_reply_withheld`."""
 
     __tablename__ = "idempotent_replies"
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[IdempotencyState] = mapped_column(
+        EnumString(IdempotencyState, 16), default=IdempotencyState.DONE, server_default=IdempotencyState.DONE.value
+    )
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=True)
+
+
+class FaucetGrant(Base):
+    """Ether the faucet gave a new account (development chains only): the per-client and global budgets add these up."""
+
+    __tablename__ = "faucet_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    """The client address (an IPv6 client by its /64) that created the account."""
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    amount_wei: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,7 +2,11 @@
 
 A server must keep its chain across restarts, so the default is an anvil node on 127.0.0.1 with
 `--state` under the data directory (anvil writes it when stopped gracefully). A node already
-answering on the port (left running by a server that was killed) is reused, not restarted. The
+answering on the port (left running by a server that was killed) is reused, not restarted, but only
+once it is identified as this server's own: the node that a server starts gets a marker in its state
+(1 wei sent to a random address, kept with the chain id in `<data_dir>/node-marker.json`), and a node
+whose chain id or marker differs is refused (`NodeNotOursError`): anything else answering on the port
+(another project's anvil, a stray process) is never taken for it. The
 contracts are deployed once; their addresses live in the database (`chain_meta`) and in
 `<data_dir>/deployment.json`. A database that indexes another chain, or contracts of protocol v1,
 refuses to start. The deployment's parameters are `MarketParams()` (market.terms); an attached
@@ -11,9 +15,14 @@ market's are read back from its contracts' immutables (`Market.params()`).
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from eth_utils.address import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.models import ChainMeta, IndexerCursor
@@ -28,8 +37,16 @@ PROTOCOL_VERSION = 2
 log = logging.getLogger("api.node")
 
 
+#: Beside the data: the chain id and the marker address of the node this server started.
+MARKER_FILE = "node-marker.json"
+
+
 class ChainMismatchError(RuntimeError):
     """The database records a different chain (or contracts) than the one connected: refuse to start."""
+
+
+class NodeNotOursError(ChainMismatchError):
+    """Something answers on the managed node's port, but it is not the node this server started."""
 
 
 @dataclass
@@ -53,12 +70,44 @@ def open_chain(settings: Settings) -> ChainHandle:
     if settings.rpc_url:
         return ChainHandle(Chain.connect(settings.rpc_url, settings.private_key), None)
     url = f"http://{LOOPBACK}:{settings.anvil_port}"
+    marker = read_marker(settings.data_dir)
     if rpc_answers(url):
-        log.info("reusing the anvil node already answering at %s", url)
-        return ChainHandle(Chain.connect(url, settings.private_key), None)
+        chain = Chain.connect(url, settings.private_key)
+        if marker is None or chain.chain_id != marker["chain_id"] or chain.balance(marker["address"]) == 0:
+            raise NodeNotOursError(
+                f"a JSON-RPC node already answers on {LOOPBACK}:{settings.anvil_port}, but it is not the node this "
+                "server started (its chain id or marker differs): stop it, or choose another --anvil-port, or "
+                "name it with --rpc"
+            )
+        log.info("reusing this server's anvil node, still answering at %s", url)
+        return ChainHandle(chain, None)
     node = AnvilNode(port=settings.anvil_port, state_path=(settings.data_dir / "anvil-state.json").resolve()).start()
+    try:
+        chain = Chain.connect(node.url, settings.private_key)
+        mark_node(chain, settings.data_dir, marker)
+    except BaseException:
+        node.stop()
+        raise
     log.info("started anvil at %s with state under %s", node.url, settings.data_dir)
-    return ChainHandle(Chain.connect(node.url, settings.private_key), node)
+    return ChainHandle(chain, node)
+
+
+def read_marker(data_dir: Path) -> dict[str, Any] | None:
+    """The chain id and marker address of the node this data directory's server started, if any."""
+    try:
+        marker = json.loads((data_dir / MARKER_FILE).read_text())
+        return {"chain_id": int(marker["chain_id"]), "address": to_checksum_address(marker["address"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def mark_node(chain: Chain, data_dir: Path, marker: dict[str, Any] | None) -> None:
+    """Put this server's marker in the state of the node it started (once: the state keeps it)."""
+    if marker is None or marker["chain_id"] != chain.chain_id:
+        marker = {"chain_id": chain.chain_id, "address": to_checksum_address(secrets.token_bytes(20))}
+        (data_dir / MARKER_FILE).write_text(json.dumps(marker) + "\n")
+    if chain.balance(marker["address"]) == 0:
+        chain.send_ether(chain.funder, marker["address"], 1)
 
 
 def bind_market(chain: Chain, sessions: sessionmaker[Session], settings: Settings) -> Market:

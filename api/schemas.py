@@ -8,31 +8,79 @@ strings the API has always sent); the body of POST /simulations is derived from
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from api.states import EspStakeState, SelectedBy, SimulationStatus, TaskState, TradeState
+from api.states import EspStakeState, Funding, SelectedBy, SimulationStatus, TaskState, TradeState
 from market.actors import EspProfile
 from market.fields import FieldSpec, field_specs
+from market.flows import RULE_SCHEDULERS
 from market.simulation import SimulationConfig
 
 UINT256_MAX = 2**256 - 1
-DB_ID_MAX = 2**63 - 1
+DB_ID_MAX = 2**53 - 1
+"""The largest id a request may name: the largest integer a JSON number carries exactly in every client (a double)."""
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
-Wei = Annotated[int, Field(gt=0, le=UINT256_MAX, description="Amount in wei.")]
+WEI_MAX = 2**128
+"""The largest amount a request may name: more than all the ether there is, far inside uint256, and a power of
+two, which a JSON number read as a float (as many clients and fuzzers do) still represents exactly."""
+Wei = Annotated[int, Field(gt=0, le=WEI_MAX, description="Amount in wei (at most 2**128).")]
 TokenId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
 RowId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
 ServedProfile = Literal[EspProfile.HONEST, EspProfile.CHEATING]
 """The profiles an ESP served by the API may have."""
 
 
+#: What no text of a request may contain: C0 controls (NUL, ESC, newlines, ...), DEL, C1 controls and lone
+#: UTF-16 surrogates (which no database encodes: PostgreSQL refuses NUL and surrogates outright).
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_CHARACTER_ERROR = "control_character"
+
+
+def reject_control_characters(value: Any, where: str = "body") -> None:
+    """Raise a validation error of type `control_character` if any string in `value` (keys too) has one."""
+    if isinstance(value, str):
+        if CONTROL_CHARACTERS.search(value):
+            raise PydanticCustomError(
+                CONTROL_CHARACTER_ERROR,
+                "{where}: text must not contain control characters (U+0000-U+001F, U+007F-U+009F) or lone surrogates",
+                {"where": where},
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_control_characters(key, where)
+            reject_control_characters(item, f"{where}.{key}" if isinstance(key, str) and key.isidentifier() else where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            reject_control_characters(item, where)
+
+
+#: The same rule as a JSON-schema pattern on every text field, so that the schema says what is refused.
+NO_CONTROL_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+
+
+#: Text fields: length bounds, and no control character (in the schema as a pattern).
+Text = Annotated[str, StringConstraints(pattern=NO_CONTROL_PATTERN)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_CONTROL_PATTERN)]
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_CONTROL_PATTERN)]
+Uri = Annotated[str, StringConstraints(max_length=500, pattern=NO_CONTROL_PATTERN)]
+
+
 class Strict(BaseModel):
-    """Request bodies: unknown fields are an error, not silently ignored."""
+    """Request bodies: unknown fields are an error, not silently ignored; no text has a control character."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        reject_control_characters(data)
+        return data
 
 
 class Error(BaseModel):
@@ -44,6 +92,12 @@ class AccountCreated(BaseModel):
     address: str
     api_key: str = Field(description="Shown once: only its keyed hash is stored.")
     balance_wei: int
+    funded_wei: int = Field(0, description="What the faucet gave this account (0 when it is off or its budgets are spent).")
+    funding: Funding = Field(
+        Funding.OFF,
+        description="funded; off (accounts start empty: the operator funds them); client_budget_spent or "
+        "budget_spent (the faucet's per-client or global budget is spent: the account starts empty).",
+    )
 
 
 class AccountOut(BaseModel):
@@ -51,16 +105,22 @@ class AccountOut(BaseModel):
     balance_wei: int
     created_at: datetime
 
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        """SQLite hands back naive datetimes (stored in UTC): say so, as RFC 3339 requires."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
 
 class EspCreate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    name: Name
     profile: ServedProfile = Field(
         EspProfile.HONEST, description="honest: reveals the key; cheating: never reveals (demo of refunds)."
     )
 
 
 class EspUpdate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    name: Name | None = None
     profile: ServedProfile | None = None
 
 
@@ -87,7 +147,7 @@ class ReputationOut(BaseModel):
 
 
 class TaskCreate(Strict):
-    prompt: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    prompt: Prompt
     esp: Address | None = Field(None, description="Ask this ESP; default: chosen by MWSL reputation.")
     fee_wei: Wei | None = Field(
         None, description="Generation fee (at least the exchange's fee floor); default: the server's market terms."
@@ -136,7 +196,7 @@ class RatingCreate(Strict):
 
 class ProductCreate(Strict):
     task_id: RowId
-    uri: Annotated[str, StringConstraints(max_length=500)] | None = None
+    uri: Uri | None = None
 
 
 class ProductOut(BaseModel):
@@ -224,6 +284,13 @@ SIMULATION_API_FIELDS: dict[str, dict[str, Any]] = {
     "seed": {"ge": 0, "le": 2**31 - 1},
     "selection": {},
     "caching": {},
+    # A rule scheduler only: `maddpg:PATH` names a checkpoint file on the server, the operator's business
+    # (`aigc-market simulate`), never a client's (it would probe and load server paths).
+    "scheduler": {
+        "choices": tuple(s.value for s in RULE_SCHEDULERS),
+        "description": "How each task is placed on its ESP's servers: edge (whole on the nearest), greedy, least-loaded "
+        "or parallel-split.",
+    },
     "esp_profiles": {"min_length": 1, "max_length": 10},
     "random_periods": {"le": 1000},
 }
@@ -232,12 +299,16 @@ SIMULATION_API_FIELDS: dict[str, dict[str, Any]] = {
 def simulation_field(spec: FieldSpec, caps: dict[str, Any]) -> tuple[Any, Any]:
     """(annotation, FieldInfo) of one config field in a request body: its type, default and docstring,
     its bounds (tightened by `caps`)."""
-    annotation: Any = Literal[spec.choices] if spec.choices is not None else spec.type
+    choices = caps.get("choices", spec.choices)
+    annotation: Any = Literal[choices] if choices is not None else spec.type
+    if annotation is str:
+        annotation = Text
     constraints: dict[str, Any] = {
         name: value for name, value in (("ge", spec.ge), ("gt", spec.gt), ("le", spec.le)) if value is not None
     }
-    constraints |= {name: value for name, value in caps.items() if name != "default"}
-    return annotation, Field(caps.get("default", spec.default), description=spec.doc, **constraints)
+    constraints |= {name: value for name, value in caps.items() if name not in ("default", "choices")}
+    constraints = {name: value for name, value in constraints.items() if name != "description"}
+    return annotation, Field(caps.get("default", spec.default), description=caps.get("description", spec.doc), **constraints)
 
 
 def simulation_create_model() -> type[BaseModel]:

@@ -8,6 +8,7 @@ sealed with AES-256-GCM under a key derived from the server secret by HKDF, the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -28,7 +29,7 @@ class Vault:
     secret: bytes = field(repr=False)
 
     def _derive(self, purpose: bytes) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"aigc-market", info=purpose).derive(self.secret)
+        return _derive(self.secret, purpose)
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -42,6 +43,12 @@ class Vault:
 
     def matches(self, api_key: str, stored_hash: str) -> bool:
         return hmac.compare_digest(self.key_hash(api_key), stored_hash)
+
+
+@functools.lru_cache(maxsize=16)
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    """A key for `purpose` derived from the server secret (HKDF-SHA256), computed once per process."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"aigc-market", info=purpose).derive(secret)
 
 
 def new_api_key() -> str:

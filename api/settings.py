@@ -25,6 +25,10 @@ from market.terms import ETHER, MarketTerms
 
 SECRET_FILE = "server.secret"
 
+#: Chains whose ether has no value: anvil and hardhat (31337), geth --dev and ganache (1337), and the
+#: embedded eth-tester chain. Only on these may the faucet give ether away.
+DEVELOPMENT_CHAIN_IDS = frozenset({31337, 1337, 131277322940537})
+
 
 class Settings(BaseSettings):
     """Server configuration; tests build one directly (and may inject an embedded `Chain`)."""
@@ -43,8 +47,28 @@ class Settings(BaseSettings):
     """Port of the supervised anvil node on 127.0.0.1."""
     secret: str | None = Field(default=None, repr=False)
     """Server secret (env AIGC_MARKET_SECRET); default: the secret file under data_dir."""
-    account_funds_wei: int = 10 * ETHER
-    """Ether the deployer gives every new account, so that it can pay stakes, fees and bonds."""
+    faucet_wei: int = Field(default=0, ge=0)
+    """Ether the funder gives every new account (POST /accounts), so that it can pay stakes, fees and bonds.
+    0 (the default): the faucet is off and accounts start empty (the operator funds them out of band).
+    Honoured only on a development chain (`DEVELOPMENT_CHAIN_IDS`): a server told to give ether away on
+    any other chain refuses to start."""
+    faucet_client_budget_wei: int = Field(default=100 * ETHER, ge=0)
+    """The most the faucet gives, in all, to the accounts created from one client address (an IPv6 client
+    by its /64); past it, that client's new accounts start empty."""
+    faucet_budget_wei: int = Field(default=1000 * ETHER, ge=0)
+    """The most the faucet gives in all (kept in the database, so a restart does not reset it)."""
+    account_creations_per_hour: float = Field(default=30.0, ge=0)
+    """POST /accounts per client address and hour (a token bucket of `account_creation_burst`); 0: no limit."""
+    account_creation_burst: int = Field(default=10, ge=1)
+    rate_limit_per_s: float = Field(default=50.0, ge=0)
+    """Requests per second each client address may send, sustained (a token bucket); 0: no limit."""
+    rate_limit_burst: int = Field(default=200, ge=1)
+    """Requests a client address may send at once before `rate_limit_per_s` applies."""
+    account_rate_limit_per_s: float = Field(default=20.0, ge=0)
+    """Requests per second each account (API key) may send, sustained, from any address; 0: no limit."""
+    account_rate_limit_burst: int = Field(default=100, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses of reverse proxies whose X-Forwarded-For names the client; from anyone else it is ignored."""
     generation_fee_wei: int | None = None
     """Default generation fee of POST /tasks; None: `MarketTerms.generation_fee`."""
     lock_duration_s: int | None = None
@@ -59,8 +83,22 @@ class Settings(BaseSettings):
     """Requests with a larger body are refused with 413 before they are read."""
     max_simulation_periods: int = 50
     """Largest `periods` a POST /simulations may ask for."""
-    max_running_simulations: int = 1
-    """Simulations running at once; more are refused with 429."""
+    max_running_simulations: int = Field(default=1, ge=0)
+    """Simulations running at once on the server; more are refused with 429 `simulations_busy`."""
+    max_running_simulations_per_account: int = Field(default=1, ge=0)
+    """Simulations one account may have running at once; more are 429 `simulations_busy`."""
+    simulations_per_account: int = Field(default=20, ge=0)
+    """Simulations one account may start per `simulation_quota_window_s`; more are 429 `simulation_quota_exceeded`."""
+    simulation_quota_window_s: float = Field(default=86400.0, gt=0)
+    simulation_timeout_s: float = Field(default=600.0, gt=0)
+    """Wall-clock limit of one run (its own process is killed then: status failed)."""
+    simulation_memory_bytes: int = Field(default=4 * 1024**3, ge=0)
+    """Address-space limit of a run's process (RLIMIT_AS); 0: none."""
+    simulation_retention_s: float = Field(default=7 * 86400.0, ge=0)
+    """Run folders older than this are removed (the run's summary stays in the database); 0: kept forever."""
+    stored_bytes_per_account: int = Field(default=256 * 1024**2, ge=0)
+    """Bytes one account may keep on the server (its tasks' prompts, ciphertexts and contents, its runs'
+    folders); past it, POST /tasks and POST /simulations are 403 `storage_quota_exceeded`. 0: no quota."""
     chain: Any = Field(default=None, exclude=True, repr=False)
     """An already connected `market.chain.connection.Chain` (tests use the embedded one)."""
 

@@ -21,20 +21,21 @@ from typing import TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models
+from api.errors import ApiError
 from api.indexer import Indexer
 from api.node import ChainHandle
 from api.security import Vault
 from api.settings import Settings
 from api.states import TaskState, TradeState
 from market.chain.connection import Chain
-from market.chain.contracts import LockOpened, PurchaseOpened
+from market.chain.contracts import LockKind, LockOpened, LockState, PurchaseOpened
 from market.chain.deploy import Market
 from market.chain.errors import ContractRevert, TransactionRevertedError
-from market.chain.offers import Opening
+from market.chain.offers import Offer, Opening
 from market.content import ContentStore
 from market.protocol import Protocol
 
@@ -89,6 +90,7 @@ class AppState:
             with self.chain_lock:
                 try:
                     yield
+                    mark_committed(session)
                     session.commit()
                 except BaseException:
                     session.rollback()
@@ -120,6 +122,7 @@ class AppState:
         row.lock_id = "0x" + lock_id.hex()
         set_state(row, TaskState.PENDING, TradeState.PENDING)
         session.add(row)
+        mark_committed(session)  # from here on a retry must not lock again: the intent may be mined
         session.commit()
         try:
             lock = send_lock()
@@ -132,6 +135,26 @@ class AppState:
             row.lock_id = "0x" + lock.lock_id.hex()
         set_state(row, TaskState.LOCKED, TradeState.LOCKED)
         return lock
+
+    def check_lock(self, lock_id: bytes, kind: LockKind) -> None:
+        """409 `lock_mismatch` unless the exchange holds a lock `lock_id` of `kind` that is still locked.
+
+        Call before revealing a secret for it: a lock's id is the EIP-712 digest of all its terms (sender,
+        receiver, amount, token or offer, hashlock, timelock), so an id computed from the terms the server
+        recorded that the chain holds, of the right kind and still locked, is a lock on exactly those terms.
+        """
+        lock = self.market.exchange.get_lock(lock_id)
+        if lock.kind != kind or lock.state != LockState.LOCKED:
+            log.error(
+                "lock 0x%s: expected a locked %s lock, the chain holds %s %s",
+                lock_id.hex(),
+                kind.name,
+                lock.kind.name,
+                lock.state.name,
+            )
+            raise ApiError(
+                409, "lock_mismatch", "the chain holds no lock on the recorded terms that is still locked: nothing revealed"
+            )
 
     def remember_commitments(self) -> int:
         """Give the protocol's ESPs back what they committed to (their guard against equivocation) after a restart.
@@ -161,6 +184,45 @@ class AppState:
             restored += 1
         return restored
 
+    def recover_content(self, session: Session, task: models.Task) -> bool:
+        """Give a fulfilled task without content its content (a route that died between the ESP's reveal and
+        its commit leaves one: the indexer marks it fulfilled from the Withdrawn event). The plaintext was
+        stored before the reveal; if the store lost it, the ciphertext is opened with the sealed content key
+        and checked against the offer's commitment. Returns whether the task has its content now; the
+        products registered from the task are linked to it as well. The caller commits."""
+        if task.state != TaskState.FULFILLED or task.content_sha256 is not None:
+            return task.content_sha256 is not None
+        if task.offer is None or task.opening is None or task.hashlock is None:
+            return False
+        offer, opening = Offer.from_json(task.offer), Opening.from_json(task.opening)
+        digest = opening.content_hash.hex()
+        try:
+            self.store.get(digest)
+        except (OSError, ValueError):
+            try:
+                key = self.vault.open(task.encrypted_content_key, task.hashlock)
+                delivery = Protocol.open_content(key, self.store.get(task.ciphertext_sha256), opening, offer)
+            except Exception:  # a missing ciphertext, a key that does not open, content that is not what was committed
+                log.exception("task %s: its content cannot be recovered", task.id)
+                return False
+            digest = self.store.put(delivery.content)
+        task.content_sha256 = digest
+        session.execute(
+            update(models.Product)
+            .where((models.Product.task_id == task.id) | (models.Product.lock_id == task.lock_id))
+            .values(task_id=task.id, content_sha256=digest)
+        )
+        return True
+
+    def recover_contents(self) -> int:
+        """At start: every fulfilled task without content gets it back (`recover_content`); returns how many."""
+        recovered = 0
+        with self.sessions.begin() as session:
+            query = select(models.Task).where(models.Task.state == TaskState.FULFILLED, models.Task.content_sha256.is_(None))
+            for task in session.scalars(query):
+                recovered += self.recover_content(session, task)
+        return recovered
+
     def index_through(self, block: int) -> None:
         """Make sure that the indexer has stored every event up to `block` (one run for many writers).
 
@@ -170,6 +232,28 @@ class AppState:
         with self.index_lock:
             if self.indexer.last_block < block:
                 self.indexer.run_once(through=max(block, self.indexable_block))
+
+
+def mark_committed(session: Session) -> None:
+    """Record, in the transaction about to commit, that the request's Idempotency-Key has written.
+
+    The idempotency layer puts the request's claim (account id, key) in `session.info`; once this
+    commits, a retry with that key never runs the write again, whatever becomes of the reply
+    (indexing and the reply come after). A request without a key has no claim: nothing to do.
+    """
+    claim = session.info.get("idempotency")
+    if claim is None:
+        return
+    account_id, key = claim
+    session.execute(
+        update(models.IdempotentReply)
+        .where(
+            models.IdempotentReply.account_id == account_id,
+            models.IdempotentReply.key == key,
+            models.IdempotentReply.state == models.IdempotencyState.RUNNING,
+        )
+        .values(state=models.IdempotencyState.COMMITTED)
+    )
 
 
 def set_state(row: models.Task | models.Trade, task_state: TaskState, trade_state: TradeState) -> None:

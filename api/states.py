@@ -64,3 +64,16 @@ class SimulationStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     """The server stopped before the end."""
+
+
+class Funding(StrEnum):
+    """Why a new account has the balance it has."""
+
+    FUNDED = "funded"
+    """The faucet gave it `Settings.faucet_wei`."""
+    OFF = "off"
+    """The faucet is off: the account starts empty (the operator funds accounts out of band)."""
+    CLIENT_BUDGET_SPENT = "client_budget_spent"
+    """This client address has had its faucet budget: the account starts empty."""
+    BUDGET_SPENT = "budget_spent"
+    """The faucet's whole budget is spent: the account starts empty."""

@@ -23,6 +23,14 @@ def serve(
         str | None,
         typer.Option("--private-key", envvar="AIGC_MARKET_PRIVATE_KEY", help="Key that deploys and funds accounts on --rpc."),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client (rate limits, "
+            "faucet budgets go by it). Default: none, the TCP peer is the client.",
+        ),
+    ] = None,
     access_log: Annotated[
         bool,
         typer.Option(
@@ -42,8 +50,13 @@ def serve(
     from market.chain.errors import RpcUnreachableError
 
     settings = Settings(data_dir=data, db_url=db, rpc_url=rpc, anvil_port=anvil_port, private_key=private_key)
+    proxies = [address.strip() for address in (forwarded_allow_ips or "").split(",") if address.strip()]
+    if proxies:
+        settings.trusted_proxies = proxies
     try:
         application = create_app(settings)
     except (ChainMismatchError, RpcUnreachableError, AnvilError, ValueError) as exc:
         raise UserError(str(exc)) from exc
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
+    # uvicorn's own proxy headers stay off: it would believe X-Forwarded-For from 127.0.0.1, so that any local
+    # client could pose as many; the app reads the header itself, from `trusted_proxies` only.
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)

@@ -8,7 +8,7 @@ from fastapi import Path, Query
 
 from api.schemas import DB_ID_MAX, Error
 
-ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Error} for status in (401, 403, 404, 409, 413, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Error} for status in (400, 401, 403, 404, 409, 413, 422, 429)}
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=DB_ID_MAX)]

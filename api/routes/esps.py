@@ -60,7 +60,7 @@ def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAcc
     return crud.esp_out(esp)
 
 
-@router.get("", response_model=Page[EspOut])
+@router.get("", response_model=Page[EspOut], responses=ERRORS)
 async def list_esps(session: DB, limit: Limit = 50, offset: Offset = 0) -> Page[EspOut]:
     rows, total = crud.page(session, select(models.Esp).order_by(models.Esp.id), limit, offset)
     return Page[EspOut](items=[crud.esp_out(e) for e in rows], total=total, limit=limit, offset=offset)

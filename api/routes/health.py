@@ -7,12 +7,13 @@ from sqlalchemy import text
 
 from api.deps import DB, State
 from api.models import IndexerCursor
+from api.routes.common import ERRORS
 from api.schemas import Health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health", response_model=Health, responses=ERRORS)
 def health(state: State, session: DB) -> Health:
     session.execute(text("SELECT 1"))
     cursor = session.get(IndexerCursor, 1)

@@ -25,7 +25,6 @@ from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
 from api.states import TaskState
 from market.chain.errors import ContractRevert
-from market.content import ContentStore
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -40,8 +39,8 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
-    if task.state == TaskState.FULFILLED and task.content_sha256 is None:
-        recover_content(state.store, task)
+    if task.state == TaskState.FULFILLED and task.content_sha256 is None and state.recover_content(session, task):
+        session.commit()
     if task.state != TaskState.FULFILLED or task.content_sha256 is None:
         raise ApiError(409, "task_not_fulfilled", f"task {task.id} is {task.state}: no revealed content to register")
     if task.token_id is not None:
@@ -55,6 +54,11 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
             adopted = adoptable_token(exc, task)
             if adopted is None:
                 raise
+            # Adopted only if the chain's product is this task's own registration: the caller's, of the
+            # content the task's offer committed to.
+            record = state.market.registry.product(adopted)
+            if record.producer != account.address or record.content_hash != opening.content_hash:
+                raise ApiError(409, "lock_mismatch", "the token registered from this task's lock is not its content") from exc
             token_id = adopted
         task.token_id = token_id
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
@@ -80,20 +84,7 @@ def adoptable_token(revert: ContractRevert, task: models.Task) -> int | None:
     return int(revert.params["tokenId"])
 
 
-def recover_content(store: ContentStore, task: models.Task) -> None:
-    """A task whose reveal the indexer recorded (the route died after it): its content, stored before the
-    reveal, is found by the opening's content hash (the sha256 the store addresses it by)."""
-    if task.opening is None:
-        return
-    digest = crud.opening_of(task).content_hash.hex()
-    try:
-        store.get(digest)
-    except (OSError, ValueError):
-        return
-    task.content_sha256 = digest
-
-
-@router.get("", response_model=Page[ProductOut])
+@router.get("", response_model=Page[ProductOut], responses=ERRORS)
 async def list_products(
     session: DB,
     owner: Annotated[Address | None, Query()] = None,
@@ -134,10 +125,24 @@ def challenge(token_id: IdPath, body: ChallengeCreate, state: State, session: DB
     signer = state.signer(account)
     with state.writing(session):
         outcome = state.protocol.challenge(signer, token_id, body.duplicate_id)
-    row = session.scalar(select(models.Challenge).where(models.Challenge.block_number == outcome.tx.block_number))
-    if row is None:
-        raise ApiError(503, "not_indexed", "the verdict is on chain but not indexed yet")
-    return crud.challenge_out(row)
+    # The verdict of this transaction, from its own log: a block may hold several challenges.
+    resolved = outcome.tx.event("ChallengeResolved")
+    row = session.scalar(
+        select(models.Challenge).where(
+            models.Challenge.block_number == resolved.block_number, models.Challenge.log_index == resolved.log_index
+        )
+    )
+    if row is not None:
+        return crud.challenge_out(row)
+    args = resolved.args
+    return ChallengeOut(
+        original_id=int(args["originalId"]),
+        duplicate_id=int(args["duplicateId"]),
+        challenger=str(args["challenger"]),
+        upheld=bool(args["upheld"]),
+        distance=int(args["distance"]),
+        block_number=resolved.block_number,
+    )
 
 
 @router.post("/{token_id}/bond", response_model=ProductOut, responses=ERRORS)

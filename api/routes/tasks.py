@@ -28,6 +28,7 @@ from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
 from api.states import EspStakeState, SelectedBy, TaskState
 from market.actors import EspProfile
+from market.chain.contracts import LockKind
 from market.chain.offers import offer_id
 from market.content import DeterministicImageGenerator
 from market.protocol import DuplicateCommitment, Protocol
@@ -76,7 +77,8 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     else:
         esp, selected_by = choose_esp(state, session, account.address, seed), SelectedBy.MWSL
     if esp.account_id == account.id:
-        raise ApiError(422, "self_generation", "an ESP cannot take its own generation task")
+        raise ApiError(409, "self_generation", "an ESP cannot take its own generation task")
+    crud.check_storage_quota(session, account.id, state.settings.stored_bytes_per_account)
     esp_account = session.get(models.Account, esp.account_id)
     assert esp_account is not None
     producer_key, esp_key = state.signer(account), state.signer(esp_account)
@@ -117,11 +119,16 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
         quality=cost.quality,
         breakdown=cost.breakdown,
         rated=False,
+        stored_bytes=len(body.prompt.encode()) + len(job.ciphertext) + len(content),
     )
     lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
     with state.writing(session):
         state.lock_as_intent(session, task, lock_id, lambda: protocol.lock(producer_key, job.signed))
         if esp.profile == EspProfile.HONEST:
+            # The ESP reveals its key only for the lock of its own offer: the id the chain holds is the digest of
+            # every term (producer, ESP, fee, hashlock, timelock, commitment), and it must be a generation lock
+            # still locked.
+            state.check_lock(lock_id, LockKind.GENERATION)
             state.store.put(content)  # before the key is public: a reveal cut off by a crash leaves it stored
             reveal = protocol.reveal(esp_key, offer, job.key)
             # The producer's side: the key read from the chain opens the ciphertext to the committed content.
@@ -130,7 +137,7 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     return crud.task_out(session, task)
 
 
-@router.get("", response_model=Page[TaskOut])
+@router.get("", response_model=Page[TaskOut], responses=ERRORS)
 async def list_tasks(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TaskOut]:
     """The caller's own tasks (prompts are private to their producer)."""
     query = select(models.Task).where(models.Task.producer_id == account.id).order_by(models.Task.id)

@@ -24,6 +24,7 @@ from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, IdPath, Limit, Offset
 from api.schemas import Page, TradeCreate, TradeOut
 from api.states import TradeState
+from market.chain.contracts import LockKind
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.chain.offers import Purchase, purchase_id
@@ -51,7 +52,7 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
         if seller is None:
             raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
         if seller.id == account.id:
-            raise ApiError(422, "self_trade", "the caller already owns this product")
+            raise ApiError(409, "self_trade", "the caller already owns this product")
         timelock = chain.now() + protocol.terms.lock_duration_s
         terms = Purchase(account.address, seller.address, body.token_id, body.price_wei, hashlock, timelock)
         trade = models.Trade(
@@ -79,7 +80,7 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
     return crud.trade_out(session, trade)
 
 
-@router.get("", response_model=Page[TradeOut])
+@router.get("", response_model=Page[TradeOut], responses=ERRORS)
 async def list_trades(session: DB, account: CurrentAccount, limit: Limit = 50, offset: Offset = 0) -> Page[TradeOut]:
     """The caller's trades, as buyer or seller."""
     query = select(models.Trade).where(or_(models.Trade.buyer_id == account.id, models.Trade.seller_id == account.id))
@@ -101,6 +102,15 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
     if trade.seller_id != account.id:
         raise forbidden("only the seller of this trade can claim it")
     terms = crud.purchase_of(session, trade)
+    # The secret is revealed only for the lock of exactly the recorded terms: their digest must be the
+    # trade's lock id, the secret must open its hashlock, and the chain must hold that id as a purchase
+    # lock still locked (a lock on other terms, a copied hashlock at 1 wei say, has another id).
+    lock_id = purchase_id(terms, chain_id=state.chain.chain_id, exchange=state.market.exchange.address)
+    secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
+    if "0x" + lock_id.hex() != trade.lock_id or hashlock_of(secret) != terms.hashlock:
+        log.error("trade %s: its recorded terms do not hash to its lock id %s", trade.id, trade.lock_id)
+        raise ApiError(409, "lock_mismatch", "the trade's recorded terms do not match its lock: nothing revealed")
+    state.check_lock(lock_id, LockKind.PURCHASE)
     # `Protocol.claim_sale` approves the exchange first, which only the owner can: a seller who no longer
     # owns the token gets the exchange's verdict here, not ERC-721's.
     try:
@@ -112,7 +122,6 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
             409, "seller_not_owner", f"product {trade.token_id} no longer belongs to the seller: the buyer can refund at once"
         )
     signer = state.signer(account)
-    secret = state.vault.open(trade.encrypted_secret, crud.secret_context(trade))
     with state.writing(session):
         state.protocol.claim_sale(signer, terms, secret)
         trade.state = TradeState.CLAIMED

@@ -52,10 +52,22 @@ def chain() -> Chain:
     return Chain.embedded()
 
 
+#: What the tests' servers run with unless a test says otherwise: the faucet on (10 ether per account, budgets
+#: no test reaches) and no rate limits, as the test harness for real servers does (api.launcher.HARNESS_ENV).
+HARNESS: dict[str, Any] = {
+    "faucet_wei": 10 * 10**18,
+    "faucet_client_budget_wei": 10**6 * 10**18,
+    "faucet_budget_wei": 10**6 * 10**18,
+    "rate_limit_per_s": 0,
+    "account_rate_limit_per_s": 0,
+    "account_creations_per_hour": 0,
+}
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, chain: Chain) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "chain": chain, "secret": SECRET}
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "chain": chain, "secret": SECRET} | HARNESS
         return Settings(**(values | overrides))
 
     return build

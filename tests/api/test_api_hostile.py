@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import simulation_targets
 from api_helpers import new_account, new_esp
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.models import Account, ChainEvent, Esp, Product, Task, Trade
+from api.models import Account, ChainEvent, Esp, Product, Simulation, Task, Trade
 
 HUGE = "x" * 5000
 BAD_ADDR = "0x" + "zz" * 20
@@ -111,13 +113,51 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("GET", "/simulations/" + "a" * 300, None, "me"),
     ("DELETE", "/products/1", None, "me"),
     ("GET", "/no/such/path", None, "me"),
+    # control characters in every text field (issue 18: 422 control_character, nothing stored)
+    ("POST", "/tasks", {"prompt": "a\x00b"}, "me"),
+    ("POST", "/tasks", {"prompt": "\x1b[2J"}, "me"),
+    ("POST", "/tasks", {"prompt": "\ud800"}, "me"),
+    ("POST", "/tasks", {"prompt": "p", "\x00": 1}, "me"),
+    ("POST", "/esps", {"name": "e\x00"}, "other"),
+    ("PATCH", "/esps/{esp}", {"name": "\x7f"}, "esp"),
+    ("POST", "/products", {"task_id": 1, "uri": "x\x85y"}, "me"),
+    ("POST", "/simulations", {"selection": "\x00"}, "me"),
+    ("POST", "/simulations", {"esp_profiles": ["honest\n"]}, "me"),
+    # oversized numbers
+    ("POST", "/products", {"task_id": 2**64}, "me"),
+    ("POST", "/trades", {"token_id": 2**70, "price_wei": 1000}, "other"),
+    ("POST", "/trades", {"token_id": 1, "price_wei": 2**300}, "other"),
+    ("POST", "/tasks/1/rating", {"positive": True, "score": -1}, "me"),
+    ("POST", "/tasks/1/rating", {"positive": True, "score": 2**64}, "me"),
+    ("POST", "/products/1/challenges", {"duplicate_id": 2**63}, "me"),
+    ("GET", f"/trades/{2**64}", None, "me"),
+    ("GET", f"/products/{2**64}/content", None, "me"),
+    ("GET", "/products?limit=100000000000000000000", None, "me"),
+    ("POST", "/simulations", {"periods": 2**64}, "me"),
+    ("POST", "/simulations", {"seed": 2**63}, "me"),
+    # an Idempotency-Key replayed with other requests (its first use: a refused withdrawal)
+    ("POST", "/credits/withdraw", {"again": 1}, "keyed"),
+    ("POST", "/tasks", {"prompt": "other body"}, "keyed"),
+    ("POST", "/esps", {"name": "n"}, "keyed"),
+    ("POST", "/tasks/1/rating", {"positive": True}, "keyed"),
+    # other accounts' rows, on every route that takes one
+    ("GET", "/tasks/1", None, "esp"),
+    ("POST", "/tasks/1/rating", {"positive": False}, "esp"),
+    ("POST", "/tasks/2/refund", None, "other"),
+    ("POST", "/products", {"task_id": 2}, "other"),
+    ("POST", "/products/1/bond", None, "esp"),
+    ("POST", "/products/1/challenges", {"duplicate_id": 1}, "esp"),
+    ("PATCH", "/esps/{esp}", {"name": "stolen"}, "me"),
+    ("GET", "/simulations/{sim}", None, "other"),
+    ("GET", "/simulations/{sim}", None, "none"),
+    ("GET", "/simulations", None, "none"),
 ]
 
 
 @pytest.fixture
 def world(client: TestClient) -> dict[str, Any]:
-    """An ESP, a producer with a registered product (task 1, not final yet) and a locked task (task 2), and a
-    stranger."""
+    """An ESP, a producer with a registered product (task 1, not final yet), a locked task (task 2), a finished
+    simulation run and an Idempotency-Key used once (a refused withdrawal), and a stranger."""
     esp, esp_headers = new_esp(client)
     cheat, _ = new_esp(client, "cheating")
     _, me = new_account(client)
@@ -125,7 +165,13 @@ def world(client: TestClient) -> dict[str, Any]:
     task = client.post("/tasks", json={"prompt": "original", "esp": esp}, headers=me).json()
     assert client.post("/products", json={"task_id": task["id"]}, headers=me).status_code == 201
     assert client.post("/tasks", json={"prompt": "unpaid", "esp": cheat}, headers=me).json()["state"] == "locked"
-    return {"esp": esp, "me": me, "other": other, "esp_headers": esp_headers}
+    keyed = me | {"Idempotency-Key": "hostile-1"}
+    assert client.post("/credits/withdraw", headers=keyed).json()["code"] == "no_credit"
+    client.app.state.simulations.target = simulation_targets.quick  # type: ignore[attr-defined]
+    sim = client.post("/simulations", json={"periods": 1}, headers=me).json()["id"]
+    for thread in list(client.app.state.simulations.threads.values()):  # type: ignore[attr-defined]
+        thread.join(60)
+    return {"esp": esp, "me": me, "other": other, "esp_headers": esp_headers, "keyed": keyed, "sim": sim}
 
 
 def state_of(client: TestClient) -> tuple[int, ...]:
@@ -133,14 +179,15 @@ def state_of(client: TestClient) -> tuple[int, ...]:
     with state.sessions() as session:
         counts = tuple(
             session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (Account, Esp, Task, Product, Trade, ChainEvent)
+            for model in (Account, Esp, Task, Product, Trade, ChainEvent, Simulation)
         )
     return (*counts, state.chain.head())
 
 
 def test_hostile_requests(client: TestClient, world: dict[str, Any]) -> None:
-    assert len(CASES) >= 50
+    assert len(CASES) >= 100
     headers = {
+        "keyed": world["keyed"],
         "me": world["me"],
         "other": world["other"],
         "esp": world["esp_headers"],
@@ -149,13 +196,15 @@ def test_hostile_requests(client: TestClient, world: dict[str, Any]) -> None:
     }
     before = state_of(client)
     for method, path, body, who in CASES:
-        path = path.replace("{esp}", world["esp"])
+        path = path.replace("{esp}", world["esp"]).replace("{sim}", world["sim"])
         kwargs: dict[str, Any] = {"headers": headers[who]}
         if isinstance(body, str):
             kwargs["content"] = body
             kwargs["headers"] = kwargs["headers"] | {"Content-Type": "application/json"}
         elif body is not None:
-            kwargs["json"] = body if "{esp}" not in str(body) else {**body, "esp": world["esp"]}
+            body = body if "{esp}" not in str(body) else {**body, "esp": world["esp"]}
+            kwargs["content"] = json.dumps(body).encode()  # ASCII escapes: a lone surrogate is sent as \\ud800
+            kwargs["headers"] = kwargs["headers"] | {"Content-Type": "application/json"}
         reply = client.request(method, path, **kwargs)
         assert 400 <= reply.status_code < 500, (method, path, who, reply.status_code, reply.text)
         assert isinstance(reply.json().get("code"), str) and reply.json().get("detail"), (method, path, reply.text)

@@ -55,7 +55,7 @@ def test_registering_an_esp_stakes_it_from_its_own_funds(client: TestClient) -> 
 
 def test_an_account_that_cannot_pay_the_stake_is_refused(make_settings: Callable[..., Settings]) -> None:
     poor = MarketTerms().esp_stake // 2
-    with TestClient(create_app(make_settings(account_funds_wei=poor)), raise_server_exceptions=False) as client:
+    with TestClient(create_app(make_settings(faucet_wei=poor)), raise_server_exceptions=False) as client:
         address, headers = new_account(client)
         reply = client.post("/esps", json={"name": "poor"}, headers=headers)
         assert reply.status_code == 409 and reply.json()["code"] == "insufficient_funds"

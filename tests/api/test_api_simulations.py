@@ -1,4 +1,4 @@
-"""A simulation started over HTTP runs in the background and reports its summary when done."""
+"""A simulation started over HTTP runs in a process of its own and reports its summary when done (to its account)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def test_simulation_runs_to_done(client: TestClient) -> None:
     assert busy.status_code in (202, 429)  # 429 while the first still runs (one at a time)
     deadline = time.monotonic() + 90
     while True:
-        body = client.get(f"/simulations/{sim_id}").json()
+        body = client.get(f"/simulations/{sim_id}", headers=headers).json()
         if body["status"] != "running" or time.monotonic() > deadline:
             break
         time.sleep(0.3)
     assert body["status"] == "done", body
     assert body["periods_done"] == 2 and body["summary"]["tasks"] == 4
     assert all(body["summary"]["invariants"].values())
-    assert any(item["id"] == sim_id for item in client.get("/simulations").json()["items"])
+    assert any(item["id"] == sim_id for item in client.get("/simulations", headers=headers).json()["items"])

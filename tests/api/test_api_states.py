@@ -67,7 +67,10 @@ def test_the_simulation_body_is_derived_from_the_config():
         assert value == (10 if name == "periods" else specs[name].default), name
     properties = schemas.SimulationCreate.model_json_schema()["properties"]
     assert set(properties) == set(schemas.SIMULATION_API_FIELDS)
-    assert all(properties[name]["description"] == specs[name].doc for name in properties)
+    caps = schemas.SIMULATION_API_FIELDS
+    assert all(properties[name]["description"] == caps[name].get("description", specs[name].doc) for name in properties)
+    # A client names a rule scheduler only: a learned one is a file on the server (issue 18).
+    assert "maddpg" not in properties["scheduler"]["description"] and "maddpg:PATH" not in str(properties["scheduler"]["enum"])
     assert properties["producers"]["minimum"] == 1 and properties["producers"]["maximum"] == 10
     assert properties["caching"]["enum"] == list(specs["caching"].choices or ())
     assert SimulationConfig.from_mapping(body.model_dump()) == SimulationConfig(periods=10)
