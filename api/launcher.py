@@ -23,12 +23,13 @@ from pathlib import Path
 import httpx
 
 from market.chain.anvil import LOOPBACK, free_port
+from market.terms import ETHER
 
 #: The settings a test or benchmark server gets unless its `env` overrides them (see the module's docstring).
 HARNESS_ENV = {
-    "AIGC_MARKET_FAUCET_WEI": str(10 * 10**18),
-    "AIGC_MARKET_FAUCET_CLIENT_BUDGET_WEI": str(10**6 * 10**18),
-    "AIGC_MARKET_FAUCET_BUDGET_WEI": str(10**6 * 10**18),
+    "AIGC_MARKET_FAUCET_WEI": str(10 * ETHER),
+    "AIGC_MARKET_FAUCET_CLIENT_BUDGET_WEI": str(10**6 * ETHER),
+    "AIGC_MARKET_FAUCET_BUDGET_WEI": str(10**6 * ETHER),
     "AIGC_MARKET_RATE_LIMIT_PER_S": "0",
     "AIGC_MARKET_ACCOUNT_RATE_LIMIT_PER_S": "0",
     "AIGC_MARKET_ACCOUNT_CREATIONS_PER_HOUR": "0",

@@ -35,8 +35,8 @@ if str(ROOT) not in sys.path:
 from api.launcher import ServerProcess  # noqa: E402
 from market.chain.anvil import AnvilNode, free_port  # noqa: E402
 from market.chain.connection import Chain  # noqa: E402
+from market.terms import ETHER  # noqa: E402
 
-ETHER = 10**18
 FAUCET_WEI = 10 * ETHER
 
 #: The server's settings for the drill: the faucet on (10 ether an account, the default budgets: 100 ether per

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from market.chain.connection import Chain
+from market.terms import ETHER
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "test-server-secret"
@@ -55,9 +56,9 @@ def chain() -> Chain:
 #: What the tests' servers run with unless a test says otherwise: the faucet on (10 ether per account, budgets
 #: no test reaches) and no rate limits, as the test harness for real servers does (api.launcher.HARNESS_ENV).
 HARNESS: dict[str, Any] = {
-    "faucet_wei": 10 * 10**18,
-    "faucet_client_budget_wei": 10**6 * 10**18,
-    "faucet_budget_wei": 10**6 * 10**18,
+    "faucet_wei": 10 * ETHER,
+    "faucet_client_budget_wei": 10**6 * ETHER,
+    "faucet_budget_wei": 10**6 * ETHER,
     "rate_limit_per_s": 0,
     "account_rate_limit_per_s": 0,
     "account_creations_per_hour": 0,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from market.terms import ETHER
+
 DRILL = Path(__file__).resolve().parent / "abuse_drill.py"
 
 
@@ -24,7 +26,7 @@ def test_abuse_drills_at_a_small_size(capsys: pytest.CaptureFixture[str], monkey
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     accounts, reads, simulations = result["accounts"], result["reads"], result["simulations"]
     assert accounts["created"] == 10 and accounts["throttled_429"] == 30 and not accounts["other_statuses"]
-    assert accounts["funder_paid_wei"] <= 100 * 10**18 + 10**16  # the client's budget and the transfers' fees
+    assert accounts["funder_paid_wei"] <= 100 * ETHER + 10**16  # the client's budget and the transfers' fees
     assert reads["flood_statuses"].get("429", 0) > 0 and set(reads["flood_statuses"]) <= {"200", "429"}
     assert reads["second_client_statuses"] == {"200": reads["second_client_requests"]}
     assert simulations["burst_outcomes"] == {"202 accepted": 1, "429 simulations_busy": 3}
