@@ -52,16 +52,21 @@ def simulate(
         result = run_simulation(run_config, chain, out, on_period=lambda _: progress.advance(task))
     paths = write_report(result, out)
     summary = result.summary
-    table = Table("metric", "value", title=f"simulation ({periods} periods, seed {run_config.seed})")
+    table = Table("metric", "value", title=f"simulation ({periods} periods, seed {run_config.seed}, {run_config.scheduler})")
+    on_time, below = summary["honest_on_time_rate"], summary["cheater_below_honest"]
+    table.add_row("honest ESPs' tasks on time", "-" if on_time is None else f"{on_time:.1%}")
+    table.add_row("cheating ESP below every honest one", {None: "-", True: "yes", False: "[red]no[/red]"}[below])
     for key in (
         "tasks",
         "completed",
+        "on_time",
         "refunded",
         "products",
         "trades",
         "challenges_upheld",
         "challenges_rejected",
         "plagiarism_detected_rate",
+        "cheating_tasks_after_exploration",
         "mean_latency_s",
         "mean_energy_j",
     ):

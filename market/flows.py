@@ -2,7 +2,9 @@
 
 Every on-chain step goes through `market.protocol.Protocol` (`docs/protocol.md`); these functions
 decide who does what and keep the simulation's books. generation: select an ESP by reputation,
-place and cost the task on its server with the offloading core, the ESP makes its signed offer
+place and cost the task on that ESP's servers with the offloading core (a `Placement`: a rule
+scheduler of the core or a trained MADDPG policy, which sees every server but may use only the
+chosen ESP's), the ESP makes its signed offer
 (content encrypted and committed), the producer locks the fee with it, the ESP reveals the key (or
 the producer refunds after the timelock), the producer decrypts, checks the content against the
 commitment, registers and rates. trade: the buyer locks the price of a final product, the seller
@@ -14,16 +16,19 @@ v2 defeats: squatting a pending registration (A1), priority theft by pHash (A2),
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import secrets
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 from eth_account.signers.local import LocalAccount
 
-from market.actors import Attacker, Esp, Producer
+from market.actors import Attacker, Esp, EspProfile, Producer
 from market.chain.connection import TxResult
 from market.chain.contracts import ChallengeOutcome, LockState
 from market.chain.deploy import Market
@@ -40,9 +45,164 @@ from market.content import (
 )
 from market.protocol import ContentMismatch, Job, Protocol
 from market.terms import MarketTerms
-from offload_core.engine import Action, EdgeEngine
+from offload_core.config import EdgeConfig
+from offload_core.engine import Action, EdgeEngine, EngineView
+from offload_core.maddpg import MADDPG
+from offload_core.names import Backend, SchedulerName
+from offload_core.scenario import TaskBatch
+from offload_core.schedulers import scheduler as rule_scheduler
 from reputation import Rating
 from reputation.selection import Selector
+
+# -- placement: a period's tasks on the chosen ESPs' servers ---------------------------------------------
+
+RULE_SCHEDULERS: tuple[SchedulerName, ...] = (
+    SchedulerName.EDGE,
+    SchedulerName.GREEDY,
+    SchedulerName.LEAST_LOADED,
+    SchedulerName.PARALLEL_SPLIT,
+)
+"""The core's rule schedulers that the market offers: each decides from what one ESP's servers show."""
+LEARNED_PREFIX = "maddpg:"
+"""`maddpg:PATH`: the policy of a checkpoint written by `aigc-market offload train` (a MADDPG variant)."""
+
+
+def esp_servers(esp: int, servers_per_esp: int, n_servers: int) -> torch.Tensor:
+    """Which servers ESP `esp` runs: the block [esp * k, (esp + 1) * k) of k = servers_per_esp.  [N] bool"""
+    index = torch.arange(n_servers)
+    return (index >= esp * servers_per_esp) & (index < (esp + 1) * servers_per_esp)
+
+
+class OwnServersView:
+    """The engine as one ESP's rule scheduler sees it: the ESP's own servers only.
+
+    Another ESP's server is infinitely far, holds no model and is busy for ever, so that no rule of
+    the core picks it (edge and greedy: nearest; least-loaded: least backlog; parallel-split: model
+    holders by free share). Everything else is the engine's own view (`EngineView`), read through.
+    """
+
+    def __init__(self, view: EngineView, servers: torch.Tensor) -> None:
+        self._view = view
+        self._servers = servers.to(view.device)  # [N] bool
+
+    @property
+    def view(self) -> OwnServersView:
+        """A scheduler reads `engine.view`: this object is both."""
+        return self
+
+    @property
+    def backend(self) -> Backend:
+        """Torch: the compiled greedy kernel would read the unmasked tensors."""
+        return Backend.TORCH
+
+    @property
+    def distance(self) -> torch.Tensor:
+        """[B, M, N] m, inf to the other ESPs' servers."""
+        return torch.where(self._servers, self._view.distance, math.inf)
+
+    @property
+    def cache(self) -> torch.Tensor:
+        """[B, N, I] bool, False on the other ESPs' servers."""
+        return self._view.cache & self._servers[None, :, None]
+
+    @property
+    def busy_until(self) -> torch.Tensor:
+        """[B, N] s, inf on the other ESPs' servers."""
+        return torch.where(self._servers, self._view.busy_until, math.inf)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a period's tasks are placed on the servers of the ESPs chosen for them.
+
+    A rule scheduler of the core (`RULE_SCHEDULERS`) runs once per chosen ESP on `OwnServersView`,
+    with the other producers' tasks emptied (size 0, so that least-loaded counts only this ESP's
+    work); a learned policy (`agent`, a MADDPG of `offload_core.maddpg`) acts for every producer at
+    once with a server mask of its ESP's servers. Either may keep a share on the producer's device
+    (greedy's fallback, MADDPG's offload ratio); no share ever goes to another ESP or to the cloud.
+    """
+
+    scheduler: SchedulerName = SchedulerName.EDGE
+    agent: MADDPG | None = None
+    source: str = ""
+    """The checkpoint of `agent` (for messages)."""
+
+    @property
+    def name(self) -> str:
+        return f"{LEARNED_PREFIX}{self.source}" if self.agent is not None else self.scheduler.value
+
+    def action(self, engine: EdgeEngine, tasks: TaskBatch, servers: torch.Tensor, generator: torch.Generator) -> Action:
+        """The action of one step (B = 1): device m's task on the servers `servers[m]` ([M, N] bool);
+        a device with no server (no request this period) runs its task locally."""
+        view = engine.view
+        c = view.config
+        requests = servers.any(1)  # [M]
+        if self.agent is not None:
+            mask = torch.where(requests[:, None], servers, True)  # [M, N] (no request: any, overridden below)
+            action, _, _ = self.agent.act(engine, tasks, None, mask.unsqueeze(0).to(self.agent.device))
+            split, download = action.split.to(view.dtype), action.download
+        else:
+            split = torch.zeros((1, c.n_devices, c.n_servers + 2), dtype=view.dtype, device=view.device)
+            download = torch.ones((1, c.n_devices), dtype=torch.bool, device=view.device)
+            place = rule_scheduler(self.scheduler)
+            for own in torch.unique(servers[requests], dim=0):  # one call per chosen ESP
+                mine = (servers == own).all(1) & requests  # [M] the devices that chose it
+                theirs = replace(tasks, size=torch.where(mine, tasks.size, torch.zeros_like(tasks.size)))
+                part = place(cast(EdgeEngine, OwnServersView(view, own)), theirs, generator, None)
+                split[:, mine] = part.split.to(view.dtype)[:, mine]
+                download[:, mine] = part.download[:, mine]
+        split[:, ~requests] = 0.0
+        split[:, ~requests, 0] = 1.0
+        elsewhere = split[0, :, 1 : c.n_servers + 1] * ~servers  # [M, N] shares on servers not chosen
+        if bool((elsewhere > 0).any()) or bool((split[0, :, c.n_servers + 1] > 0).any()):
+            raise RuntimeError(f"placement {self.name} sent a share outside the chosen ESP's servers: {split[0].tolist()}")
+        return Action(split, download)
+
+
+def load_placement(name: str, edge: EdgeConfig) -> Placement:
+    """The placement called `name` for a market whose system is `edge`; ValueError naming `scheduler`.
+
+    `maddpg:PATH` loads a checkpoint of `aigc-market offload train`: it must exist, hold plain
+    values and tensors only (it is read with `weights_only=True` first, so that a file of pickled
+    code is refused before the core's loader opens it), be a MADDPG variant and have been trained
+    on the market's system (`edge`, whatever its deadlines).
+    """
+    if not name.startswith(LEARNED_PREFIX):
+        allowed = [s.value for s in RULE_SCHEDULERS] + [f"{LEARNED_PREFIX}PATH"]
+        if name not in allowed[:-1]:
+            raise ValueError(f"scheduler must be one of {allowed}, got {name!r}")
+        return Placement(SchedulerName(name))
+    from offload_core.training import load_checkpoint
+
+    source = name[len(LEARNED_PREFIX) :]
+    path = Path(source).expanduser()
+    if not source or not path.is_file():
+        raise ValueError(f"scheduler: no checkpoint file at {source!r}")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any reason a plain load fails: not a checkpoint of ours
+        raise ValueError(f"scheduler: {source} is not a checkpoint of `aigc-market offload train` ({type(exc).__name__})") from None
+    try:
+        agent, trained, settings = load_checkpoint(path)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"scheduler: {source} is not a usable checkpoint: {exc}") from None
+    if not isinstance(agent, MADDPG):
+        raise ValueError(f"scheduler: {source} holds a {settings.algo} policy; maddpg:PATH needs a MADDPG variant")
+    shape = ("n_devices", "n_servers", "n_models")
+    if any(getattr(trained, f) != getattr(edge, f) for f in shape):
+        raise ValueError(
+            f"scheduler: {source} was trained on {trained.n_devices} devices, {trained.n_servers} servers and "
+            f"{trained.n_models} models; this market has {edge.n_devices} producers, {edge.n_servers} servers "
+            f"(ESPs x servers per ESP) and {edge.n_models} models"
+        )
+    names = [f.name for f in fields(edge) if f.name not in ("deadline_s", *shape)]
+    differ = [name for name in names if getattr(trained, name) != getattr(edge, name)]
+    if differ:
+        raise ValueError(f"scheduler: {source} was trained on another system than the market's (differs in {', '.join(differ)})")
+    return Placement(agent=agent, source=source)
 
 
 @dataclass
@@ -62,6 +222,10 @@ class MarketContext:
     selection_strategy: str | None = None
     temperature: float = 1.0
     """Softmax temperature of reputation-based selection."""
+    placement: Placement = field(default_factory=Placement)
+    """How the tasks are placed on the chosen ESPs' servers."""
+    servers_per_esp: int = 1
+    """Each ESP runs this many servers of the engine: ESP e the block [e * k, (e + 1) * k)."""
     generator_rng: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
     seeds: random.Random = field(default_factory=lambda: random.Random(0))
     """Draws each job's generation seed (secret to the ESP), so that runs with one seed repeat."""
@@ -114,13 +278,18 @@ class MarketContext:
 
 @dataclass(frozen=True)
 class TaskCost:
-    """The offloading core's verdict on one task placed on an ESP's server."""
+    """The offloading core's verdict on one task placed on an ESP's servers."""
 
     latency_s: float
     energy_j: float
     completed: bool
+    """The task met its deadline (every part, the producer's own included) and no part failed."""
     quality: float
     breakdown: dict[str, float]
+    deadline_s: float = math.inf
+    esp_on_time: bool = True
+    """The ESP's part met the deadline and did not fail: what the producer rates it on (a share kept on
+    the producer's device is not the ESP's doing). True when the ESP got no share."""
 
 
 @dataclass
@@ -143,37 +312,63 @@ class GenerationOutcome:
 # -- generation -------------------------------------------------------------------------------------
 
 
+def choose_esps(
+    selector: Selector, producers: list[int], now: float, strategy: str | None, temperature: float, generator: torch.Generator
+) -> list[int]:
+    """The index of one ESP per producer, chosen by `selector` (reputation or a baseline)."""
+    chosen = selector.select(torch.tensor(producers), now, strategy=strategy, temperature=temperature, generator=generator)
+    assert isinstance(chosen, torch.Tensor)  # a tensor of producers gives a tensor of ESPs
+    return [int(i) for i in chosen.tolist()]
+
+
 def select_esps(ctx: MarketContext, producers: list[Producer], now: float) -> list[Esp]:
     """One ESP per producer, chosen by the context's selector (reputation or a baseline)."""
-    chosen = ctx.selector.select(
-        torch.tensor([p.index for p in producers]),
-        now,
-        strategy=ctx.selection_strategy,
-        temperature=ctx.temperature,
-        generator=ctx.generator_rng,
+    chosen = choose_esps(
+        ctx.selector, [p.index for p in producers], now, ctx.selection_strategy, ctx.temperature, ctx.generator_rng
     )
-    assert isinstance(chosen, torch.Tensor)  # a tensor of producers gives a tensor of ESPs
-    return [ctx.esps[int(i)] for i in chosen.tolist()]
+    return [ctx.esps[i] for i in chosen]
+
+
+def cost_tasks(
+    engine: EdgeEngine, placement: Placement, servers_per_esp: int, chosen: dict[int, int], generator: torch.Generator
+) -> dict[int, TaskCost]:
+    """One step of the offloading core: the task of each producer m in `chosen` (m -> its ESP) placed
+    by `placement` on that ESP's servers; the other devices run a (costed, ignored) local task."""
+    config = engine.config
+    tasks = engine.sample_tasks()
+    servers = torch.zeros((config.n_devices, config.n_servers), dtype=torch.bool)  # [M, N]
+    for m, esp in chosen.items():
+        servers[m] = esp_servers(esp, servers_per_esp, config.n_servers)
+    out = engine.step(tasks, placement.action(engine, tasks, servers, generator))  # every term [1, M]
+    terms = out.as_dict()
+    edge_latency = out.T_up + out.T_wait + out.T_sw + out.T_es + out.T_down  # [1, M] the slowest ESP part's
+    esp_on_time = ~out.offloaded | ((edge_latency <= tasks.deadline) & ~out.failed & ~out.crashed)  # [1, M]
+    costs = {}
+    for m in chosen:
+        breakdown = {key: float(value[0, m]) for key, value in terms.items()}  # flags as 0.0 or 1.0
+        costs[m] = TaskCost(
+            float(out.T[0, m]),
+            float(out.E[0, m]),
+            bool(out.completed[0, m]),
+            float(out.quality[0, m]),
+            breakdown,
+            deadline_s=float(tasks.deadline[0, m]),
+            esp_on_time=bool(esp_on_time[0, m]),
+        )
+    return costs
 
 
 def place_tasks(ctx: MarketContext, producers: list[Producer], esps: list[Esp]) -> dict[int, TaskCost]:
-    """One step of the offloading core: each producer's task whole on its ESP's server."""
-    engine = ctx.engine
-    config = engine.config
-    tasks = engine.sample_tasks()
-    split = torch.zeros((1, config.n_devices, config.n_servers + 2), dtype=engine.dtype)
-    split[0, :, 0] = 1.0  # devices without a request this step run a (costed, ignored) local task
-    for producer, esp in zip(producers, esps, strict=True):
-        split[0, producer.index, 0] = 0.0
-        split[0, producer.index, 1 + esp.index] = 1.0
-    out = engine.step(tasks, Action(split, torch.ones((1, config.n_devices), dtype=torch.bool)))  # every term [1, M]
-    terms = out.as_dict()
-    costs = {}
-    for producer in producers:
-        m = producer.index
-        breakdown = {key: float(value[0, m]) for key, value in terms.items()}  # flags as 0.0 or 1.0
-        costs[m] = TaskCost(float(out.T[0, m]), float(out.E[0, m]), bool(out.completed[0, m]), float(out.quality[0, m]), breakdown)
-    return costs
+    """One step of the offloading core: each producer's task on its ESP's servers, placed by `ctx.placement`."""
+    chosen = {p.index: e.index for p, e in zip(producers, esps, strict=True)}
+    return cost_tasks(ctx.engine, ctx.placement, ctx.servers_per_esp, chosen, ctx.generator_rng)
+
+
+def rated_positive(profile: EspProfile, cost: TaskCost) -> bool:
+    """How the producer rates a generation, as `settle_generation` decides it on chain: positive when the
+    ESP delivered (honest and slow ones do; a cheating one never reveals) and its part was on time (a
+    delaying one reveals after the deadline)."""
+    return profile in (EspProfile.HONEST, EspProfile.SLOW) and cost.esp_on_time
 
 
 def settle_generation(
@@ -212,7 +407,7 @@ def settle_generation(
         outcome.rating_tx = protocol.rate(producer.account, job.offer, False, 0)
         return outcome
     outcome.delivered = True
-    outcome.on_time = cost.completed and esp.profile != "delaying"
+    outcome.on_time = cost.esp_on_time and esp.profile != "delaying"
     if before_register is not None:
         before_register(job)
     registered = protocol.register(producer.account, job.offer, delivery.opening, uri=f"sha256://{digest}")

@@ -1,13 +1,17 @@
 """The marketplace simulation: producers, ESPs, consumers and attackers over many periods.
 
 Each period every producer commissions one piece of content: the reputation module (or a baseline)
-picks the ESP, the offloading core places and costs all tasks of the period on the ESPs' servers,
-and the chain settles each one (lock, reveal or refund, register, rate). Consumers then buy
-final products, attackers try their attacks (near-duplicates that owners scan for and challenge,
+picks the ESP, the offloading core places (with the configured scheduler, on the chosen ESP's
+servers) and costs all tasks of the period, and the chain settles each one (lock, reveal or refund,
+register, rate). Consumers then buy final products, attackers try their attacks (near-duplicates that owners scan for and challenge,
 and the v1 threat table's squatting A1, priority theft A2 and exit scam A5, which protocol v2
 defeats: `docs/protocol.md`), and at the end of the period chain time moves past every timelock so
 that unclaimed locks are refunded and owners reclaim the bonds of final products. At the end,
 everyone withdraws its credits and the money and ownership invariants are checked.
+
+`run_dynamics` runs the same market without the chain: the same choices, placements, costs and
+ratings (hence the same reputations) for a config, in a fraction of the time; the benchmarks sweep
+it (`benchmarks/demo_seeds.py`, docs/reputation.md).
 """
 
 from __future__ import annotations
@@ -33,11 +37,18 @@ from market.flows import (
     AttackTally,
     GenerationOutcome,
     MarketContext,
+    Placement,
+    TaskCost,
     TradeOutcome,
+    choose_esps,
+    cost_tasks,
+    esp_servers,
     exit_scam,
+    load_placement,
     observe_ratings,
     place_tasks,
     plagiarize,
+    rated_positive,
     refund_and_rate,
     refund_trade,
     scan_and_challenge,
@@ -51,14 +62,31 @@ from market.flows import (
 from market.invariants import check_market, snapshot_balances, tracked_addresses
 from market.protocol import Job
 from market.terms import ETHER, MarketParams, MarketTerms
-from offload_core.config import CACHING_POLICIES, preset
+from offload_core.config import CACHING_POLICIES, EdgeConfig, preset
 from offload_core.engine import EdgeEngine
-from reputation import MWSL, MostFamiliar, MWSLConfig, RandomSelection, RoundRobin
+from offload_core.names import CachingPolicy, PresetName
+from reputation import (
+    MWSL,
+    BetaConfig,
+    BetaReputation,
+    MostFamiliar,
+    MWSLConfig,
+    PlainSL,
+    PlainSLConfig,
+    RandomSelection,
+    Rating,
+    RoundRobin,
+)
 from reputation.selection import Selection, SelectionStrategy, Selector
 
 SLOW_FACTOR = 4.0
 ATTACKS = ("near_duplicate", "squat_A1", "priority_theft_A2", "exit_scam_A5")
 """What an attacker tries in a period in which it attacks, drawn uniformly."""
+MARKET_CACHING: tuple[str, ...] = tuple(p for p in CACHING_POLICIES if p != CachingPolicy.CLOUD)
+"""The caching policies of the ESPs' servers (`cloud`, no edge caching, needs a cloud that executes
+tasks, which the `mato` system has not)."""
+MARKET_REPUTATION = MWSLConfig(z_negative=0.98, base_rate_from_record=True)
+"""The MWSL parameters of the market (docs/reputation.md, "An unchosen cheater's reputation")."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +99,11 @@ class SimulationConfig:
     """
 
     producers: int = bounded(3, ge=1)
-    """Producers, each commissioning one generation per period."""
+    """Producers, each commissioning one generation per period (the devices of the `mato` system)."""
     esps: int = bounded(3, ge=1)
-    """ESPs, each running one edge server."""
+    """ESPs, each running `servers_per_esp` edge servers."""
+    servers_per_esp: int = bounded(1, ge=1)
+    """Edge servers of each ESP; a scheduler may split a task across its ESP's servers."""
     consumers: int = bounded(3, ge=0)
     """Consumers buying products."""
     attackers: int = bounded(1, ge=0)
@@ -84,8 +114,17 @@ class SimulationConfig:
     """Seeds the offloading core, the selection and every random choice of the actors."""
     selection: Selection = Selection.SOFTMAX
     """ESP selection: softmax or argmax over MWSL reputation, or random, familiar, round-robin."""
-    caching: str = bounded("lfu", choices=CACHING_POLICIES)
+    caching: str = bounded("lfu", choices=MARKET_CACHING)
     """Caching policy of the ESPs' servers."""
+    scheduler: str = "edge"
+    """How each task is placed on its ESP's servers: edge (whole on the nearest), greedy, least-loaded,
+    parallel-split, or maddpg:PATH (a MADDPG checkpoint of `aigc-market offload train` on this system).
+
+    A rule of the core sees only the chosen ESP's servers; a learned policy sees every server and may
+    use only the chosen ESP's. Greedy and MADDPG may keep a share on the producer's device."""
+    deadline_s: float = bounded(20.0, gt=0)
+    """Deadline of every task, in s after its arrival: one task interval of the `mato` system (step_s),
+    so that each piece of content is due before its producer commissions the next."""
     esp_profiles: tuple[EspProfile, ...] = (EspProfile.HONEST, EspProfile.HONEST, EspProfile.CHEATING)
     """Profile of each ESP, cycled when there are more ESPs than profiles."""
     purchase_probability: float = bounded(0.3, ge=0, le=1)
@@ -95,9 +134,13 @@ class SimulationConfig:
     attack_probability: float = bounded(0.2, ge=0, le=1)
     """Chance that an attacker copies a product in a period."""
     temperature: float = bounded(0.1, gt=0)
-    """Softmax temperature over reputations in [0, 1]: at 1.0 the choice is almost uniform."""
-    random_periods: int = bounded(10, ge=0)
-    """Periods of random selection before reputation is used (exploration, DESIGN section 5)."""
+    """Softmax temperature over reputations in [0, 1]: a reputation higher by g is e^(g / temperature) times likelier.
+
+    At 0.1 a cheater 0.4 below the honest ESPs is ~50x less likely than each, and two honest ESPs 0.1
+    apart are 2.7x apart, so both keep work (docs/reputation.md, "The market's defaults")."""
+    random_periods: int = bounded(3, ge=0)
+    """Periods of random selection before reputation is used: one per ESP, so that every ESP gets about
+    one rating from each producer (each random period sends 1 / esps of the tasks to a cheater)."""
     period_s: int = 3600
     """Chain time per period, in seconds (more than the lock duration of the market terms)."""
 
@@ -105,6 +148,23 @@ class SimulationConfig:
         check_fields(self)  # enum values given as strings become members; bounds are checked
         if self.period_s <= MarketTerms().lock_duration_s:
             raise ValueError(f"period_s must exceed the lock duration ({MarketTerms().lock_duration_s} s)")
+        if not isinstance(self.scheduler, str):
+            raise ValueError(f"scheduler must be a string, got {self.scheduler!r}")
+        self.placement()  # an unknown scheduler, or a checkpoint that is missing or does not fit, is refused here
+
+    def edge_config(self) -> EdgeConfig:
+        """The market's system: the `mato` preset ([Wang 2025]) with one device per producer, the ESPs'
+        servers and this config's deadline; every other value is the preset's."""
+        return preset(
+            PresetName.MATO,
+            n_devices=self.producers,
+            n_servers=self.esps * self.servers_per_esp,
+            deadline_s=(self.deadline_s, self.deadline_s),
+        ).config
+
+    def placement(self) -> Placement:
+        """The scheduler, loaded (a checkpoint is read and checked against `edge_config()`); ValueError if bad."""
+        return load_placement(self.scheduler, self.edge_config())
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SimulationConfig:
@@ -129,16 +189,51 @@ def _record_front_run(
     tokens[producer_index] = steal(ctx, attacker, job)
 
 
-def make_selector(selection: Selection, producers: int, esps: int) -> tuple[Selector, SelectionStrategy | None]:
-    """The selector of `selection` and the strategy over its scores (None for a baseline)."""
+def make_selector(
+    selection: Selection, producers: int, esps: int, mwsl: MWSLConfig = MARKET_REPUTATION
+) -> tuple[Selector, SelectionStrategy | None]:
+    """The selector of `selection` and the strategy over its scores (None: the selector's own rule)."""
     selection = Selection(selection)
     if selection.strategy is not None:
-        return MWSL(MWSLConfig(), producers, esps), selection.strategy
-    if selection is Selection.RANDOM:
-        return RandomSelection(producers, esps), None
-    if selection is Selection.FAMILIAR:
-        return MostFamiliar(producers, esps), None
-    return RoundRobin(producers, esps), None
+        return MWSL(mwsl, producers, esps), selection.strategy
+    baselines: dict[Selection, Callable[[], Selector]] = {
+        Selection.RANDOM: lambda: RandomSelection(producers, esps),
+        Selection.FAMILIAR: lambda: MostFamiliar(producers, esps),
+        Selection.ROUND_ROBIN: lambda: RoundRobin(producers, esps),
+        Selection.BETA: lambda: BetaReputation(BetaConfig(), producers, esps),
+        Selection.PLAIN_SL: lambda: PlainSL(PlainSLConfig(), producers, esps),
+    }
+    return baselines[selection](), None
+
+
+def build_engine(config: SimulationConfig) -> EdgeEngine:
+    """The ESPs' servers: the market's system (`SimulationConfig.edge_config`), reset with the run's seed;
+    every server of a slow ESP runs at 1 / SLOW_FACTOR of its speed."""
+    engine = EdgeEngine(config.edge_config(), 1, config.caching, dtype=torch.float64)
+    engine.reset(config.seed)
+    for index in range(config.esps):
+        if config.esp_profiles[index % len(config.esp_profiles)] == EspProfile.SLOW:
+            own = esp_servers(index, config.servers_per_esp, config.esps * config.servers_per_esp)
+            engine.topology.server_freq[:, own] /= SLOW_FACTOR
+    return engine
+
+
+def market_figures(
+    profiles: list[EspProfile], costs: list[tuple[int, TaskCost]], reputation: list[float]
+) -> dict[str, float | bool | None]:
+    """The demo's two claims, from every task's (ESP, cost) and the final reputations (producer 0's view).
+
+    honest_on_time_rate: the share of honest ESPs' tasks that met their deadline (None without one);
+    cheater_below_honest: every cheating ESP's final reputation is below every honest ESP's (None
+    without a cheating and an honest ESP).
+    """
+    honest_tasks = [cost.completed for esp, cost in costs if profiles[esp] == EspProfile.HONEST]
+    honest = [r for r, p in zip(reputation, profiles, strict=True) if p == EspProfile.HONEST]
+    cheating = [r for r, p in zip(reputation, profiles, strict=True) if p == EspProfile.CHEATING]
+    return {
+        "honest_on_time_rate": sum(honest_tasks) / len(honest_tasks) if honest_tasks else None,
+        "cheater_below_honest": max(cheating) < min(honest) if honest and cheating else None,
+    }
 
 
 @dataclass
@@ -146,6 +241,9 @@ class PeriodRecord:
     period: int
     tasks: int = 0
     completed: int = 0
+    """Tasks rated positive (delivered, the ESP's part on time)."""
+    on_time: int = 0
+    """Tasks delivered within their deadline (a cheating ESP's never are, whatever the core's cost)."""
     refunded: int = 0
     latency_s: list[float] = field(default_factory=list)
     energy_j: list[float] = field(default_factory=list)
@@ -164,7 +262,8 @@ def run_simulation(
     config: SimulationConfig, chain: Chain, workdir: Path, on_period: Callable[[int], None] | None = None
 ) -> SimulationResult:
     """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants."""
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed)  # consumers' purchases
+    attack_rng = random.Random(config.seed + 2)  # attackers' draws: which attacks, on whom (not the market's state)
     params, terms = MarketParams(), MarketTerms()
     terms.check_against(params)
     market, _ = deploy_market(chain, params=params)
@@ -181,12 +280,7 @@ def run_simulation(
     ]
     before = snapshot_balances(chain, tracked_addresses(market))
 
-    edge = preset("mato", n_devices=config.producers, n_servers=config.esps).config
-    engine = EdgeEngine(edge, 1, config.caching, dtype=torch.float64)
-    engine.reset(config.seed)
-    for esp in esps:
-        if esp.profile == EspProfile.SLOW:
-            engine.topology.server_freq[:, esp.index] /= SLOW_FACTOR
+    engine = build_engine(config)
     selector, strategy = make_selector(config.selection, config.producers, config.esps)
     exploring = RandomSelection(config.producers, config.esps)
     ctx = MarketContext(
@@ -198,6 +292,8 @@ def run_simulation(
         esps=esps,
         selection_strategy=strategy,
         temperature=config.temperature,
+        placement=config.placement(),
+        servers_per_esp=config.servers_per_esp,
         generator_rng=torch.Generator().manual_seed(config.seed),
         seeds=random.Random(config.seed + 1),
     )
@@ -228,10 +324,10 @@ def run_simulation(
         front_runs: dict[int, tuple[Attacker, str]] = {}
         attacks: dict[int, str] = {}
         for attacker in attackers:
-            if rng.random() < config.attack_probability:
-                attacks[attacker.index] = rng.choice(ATTACKS)
+            if attack_rng.random() < config.attack_probability:
+                attacks[attacker.index] = attack_rng.choice(ATTACKS)
                 if attacks[attacker.index] in ("squat_A1", "priority_theft_A2"):
-                    front_runs[rng.randrange(len(producers))] = (attacker, attacks[attacker.index])
+                    front_runs[attack_rng.randrange(len(producers))] = (attacker, attacks[attacker.index])
         front_run_tokens: dict[int, int] = {}
         hooks: dict[int, Callable[[Job], None]] = {}
         for producer_index, (attacker, attack) in front_runs.items():
@@ -288,15 +384,17 @@ def run_simulation(
                 paid_off = exit_scam(
                     ctx,
                     attacker,
-                    rng.choice(consumers).account,
-                    rng.choice(victims),
-                    rng.choice(PERTURBATIONS),
-                    seed=rng.randrange(2**31),
+                    attack_rng.choice(consumers).account,
+                    attack_rng.choice(victims),
+                    attack_rng.choice(PERTURBATIONS),
+                    seed=attack_rng.randrange(2**31),
                 )
                 tally.count(attack, failed=not paid_off)
             if attack != "near_duplicate" or not victims:
                 continue
-            copy_id = plagiarize(ctx, attacker, rng.choice(victims), rng.choice(PERTURBATIONS), seed=rng.randrange(2**31))
+            copy_id = plagiarize(
+                ctx, attacker, attack_rng.choice(victims), attack_rng.choice(PERTURBATIONS), seed=attack_rng.randrange(2**31)
+            )
             if copy_id is None:
                 continue
             duplicates.append(copy_id)
@@ -323,6 +421,7 @@ def run_simulation(
 
         record.tasks = len(outcomes)
         record.completed = sum(o.positive for o in outcomes)
+        record.on_time = sum(o.delivered and o.cost.completed for o in outcomes)
         record.refunded = sum(o.refunded for o in outcomes)
         record.latency_s = [o.cost.latency_s for o in outcomes]
         record.energy_j = [o.cost.energy_j for o in outcomes]
@@ -345,6 +444,9 @@ def run_simulation(
     invariants = {name: result.holds for name, result in check_market(market, before).items()}
     workload_total = Counter(o.esp.index for o in outcomes_all)
     tasks = len(outcomes_all)
+    profiles = [e.profile for e in esps]
+    figures = market_figures(profiles, [(o.esp.index, o.cost) for o in outcomes_all], records[-1].reputation)
+    explored = config.random_periods * config.producers
     summary: dict[str, Any] = {
         "config": config.to_json(),
         "backend": chain.backend,
@@ -353,6 +455,9 @@ def run_simulation(
         "periods": config.periods,
         "tasks": tasks,
         "completed": sum(o.positive for o in outcomes_all),
+        "on_time": sum(o.delivered and o.cost.completed for o in outcomes_all),
+        **figures,
+        "cheating_tasks_after_exploration": sum(o.esp.profile == EspProfile.CHEATING for o in outcomes_all[explored:]),
         "refunded": sum(o.refunded for o in outcomes_all),
         "products": market.registry.total_registered(),
         "trades": sum(t.completed for t in trades),
@@ -377,3 +482,65 @@ def run_simulation(
         "invariants": invariants,
     }
     return SimulationResult(summary, records)
+
+
+# -- the market without the chain ------------------------------------------------------------------
+
+
+@dataclass
+class Dynamics:
+    """What `run_dynamics` saw, per period (P producers, E ESPs)."""
+
+    chosen: list[list[int]] = field(default_factory=list)
+    """[periods][P] the ESP each producer chose."""
+    costs: list[dict[int, TaskCost]] = field(default_factory=list)
+    """[periods] producer -> the cost of its task."""
+    positive: list[list[bool]] = field(default_factory=list)
+    """[periods][P] the producer's rating of its ESP."""
+    reputation: list[list[float]] = field(default_factory=list)
+    """[periods][E] every ESP's reputation in producer 0's view at the end of the period."""
+    profiles: list[tuple[EspProfile, ...]] = field(default_factory=list)
+    """[periods][E] each ESP's profile in that period."""
+
+    def figures(self) -> dict[str, float | bool | None]:
+        """`market_figures` of the run (the profiles of the last period)."""
+        tasks = [(esp, costs[m]) for chosen, costs in zip(self.chosen, self.costs, strict=True) for m, esp in enumerate(chosen)]
+        return market_figures(list(self.profiles[-1]), tasks, self.reputation[-1])
+
+
+def run_dynamics(
+    config: SimulationConfig,
+    profiles_at: Callable[[int], tuple[EspProfile, ...]] | None = None,
+    selector: tuple[Selector, SelectionStrategy | None] | None = None,
+) -> Dynamics:
+    """The offloading and reputation side of `run_simulation` for `config`, without the chain.
+
+    Each period the same selections (the same generator), placements and costs, and each producer
+    rates its ESP as `settle_generation` does on chain (`flows.rated_positive`), so reputations and
+    workloads equal those of `run_simulation` (tested). `profiles_at(period)` may change the ESPs'
+    profiles during the run (honest, delaying or cheating: a slow server stays as it started), and
+    `selector` replaces the config's selection (e.g. MWSL with other parameters).
+    """
+    engine = build_engine(config)
+    chosen_by, strategy = selector if selector is not None else make_selector(config.selection, config.producers, config.esps)
+    exploring = RandomSelection(config.producers, config.esps)
+    placement = config.placement()
+    generator = torch.Generator().manual_seed(config.seed)
+    start = tuple(config.esp_profiles[i % len(config.esp_profiles)] for i in range(config.esps))
+    producers = list(range(config.producers))
+    run = Dynamics()
+    for period in range(config.periods):
+        profiles = profiles_at(period) if profiles_at is not None else start
+        if any((p == EspProfile.SLOW) != (s == EspProfile.SLOW) for p, s in zip(profiles, start, strict=True)):
+            raise ValueError("profiles_at: a slow ESP stays slow and no other becomes slow")
+        choosing = chosen_by if period >= config.random_periods else exploring
+        chosen = choose_esps(choosing, producers, float(period), strategy, config.temperature, generator)
+        costs = cost_tasks(engine, placement, config.servers_per_esp, dict(enumerate(chosen)), generator)
+        positive = [rated_positive(profiles[esp], costs[m]) for m, esp in enumerate(chosen)]
+        chosen_by.observe_records(Rating(m, esp, positive[m], float(period)) for m, esp in enumerate(chosen))
+        run.chosen.append(chosen)
+        run.costs.append(costs)
+        run.positive.append(positive)
+        run.reputation.append(chosen_by.reputation(float(period + 1))[0].tolist())
+        run.profiles.append(profiles)
+    return run

@@ -26,6 +26,11 @@ class MWSLConfig:
     """Weight of negative interactions."""
     z: float = 0.9
     """Freshness decay per period, 0 < z <= 1: a rating of age Δt weighs z ** (Δt / period)."""
+    z_negative: float | None = None
+    """Freshness decay per period of negative ratings; None: z (both kinds fade alike)."""
+    base_rate_from_record: bool = False
+    """True: ESP j's base rate is its record, a_j = (N+_j + a W) / (N_j + W) over every producer's
+    ratings of j, undecayed; what decay pulls a reputation back to is then the ESP's record, not `a`."""
     period: float = 1.0
     """Length of one period in the unit of the times given to observe (1 simulation period; seconds for wall clock)."""
     prior_weight: float = 2.0
@@ -45,6 +50,7 @@ class MWSLConfig:
             "kappa": 0 < self.kappa < self.eta,
             "eta": 0 < self.eta < 1 and math.isclose(self.kappa + self.eta, 1.0, abs_tol=1e-9),
             "z": 0 < self.z <= 1,
+            "z_negative": self.z_negative is None or 0 < self.z_negative <= 1,
             "period": math.isfinite(self.period) and self.period > 0,
             "prior_weight": math.isfinite(self.prior_weight) and self.prior_weight >= 0,
             "uncertainty": self.uncertainty in ("evidence", "link"),
@@ -56,7 +62,7 @@ class MWSLConfig:
             if not ok:
                 raise ValueError(
                     f"MWSLConfig.{name} is invalid ({getattr(self, name)!r}): see docs/reputation.md "
-                    "(kappa + eta = 1, kappa < eta, 0 < z <= 1, period > 0, uncertainty evidence|link)"
+                    "(kappa + eta = 1, kappa < eta, 0 < z <= 1, 0 < z_negative <= 1, period > 0, uncertainty evidence|link)"
                 )
 
 
@@ -102,14 +108,22 @@ class _HasBaseRate(Protocol):
 class FusedReputation:
     """Opinions and reputations of a selector that fuses local and recommended opinions.
 
-    Subclasses provide `fused(now)`, `config.base_rate` and `n_producers` (MWSL and plain SL).
+    Subclasses provide `fused(now)`, `config.base_rate`, `n_producers`, `n_esps`, `device` and
+    `dtype` (MWSL and plain SL); they may override `base_rates()`.
     """
 
     config: _HasBaseRate
     n_producers: int
+    n_esps: int
+    device: torch.device
+    dtype: torch.dtype
 
     def fused(self, now: FloatLike) -> FusedOpinions:
         raise NotImplementedError
+
+    def base_rates(self) -> torch.Tensor:
+        """The base rate a_j of every ESP, [E]: `config.base_rate` for all."""
+        return torch.full((self.n_esps,), self.config.base_rate, dtype=self.dtype, device=self.device)
 
     def opinions(self, now: FloatLike) -> Opinion:
         """Final opinions (b, d, u) of every producer about every ESP, each [P, E]."""
@@ -118,10 +132,10 @@ class FusedReputation:
         return b, d, u
 
     def reputation(self, now: FloatLike) -> torch.Tensor:
-        """T_ij = b + a * u, [P, E]."""
+        """T_ij = b + a_j * u, [P, E]."""
         f = self.fused(now)
-        a = self.config.base_rate
-        return densify(expectation(f.column, a), f.pairs, expectation(f.rated, a), self.n_producers)
+        a = self.base_rates()  # [E]
+        return densify(expectation(f.column, a), f.pairs, expectation(f.rated, a[f.pairs.esp]), self.n_producers)
 
 
 class MWSL(FusedReputation, Selector):
@@ -145,12 +159,24 @@ class MWSL(FusedReputation, Selector):
         self.config = config
         self.n_producers = n_producers
         self.n_esps = n_esps
-        self.evidence = EvidenceStore(n_producers, n_esps, config.z, config.period, device, dtype)
+        self.evidence = EvidenceStore(n_producers, n_esps, config.z, config.period, device, dtype, config.z_negative)
         self.device = self.evidence.device
         self.dtype = dtype
 
     def _add(self, batch: RatingBatch) -> None:
         self.evidence.add(batch)
+
+    def base_rates(self) -> torch.Tensor:
+        """a_j, [E]: `config.base_rate`, or with `base_rate_from_record` each ESP's record
+        (N+_j + a W) / (N_j + W), its positive and all ratings counted over every producer, undecayed."""
+        c = self.config
+        if not c.base_rate_from_record:
+            return super().base_rates()
+        positive, total = self.evidence.positive_count.sum(0), self.evidence.count.sum(0)  # [E] each
+        prior = torch.full_like(total, c.base_rate)
+        if c.prior_weight == 0:  # no prior: the bare record, `a` where there is none
+            return torch.where(total > 0, positive / total.clamp_min(1), prior)
+        return (positive + c.base_rate * c.prior_weight) / (total + c.prior_weight)
 
     def fused(self, now: FloatLike) -> FusedOpinions:
         """Local, weights and final opinions on the rated pairs, and the per-ESP opinion of newcomers."""

@@ -43,6 +43,10 @@ class Selection(StrEnum):
     RANDOM = "random"
     FAMILIAR = "familiar"
     ROUND_ROBIN = "round-robin"
+    BETA = "beta"
+    """Beta reputation (pooled, freshness-weighted), softmax over it."""
+    PLAIN_SL = "plain-sl"
+    """Plain subjective logic (unit weights, no decay, plain averaging of recommendations), softmax over it."""
 
     @property
     def strategy(self) -> SelectionStrategy | None:

@@ -84,3 +84,28 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest
 def test_a_missing_config_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["simulate", "--config", str(tmp_path / "none.toml")]) == 2
     assert "cannot read --config" in capsys.readouterr().err
+
+
+def _checkpoint(path: Path, edge) -> Path:  # type: ignore[no-untyped-def]
+    from offload_core.training import TrainSettings, make_agent, save_checkpoint
+
+    return save_checkpoint(path, make_agent("maddpg-mato", edge, 0), edge, TrainSettings(envs=1, episodes=1, steps=1))
+
+
+def test_a_checkpoint_for_another_system_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from offload_core.config import preset
+
+    path = _checkpoint(tmp_path / "ten.pt", preset("mato").config)  # 10 devices; the market has 3 producers
+    assert main(["simulate", "--scheduler", f"maddpg:{path}", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "trained on 10 devices" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_of_the_markets_system_places_the_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    edge = SimulationConfig(producers=1, esps=1, consumers=0, attackers=0).edge_config()
+    path = _checkpoint(tmp_path / "one.pt", edge)
+    out = tmp_path / "run"
+    assert main(["simulate", "--scheduler", f"maddpg:{path}", "--periods", "2", *TINY, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["config"]["scheduler"] == f"maddpg:{path}" and summary["tasks"] == 2

@@ -9,7 +9,7 @@ from market.actors import Esp, EspProfile
 from market.chain.paths import REPO_ROOT
 from market.simulation import SimulationConfig, make_selector
 from market.terms import ETHER
-from reputation import MWSL, MostFamiliar, RandomSelection, RoundRobin
+from reputation import MWSL, BetaReputation, MostFamiliar, PlainSL, RandomSelection, RoundRobin
 from reputation.selection import Selection, SelectionStrategy
 
 
@@ -21,13 +21,15 @@ def test_esp_profiles_keep_their_strings():
 
 def test_selections_and_strategies_keep_their_strings():
     assert [s.value for s in SelectionStrategy] == ["softmax", "argmax"]
-    assert [s.value for s in Selection] == ["softmax", "argmax", "random", "familiar", "round-robin"]
+    assert [s.value for s in Selection] == ["softmax", "argmax", "random", "familiar", "round-robin", "beta", "plain-sl"]
     assert {s: s.strategy for s in Selection} == {
         Selection.SOFTMAX: SelectionStrategy.SOFTMAX,
         Selection.ARGMAX: SelectionStrategy.ARGMAX,
         Selection.RANDOM: None,
         Selection.FAMILIAR: None,
         Selection.ROUND_ROBIN: None,
+        Selection.BETA: None,
+        Selection.PLAIN_SL: None,
     }
     assert SimulationConfig().selection is Selection.SOFTMAX
 
@@ -39,6 +41,8 @@ def test_each_selection_makes_its_selector():
         Selection.RANDOM: RandomSelection,
         Selection.FAMILIAR: MostFamiliar,
         Selection.ROUND_ROBIN: RoundRobin,
+        Selection.BETA: BetaReputation,
+        Selection.PLAIN_SL: PlainSL,
     }
     for selection, kind in kinds.items():
         selector, strategy = make_selector(selection, 2, 3)

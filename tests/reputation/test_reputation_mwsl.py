@@ -205,6 +205,8 @@ def test_bad_input_raises_value_error_naming_the_argument(call, argument: str):
         dict(uncertainty="x"),
         dict(link_quality=2.0),
         dict(base_rate=-0.1),
+        dict(z_negative=0.0),
+        dict(z_negative=1.2),
     ],
 )
 def test_invalid_configs_are_refused(bad: dict):
@@ -226,3 +228,68 @@ def test_select_argmax_softmax_mask_and_generator():
     assert torch.equal(picks, again)
     masked = model.select(rows[:500], 0.0, mask=torch.tensor([False, True, True]), generator=torch.Generator().manual_seed(1))
     assert bool((masked != 0).all())
+
+
+# -- negative evidence that fades slower, and a base rate from the ESP's record (docs/reputation.md) --------------
+
+
+def test_negative_ratings_fade_at_their_own_rate():
+    """One positive and one negative rating at t = 0, seen at t = 10 with z = 0.9 and z_negative = 0.98."""
+    model = MWSL(MWSLConfig(z=0.9, z_negative=0.98), 1, 1)
+    model.observe([0, 0], [0, 0], [True, False], 0.0)
+    alpha, beta = 0.4 * 0.9**10, 0.6 * 0.98**10  # kappa * theta+, eta * theta-
+    u = 2 / (alpha + beta + 2)
+    b, d = (1 - u) * alpha / (alpha + beta), (1 - u) * beta / (alpha + beta)
+    got = model.opinions(10.0)
+    assert [x.item() for x in got] == pytest.approx([b, d, u], rel=1e-12)
+    assert model.reputation(10.0).item() == pytest.approx(b + 0.5 * u, rel=1e-12)
+    # Without its own rate, the negative fades as fast as the positive: the two weigh kappa : eta.
+    same = MWSL(MWSLConfig(z=0.9), 1, 1)
+    same.observe([0, 0], [0, 0], [True, False], 0.0)
+    assert same.opinions(10.0)[0].item() / same.opinions(10.0)[1].item() == pytest.approx(0.4 / 0.6)
+
+
+def test_a_negative_that_never_fades_keeps_an_unchosen_cheater_down():
+    """With z_negative = 1 the cheater's one negative stays: T = a W / (eta + W) = 1 / 2.6 for ever, while
+    with z = 0.9 for both it drifts back to the base rate 0.5."""
+    kept, drifting = MWSL(MWSLConfig(z_negative=1.0), 1, 1), MWSL(MWSLConfig(), 1, 1)
+    for model in (kept, drifting):
+        model.observe(0, 0, False, 0.0)
+    assert kept.reputation(0.0).item() == pytest.approx(1 / 2.6) == kept.reputation(200.0).item()
+    assert drifting.reputation(0.0).item() == pytest.approx(1 / 2.6)
+    assert drifting.reputation(200.0).item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_base_rate_from_the_record_is_what_decay_returns_to():
+    """ESP 0: two negatives from producer 0 and one positive from producer 1; ESP 1 unrated.
+
+    Record: a_0 = (N+ + a W) / (N + W) = (1 + 0.5 * 2) / (3 + 2) = 0.4, a_1 = 0.5. No decay (z = 1):
+    L0 = (0, 0.375, 0.625) (beta = 0.6 * 2, u = 2 / 3.2), L1 = (1/6, 0, 5/6) (alpha = 0.4, u = 2 / 2.4);
+    both recommenders weigh 1 (IF = 1, TL = 1), so producer 2, who rated nothing, holds their mean.
+    """
+    config = MWSLConfig(z=1.0, base_rate_from_record=True)
+    model = MWSL(config, 3, 2)
+    model.observe([0, 0, 1], [0, 0, 0], [False, False, True], 0.0)
+    torch.testing.assert_close(model.base_rates(), torch.tensor([0.4, 0.5], dtype=torch.float64))
+    b, d, u = (1 / 6) / 2, 0.375 / 2, (0.625 + 5 / 6) / 2
+    assert [x[2, 0].item() for x in model.opinions(0.0)] == pytest.approx([b, d, u])
+    assert model.reputation(0.0)[2, 0].item() == pytest.approx(b + 0.4 * u)
+    assert model.reputation(0.0)[2, 1].item() == 0.5  # no evidence, no record: the base rate a
+    fixed = MWSL(MWSLConfig(z=1.0), 3, 2)
+    fixed.observe([0, 0, 1], [0, 0, 0], [False, False, True], 0.0)
+    assert fixed.reputation(0.0)[2, 0].item() == pytest.approx(b + 0.5 * u)
+    # With decay, the evidence fades and everyone's view of ESP 0 returns to its record, not to 0.5.
+    fading = MWSL(MWSLConfig(base_rate_from_record=True), 3, 2)
+    fading.observe([0, 0, 1], [0, 0, 0], [False, False, True], 0.0)
+    torch.testing.assert_close(fading.reputation(400.0)[:, 0], torch.full((3,), 0.4, dtype=torch.float64))
+
+
+def test_two_decay_rates_survive_long_time_spans():
+    """Ratings 2,000 periods apart (the store rebases its sums on the way): each sum is its own decay."""
+    model = MWSL(MWSLConfig(z=0.9, z_negative=0.99), 1, 1)
+    for t in range(0, 2001, 50):
+        model.observe([0, 0], [0, 0], [True, False], float(t))
+    pos, neg = model.evidence.freshness_sums(2000.0)
+    assert pos.item() == pytest.approx(sum(0.9 ** (2000 - t) for t in range(0, 2001, 50)), rel=1e-9)
+    assert neg.item() == pytest.approx(sum(0.99 ** (2000 - t) for t in range(0, 2001, 50)), rel=1e-9)
+    assert model.evidence.count.item() == 82 and model.evidence.positive_count.item() == 41
