@@ -5,13 +5,21 @@ heavyweight ones; each device chooses where its task runs (its own light model, 
 model) and how many denoising steps to run, trading delay and energy against content quality,
 trained by MAPPO: decentralized actors, a centralized value function.
 
-On our engine: placement 0 runs the task locally (the light tier, engine quality `light_quality`),
-placement n runs it whole on server n (the heavy tier, engine quality from the cached model's
-accuracy), downloading a missing model. Denoising steps k out of `step_levels` scale the task's
-compute density by k / max(step_levels) (the nominal task is the full schedule) and its quality by
-q(k) / q(k_max) with q(k) = 1 - exp(-k / quality_scale). The training reward is [Wang 2025, eq. 18]
-plus `quality_weight` times that quality, so fewer steps buy latency and energy at a quality cost.
-The discrete action of a device is one of (N + 1) * len(step_levels) (placement, steps) pairs.
+On our engine the discrete action of a device is a (placement, steps) pair. Placement 0 runs the task
+locally; placement 1 + 2 (n R + r) + d offloads the share `ratio_levels[r]` of it to server n, runs
+the rest locally and downloads a missing model if d = 1 (R = len(ratio_levels); [Wang 2025]'s
+target, ratio and download flag, with the ratio on a grid). Denoising steps k out of `step_levels`
+scale the task's compute density by k / max(step_levels) (the nominal task is the full schedule) and
+its quality by q(k) / q(k_max) with q(k) = 1 - exp(-k / quality_scale).
+
+Objective. By default (`MAPPOConfig()`) there is one step level and no quality term: MAPPO trains on
+exactly what it is scored on next to MADDPG, the eq. 18 reward (team or per agent as MADDPG's,
+`reward`), on the nominal tasks. `MAPPOConfig.denoising()` is [Guo 2025]'s trade-off: three step
+levels and the training reward eq. 18 + `quality_weight` x quality, so fewer steps buy latency and
+energy at a quality cost (then score it by that objective, not by eq. 18 alone).
+
+Budget: `plan(updates, ...)` fixes the number of gradient (minibatch) updates: each episode's rollout
+gives epochs x minibatches of them.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from torch import nn
 from offload_core.config import EdgeConfig
 from offload_core.engine import Action, EdgeEngine
 from offload_core.maddpg import AgentMLP
-from offload_core.observations import Decision, observation_size, observe
+from offload_core.names import parse_among
+from offload_core.observations import Decision, Reward, observation_size, observe, training_reward
 from offload_core.result import StepResult
 from offload_core.scenario import TaskBatch
 
@@ -57,19 +66,38 @@ class MAPPOConfig:
     """Width of the hidden layers."""
     grad_clip: float = 0.5
     """Max gradient norm."""
-    step_levels: tuple[int, ...] = (10, 25, 50)
-    """Denoising steps a device may choose; the largest is the nominal task."""
+    step_levels: tuple[int, ...] = (50,)
+    """Denoising steps a device may choose; the largest is the nominal task (one level: the nominal task)."""
     quality_scale: float = 15.0
     """k0 of q(k) = 1 - exp(-k / k0)."""
-    quality_weight: float = 1.0
-    """Weight of the per-task quality in the training reward."""
+    quality_weight: float = 0.0
+    """Weight of the per-task quality in the training reward (0: eq. 18 alone, what MADDPG is scored on)."""
+    ratio_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    """Offload ratios a device may send to a server (the rest runs locally); placement 0 is all local."""
+    reward: Reward = Reward.TEAM
+    """team: eq. 18's sum over devices / M, for every agent (ours: the scale, `observations.training_reward`);
+    team-sum: the sum itself; agent: each agent its own task's reward."""
 
     def __post_init__(self) -> None:
         levels = tuple(self.step_levels)
         if not levels or any(float(k) != int(k) or int(k) < 1 for k in levels):
             raise ValueError(f"step_levels must be one or more positive whole numbers, got {self.step_levels}")
         object.__setattr__(self, "step_levels", tuple(int(k) for k in levels))
+        ratios = tuple(float(r) for r in self.ratio_levels)
+        if not ratios or any(not 0 < r <= 1 for r in ratios):
+            raise ValueError(f"ratio_levels must be one or more numbers in (0, 1], got {self.ratio_levels}")
+        object.__setattr__(self, "ratio_levels", ratios)
+        object.__setattr__(self, "reward", parse_among(tuple(Reward), self.reward, "reward"))
         self.validate()
+
+    @classmethod
+    def denoising(cls, **overrides: Any) -> MAPPOConfig:
+        """[Guo 2025]'s trade-off: 10, 25 or 50 denoising steps, reward eq. 18 + quality (module docstring)."""
+        return cls(**{"step_levels": (10, 25, 50), "quality_weight": 1.0, **overrides})
+
+    def state(self) -> dict[str, Any]:
+        """The fields as plain values (names as strings), for checkpoints."""
+        return {**asdict(self), "reward": self.reward.value}
 
     def validate(self) -> MAPPOConfig:
         """Return self, or raise ValueError naming the first field out of range (done when built)."""
@@ -105,14 +133,26 @@ class MAPPO:
         self.device, self.dtype = torch.device(device), dtype
         m, n = config.n_devices, config.n_servers
         self.obs_dim = observation_size(config, True)
-        self.choices = (n + 1) * len(self.hp.step_levels)
+        self.placements = 1 + 2 * n * len(self.hp.ratio_levels)
+        self.choices = self.placements * len(self.hp.step_levels)
         init = torch.Generator().manual_seed(seed)
         self.actor = AgentMLP(m, self.obs_dim, self.hp.hidden, self.choices, init, self.device, dtype, out_scale=0.01)
         self.value = AgentMLP(m, m * self.obs_dim, self.hp.hidden, 1, init, self.device, dtype)
         params = list(self.actor.parameters()) + list(self.value.parameters())
         self.optim = torch.optim.Adam(params, lr=self.hp.lr, eps=1e-5)
         self.levels = torch.tensor(self.hp.step_levels, device=self.device, dtype=dtype)
+        self.ratios = torch.tensor((0.0, *self.hp.ratio_levels), device=self.device, dtype=dtype)
         self.rollout: list[dict[str, torch.Tensor]] = []
+        self.updates = 0
+        self.budget: int | None = None
+
+    def plan(self, updates: int, envs: int, steps: int) -> int:
+        """Fix the run's budget at `updates` minibatch updates; returns the episodes that earn them
+        (epochs x minibatches per episode)."""
+        if updates < 1:
+            raise ValueError(f"updates must be at least 1, got {updates}")
+        self.budget = updates
+        return max(1, math.ceil(updates / (self.hp.epochs * self.hp.minibatches)))
 
     # -- acting -----------------------------------------------------------------------------------------
 
@@ -132,10 +172,14 @@ class MAPPO:
         """Choice indices [B, M] -> (action, tasks with scaled density, quality factor [B, M])."""
         levels = len(self.hp.step_levels)
         placement, level = choice // levels, choice % levels
-        n = self.config.n_servers
+        n, r = self.config.n_servers, len(self.hp.ratio_levels)
         dtype = engine.view.dtype
-        split = torch.nn.functional.one_hot(placement, n + 2).to(dtype)
-        action = Action(split, torch.ones_like(placement, dtype=torch.bool))
+        offloaded = placement > 0
+        slot = (placement - 1).clamp_min(0) // 2  # n R + r
+        server = torch.where(offloaded, slot // r, torch.zeros_like(placement))  # [B, M] 0-based
+        ratio = torch.where(offloaded, self.ratios[slot % r + 1], self.ratios[0]).to(dtype)
+        download = offloaded & ((placement - 1) % 2 == 1)
+        action = Action.target_ratio(server, ratio, n, download)
         steps = self.levels[level]
         share = (steps / max(self.hp.step_levels)).to(dtype)
         run = replace(tasks, density=tasks.density * share)
@@ -174,7 +218,8 @@ class MAPPO:
     ) -> None:
         """Keep the step for the end-of-episode update; the reward adds the weighted quality."""
         quality = out.quality * decision.quality_factor
-        self.rollout.append({**decision.memory, "reward": (reward + self.hp.quality_weight * quality).to(self.dtype)})
+        objective = training_reward(reward + self.hp.quality_weight * quality, self.hp.reward)
+        self.rollout.append({**decision.memory, "reward": objective.to(self.dtype)})
 
     def advantages(self, last_value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE over the stored episode (truncated: bootstraps from `last_value` [B, M]).  -> [T, B, M] twice"""
@@ -190,8 +235,9 @@ class MAPPO:
         return advantage, advantage + values
 
     def end_episode(self, engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator) -> None:
-        """PPO-clip epochs over the episode's rollout, then forget it."""
-        if not self.rollout:
+        """PPO-clip epochs over the episode's rollout (while the budget lasts), then forget it."""
+        if not self.rollout or (self.budget is not None and self.updates >= self.budget):
+            self.rollout = []
             return
         with torch.no_grad():
             last_value = self.values(observe(engine, tasks, True).to(self.dtype))
@@ -202,12 +248,13 @@ class MAPPO:
         advantage, returns = advantage.flatten(0, 1), returns.flatten(0, 1)
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         count = obs.shape[0]
-        size = max(1, count // self.hp.minibatches)
         for _ in range(self.hp.epochs):
             order = torch.randperm(count, generator=generator).to(obs.device)
-            for start in range(0, count, size):
-                index = order[start : start + size]
+            for index in torch.tensor_split(order, min(self.hp.minibatches, count)):
+                if self.budget is not None and self.updates >= self.budget:
+                    break
                 self.ppo_step(obs[index], choice[index], old_logp[index], advantage[index], returns[index])
+                self.updates += 1
         self.rollout = []
 
     def ppo_step(
@@ -230,8 +277,9 @@ class MAPPO:
     # -- checkpoints ----------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        return {"hp": asdict(self.hp), "actor": self.actor.state_dict(), "value": self.value.state_dict()}
+        return {"hp": self.hp.state(), "actor": self.actor.state_dict(), "value": self.value.state_dict(), "updates": self.updates}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state["actor"])
         self.value.load_state_dict(state["value"])
+        self.updates = int(state.get("updates", 0))

@@ -8,11 +8,22 @@ positions of the device, the servers and the cloud, plus the device's own comput
 each server (a function of the positions, given to spare the network learning a norm). Every feature is
 scaled to about [0, 1]. `model_aware=False` drops the compatibility block (MADDPG-NoModel). The
 engine's state is read through `engine.view` only.
+
+Some features are the same for every device (the servers' compute and load, the servers' and the
+cloud's positions): `feature_split` names them, so that a centralized critic can read the global state
+s(t) of [Wang 2025, sec. III-B] once, as the shared features plus every device's own ones, instead of
+M copies of them (the same information, a smaller input).
+
+Rewards (`Reward`, `training_reward`): eq. 18 sums the per-task rewards over the M devices, so the
+reward every agent learns from is the team's (`Reward.TEAM`, the default); `Reward.AGENT` gives each
+agent only its own task's reward (an option: a download's benefit then falls on other agents, and the
+agent that pays for it never sees it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import torch
 
@@ -29,6 +40,45 @@ def observation_size(config: EdgeConfig, model_aware: bool = True) -> int:
     n = config.n_servers
     size = config.n_models + 4 + 2 * n + 2 + 2 * n + 2 + n  # task, device, servers, positions, cloud, distance
     return size + (n if model_aware else 0)
+
+
+def feature_split(config: EdgeConfig, model_aware: bool = True) -> tuple[list[int], list[int]]:
+    """(own, shared): positions in one observation of the features that differ between devices (task,
+    device, position, distances, compatibility) and of those every device sees alike (servers' compute
+    and load, servers' and cloud's positions), in `observe`'s order."""
+    i, n = config.n_models, config.n_servers
+    start_servers = i + 4
+    start_own_pos = start_servers + 2 * n
+    start_server_pos = start_own_pos + 2
+    start_distance = start_server_pos + 2 * n + 2
+    shared = list(range(start_servers, start_own_pos)) + list(range(start_server_pos, start_distance))
+    own = [k for k in range(observation_size(config, model_aware)) if k not in set(shared)]
+    return own, shared
+
+
+class Reward(StrEnum):
+    """Which reward an agent learns from."""
+
+    TEAM = "team"
+    """Eq. 18's team reward, the same for every agent: its sum over the M devices divided by M."""
+    TEAM_SUM = "team-sum"
+    """Eq. 18's sum over the M devices as it stands (values M times larger than TEAM's)."""
+    AGENT = "agent"
+    """Each agent its own task's reward (the summand of eq. 18)."""
+
+
+def training_reward(reward: torch.Tensor, kind: Reward) -> torch.Tensor:
+    """Per-task rewards [B, M] -> the reward each agent learns from [B, M].
+
+    TEAM divides eq. 18's sum by M: a positive constant, so the same best policy, while the critics'
+    values stay on one task's scale (about -1 per step, -20 discounted) instead of M times that: Adam
+    moves a critic's output by about its learning rate per update, so a value scale M times larger
+    takes about M times as many updates to reach."""
+    if kind == Reward.TEAM:
+        return reward.mean(dim=-1, keepdim=True).expand_as(reward)
+    if kind == Reward.TEAM_SUM:
+        return reward.sum(dim=-1, keepdim=True).expand_as(reward)
+    return reward
 
 
 def compatibility(engine: EdgeEngine | EngineView, tasks: TaskBatch) -> torch.Tensor:
