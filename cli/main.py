@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import chain, demo, offload, reputation, serve, simulate
+from cli import chain, demo, offload, reproduce, reputation, serve, simulate
 from cli.errors import invoke
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(reputation.app, name="reputation")
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
 app.command("serve")(serve.serve)
+app.command("reproduce")(reproduce.reproduce)
 
 
 def main(argv: list[str] | None = None) -> int:
