@@ -1,7 +1,7 @@
 """Environment steps per second while training MADDPG-MATO: batched environments against one, same run.
 
 An environment step is one step of one environment (M tasks placed, costed and stored, with
-`updates_per_step` gradient steps per batched step). Both loops run the same number of batched steps
+one gradient update per `transitions_per_update` transitions stored). Both loops run the same number of batched steps
 and gradient updates; the batched one collects B times the experience for the same updates.
 
 Wall time to convergence: the first episode from which the windowed mean reward stays within 5%
@@ -45,7 +45,7 @@ def convergence_episode(rewards: list[float]) -> int:
     return converged
 
 
-def timed_training(envs: int, episodes: int, steps: int, device: str, batch_size: int) -> dict[str, float]:
+def timed_training(envs: int, episodes: int | None, steps: int, device: str, batch_size: int) -> dict[str, float]:
     """Train with B = envs; returns env steps/s, wall seconds and the final evaluation reward."""
     config = preset(PresetName.MATO).config
     settings = TrainSettings(algo=Algorithm.MADDPG_MATO, envs=envs, episodes=episodes, steps=steps, seed=0)
@@ -55,6 +55,7 @@ def timed_training(envs: int, episodes: int, steps: int, device: str, batch_size
     if device == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
+    episodes = len(result.curve)  # None above: as many as the update budget takes
     held_out = EvalSettings()
     reward = evaluate(config, Algorithm.MADDPG_MATO, result.agent, held_out.envs, held_out.steps, held_out.seed, device=device)[
         "reward"

@@ -40,8 +40,9 @@ the 400 Mbit/s backhaul (1.8-5 s) and loads it at 50 W (about 15 J, twice a mean
 energy), and every later part on that FIFO server queues behind it; a part that skips it fails
 (eq. 18's penalty) but costs only its upload. Measured on held-out streams (seed 0, 32 x 25): the
 nearest-server rule with ratio 0.7 scores -21.1 per step when it downloads every miss and -9.7 when
-it never does; MADDPG-MATO at 2,000 updates ended at -10.5 from sigmoid 0.9 and -10.0 from 0.1. The
-flag's gradient at sigmoid 0.1 is 0.09 of the logit's, far from saturated.
+it never does; MADDPG-MATO at 2,000 updates ended at -10.5 from sigmoid 0.9 and -10.0 from 0.1 (seed
+0, a development build). The flag's gradient at sigmoid 0.1 is 0.09 of the logit's, far from
+saturated.
 
 Budget: `plan(updates, envs, steps)` fixes the number of gradient updates of a run; each batched step
 stores B joint transitions and earns B / `transitions_per_update` updates (so updates per step scale
