@@ -1,7 +1,8 @@
 """ESP reputation by MWSL, from the `Rated` events that the indexer copied from the chain.
 
 Producers are numbered in the order of their first rating, ESPs by their registration (`esps.id`);
-times are chain seconds divided by the configured period, so freshness decays per period.
+times are chain seconds divided by the configured period, so freshness decays per period. The MWSL
+parameters are the market's (`market.simulation.MARKET_REPUTATION`, docs/reputation.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.models import ChainEvent, Esp
-from reputation import MWSL, MWSLConfig, Rating
+from market.simulation import MARKET_REPUTATION
+from reputation import MWSL, Rating
 
 
 @dataclass
@@ -47,7 +49,8 @@ def build(session: Session, chain_now: int, period_s: float, producer: str | Non
     if producer is not None:
         producers.setdefault(producer.lower(), len(producers))
     n_esps = max(1, max((esp.id for esp in esps), default=1))
-    mwsl = MWSL(MWSLConfig(), max(1, len(producers)), n_esps)
+    # The market's own parameters (docs/reputation.md), so the API ranks ESPs as the simulation does.
+    mwsl = MWSL(MARKET_REPUTATION, max(1, len(producers)), n_esps)
     mwsl.observe_records(ratings)
     return ReputationModel(mwsl, producers, esps, max(chain_now / period_s, max((r.t for r in ratings), default=0.0)))
 
