@@ -23,6 +23,7 @@ Fixed rules (`FIXED_RULES`, `best_fixed_rule`): the rules a learner must beat: e
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import IntEnum, StrEnum
@@ -435,8 +436,8 @@ def save_checkpoint(path: Path, agent: Learner, config: EdgeConfig, settings: Tr
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Learner, EdgeConfig, TrainSettings]:
     """Rebuild the agent saved by `save_checkpoint`; raises ValueError on a file that is not one."""
     try:
-        blob = torch.load(path, map_location=device, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
+        blob = torch.load(path, map_location=device, weights_only=True)  # never unpickle code from a file
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(blob, dict) or "format" not in blob:
         raise ValueError(f"{path} is not an offload_core checkpoint")

@@ -123,6 +123,20 @@ def test_a_checkpoint_restores_the_config_of_every_preset(tmp_path: Path, name: 
     assert loaded == config
 
 
+class _RunsCodeWhenUnpickled:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('ran')",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 2, "payload": _RunsCodeWhenUnpickled()}, path)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_cli_training_improves_the_evaluated_reward_over_the_untrained_checkpoint(cli_run: dict) -> None:
     """320 updates of MAPPO at seed 0, on held-out streams (16 environments x 25 steps): MAPPO trains on
     the eq. 18 reward it is scored on, which rises from -4.91 (untrained checkpoint) to -4.58, above
