@@ -325,20 +325,21 @@ class EdgeEngine:
         f_m = top.device_freq
 
         # Parts that need no shared state, all tasks at once.  [B, M]
-        t_loc = s_loc * x * rho / f_m
-        e_loc = c.device_kappa * f_m**2 * s_loc * x * rho
+        task_work = x * rho + tasks.demand * c.cycles_per_demand  # cycles of the whole task, wherever it runs
+        t_loc = s_loc * task_work / f_m
+        e_loc = c.device_kappa * f_m**2 * s_loc * task_work
         has_cloud = s_cloud > 0
         t_cloud = torch.where(
             has_cloud,
             s_cloud * x / c.cloud_rate_bps
             + c.wan_latency_s
-            + s_cloud * x * rho / c.cloud_freq_hz
+            + s_cloud * task_work / c.cloud_freq_hz
             + s_cloud * c.output_bits / c.cloud_rate_bps,
             torch.zeros_like(x),
         )
         e_cloud_direct = torch.where(
             has_cloud,
-            c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho,
+            c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * task_work,
             torch.zeros_like(x),
         )
 

@@ -380,13 +380,14 @@ def step_kernel(  # noqa: C901
             s_loc = split[b, m, 0]
             s_cloud = split[b, m, servers + 1]
             f_m = device_freq[b, m]
-            t_loc = s_loc * x * rho / f_m
-            e_loc = device_kappa * f_m * f_m * s_loc * x * rho
+            work = x * rho + demand[b, m] * cycles_per_demand  # cycles of the whole task, wherever it runs
+            t_loc = s_loc * work / f_m
+            e_loc = device_kappa * f_m * f_m * s_loc * work
             t_cloud = 0.0
             e_cloud = 0.0
             if s_cloud > 0:
-                t_cloud = s_cloud * x / cloud_rate + wan + s_cloud * x * rho / cloud_freq + s_cloud * output_bits / cloud_rate
-                e_cloud = device_power * s_cloud * x / cloud_rate + cloud_energy * s_cloud * x * rho
+                t_cloud = s_cloud * x / cloud_rate + wan + s_cloud * work / cloud_freq + s_cloud * output_bits / cloud_rate
+                e_cloud = device_power * s_cloud * x / cloud_rate + cloud_energy * s_cloud * work
             row = out[b, m]
             if edge[m] == 0:  # no edge part: every edge term is 0
                 row[_T_UP] = row[_T_WAIT] = row[_T_SW] = row[_T_ES] = row[_T_DOWN] = 0.0

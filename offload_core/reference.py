@@ -195,17 +195,18 @@ class ScalarEdge:
         s_loc, s_cloud = split[0], split[c.n_servers + 1]
         f_m = top.device_freq[m]
 
-        t_loc = s_loc * x * rho / f_m
-        e_loc = c.device_kappa * f_m**2 * s_loc * x * rho
+        work = x * rho + task.demand * c.cycles_per_demand  # cycles of the whole task, wherever it runs
+        t_loc = s_loc * work / f_m
+        e_loc = c.device_kappa * f_m**2 * s_loc * work
         t_cloud = e_cloud = 0.0
         if s_cloud > 0:
             t_cloud = (
                 s_cloud * x / c.cloud_rate_bps
                 + c.wan_latency_s
-                + s_cloud * x * rho / c.cloud_freq_hz
+                + s_cloud * work / c.cloud_freq_hz
                 + s_cloud * c.output_bits / c.cloud_rate_bps
             )
-            e_cloud = c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * x * rho
+            e_cloud = c.device_power_w * s_cloud * x / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * s_cloud * work
         quality = s_loc * c.light_quality + s_cloud * c.cloud_quality
 
         slowest: Part | None = None

@@ -543,12 +543,27 @@ def test_the_asp_scene_is_the_surveys_setting():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_asp_a_local_task_costs_its_input_cycles_on_the_device(backend):
+def test_asp_a_local_task_pays_its_diffusion_steps_on_the_device(backend):
     c = preset("asp").config
     got = run(backend, asp_scene(True), [asp_step(split_row(c.n_servers, local=1.0))])[0][0]
-    t_loc = ASP_X * ASP_RHO / ASP_F_DEVICE  # x rho / f_m ([Wang 2025] eq. 3; docs sec. 4.1)
-    e_loc = c.device_kappa * ASP_F_DEVICE**2 * ASP_X * ASP_RHO  # kappa f^2 per cycle
+    # The device runs the whole generation: its input cycles and 200 diffusion steps of 0.35 Gcycles each
+    # (docs/cost-model.md, the cycles row), 0.3 MB x 1 cycle/bit + 70 Gcycles at 2 GHz = 35.0013 s.
+    cycles = ASP_X * ASP_RHO + ASP_DEMAND * 0.35e9
+    t_loc = cycles / ASP_F_DEVICE  # C / f_m ([Wang 2025] eq. 3 with the task's cycles)
+    e_loc = c.device_kappa * ASP_F_DEVICE**2 * cycles  # kappa f^2 per cycle
     expected = {**NOTHING, "T_loc": t_loc, "T": t_loc, "E_loc": e_loc, "E": e_loc, "completed": 1.0, "crashed": 0.0}
+    assert_breakdown(got, expected, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_asp_a_task_sent_to_the_cloud_pays_its_diffusion_steps_there(backend):
+    c = preset("asp").config
+    got = run(backend, asp_scene(True), [asp_step(split_row(c.n_servers, cloud=1.0))])[0][0]
+    cycles = ASP_X * ASP_RHO + ASP_DEMAND * 0.35e9  # the whole generation, as on the device
+    t_cloud = ASP_X / c.cloud_rate_bps + c.wan_latency_s + cycles / c.cloud_freq_hz + c.output_bits / c.cloud_rate_bps
+    e_cloud = c.device_power_w * ASP_X / c.cloud_rate_bps + c.cloud_energy_per_cycle_j * cycles  # radio + cloud cycles
+    expected = {**NOTHING, "T_cloud": t_cloud, "T": t_cloud, "E_cloud": e_cloud, "E": e_cloud, "completed": 1.0, "crashed": 0.0}
+    assert t_cloud <= ASP_DEADLINE
     assert_breakdown(got, expected, backend)
 
 
