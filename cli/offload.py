@@ -14,7 +14,6 @@ from rich.table import Table
 
 from cli.console import console
 from cli.devices import checked_device
-from cli.plots import figure
 from cli.run_config import write_run_config
 from offload_core.compare import CompareSettings, MetricSummary, compare, metric_names, variants
 from offload_core.config import DEFAULT_PRESET, EdgeConfig, preset
@@ -42,6 +41,7 @@ from offload_core.training import (
     sweep_summary,
     train,
 )
+from reproduce.report import figure
 
 # Choices come from the StrEnums of offload_core.names, defaults from the settings dataclasses
 # (CompareSettings, TrainSettings, MADDPGConfig, EvalSettings, SweepSettings): each is written once.

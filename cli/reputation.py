@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from cli.console import console
-from cli.plots import figure
+from reproduce.report import figure
 from reputation.experiments import STRATEGIES, CollusionConfig, LifecycleConfig, collusion, trends, workload
 
 app = typer.Typer(help="Reputation (MWSL) experiments: trends, workload, collusion.", no_args_is_help=True)

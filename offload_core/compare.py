@@ -17,7 +17,7 @@ from offload_core.config import DEFAULT_PRESET, Preset
 from offload_core.cost import lc_system_cost
 from offload_core.engine import EdgeEngine
 from offload_core.names import CachingPolicy, PresetName, SchedulerName, parse
-from offload_core.schedulers import available, scheduler
+from offload_core.schedulers import Scheduler, available, scheduler
 
 #: Variants compared per preset kind.
 COMPARED_SCHEDULERS: tuple[SchedulerName, ...] = (
@@ -98,7 +98,7 @@ def confidence_interval(per_env: torch.Tensor) -> MetricSummary:
 def run_variant(
     preset: Preset,
     policy: CachingPolicy | str,
-    scheduler_name: SchedulerName | str,
+    scheduler_name: SchedulerName | str | Scheduler,
     envs: int,
     steps: int,
     seed: int,
@@ -107,8 +107,9 @@ def run_variant(
 ) -> dict[str, torch.Tensor]:
     """Simulate one (caching policy, scheduler) pair; returns per-environment metrics, each [B].
 
-    ValueError if the scheduler or the policy needs the cloud and the preset has no cloud execution."""
-    place = scheduler(scheduler_name, preset.config)
+    The scheduler is a name (`SchedulerName`) or a placement function of one's own (`reproduce.asp`'s upper
+    bound). ValueError if the scheduler or the policy needs the cloud and the preset has no cloud execution."""
+    place = scheduler_name if callable(scheduler_name) else scheduler(scheduler_name, preset.config)
     engine = EdgeEngine(preset.config, envs, policy, device=device, dtype=torch.float64)
     engine.reset(seed)
     view = engine.view
@@ -145,6 +146,8 @@ def run_variant(
         "completion_rate": (sums["completed"] - view.dropped) / tasks_total,
         "hit_rate": sums["hit"] / sums["offloaded"].clamp_min(1.0),
         "crash_rate": sums["crashed"] / tasks_total,
+        "dropped_rate": view.dropped / tasks_total,
+        "failure_rate": (sums["crashed"] + view.dropped) / tasks_total,
         "utility": (sums["utility"] - view.dropped_quality) / tasks_total,
         "switching_cost": sums["switching"] / tasks_total,
         "accuracy_cost": sums["accuracy"] / tasks_total,

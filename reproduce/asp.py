@@ -13,27 +13,26 @@ the ASP of highest quality (`server_quality`, the ASP's model capability, which 
 the task's utility) among those whose free capacity at the step's start, less what this step already
 assigned, fits the task's demand; if none fits, to the ASP with the most free capacity.
 
-All five policies run through one loop (`run_policy`) with `offload_core.compare.run_variant`'s streams
-and metric definitions (topologies from the seed, tasks from seed + 1, random draws from seed + 2);
-tests/reproduce check that it gives run_variant's numbers for a built-in scheduler.
+All five policies run through `offload_core.compare.run_variant` (the upper bound as a placement function),
+with its streams and metric definitions (topologies from the seed, tasks from seed + 1, random draws from
+seed + 2).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from offload_core.compare import CompareSettings
-from offload_core.config import EdgeConfig, preset
+from offload_core.compare import CompareSettings, run_variant
+from offload_core.config import preset
 from offload_core.engine import Action, EdgeEngine
-from offload_core.names import CachingPolicy, PresetName, SchedulerName
+from offload_core.names import PresetName, SchedulerName
 from offload_core.scenario import TaskBatch
 from offload_core.schedulers import Scheduler, scheduler
-from reproduce.claims import Claim, Interval, Outcome, Verdict, best, judge_all, worst
+from reproduce.claims import Claim, EnvBudget, Interval, Outcome, PerSeed, Verdict, best, judge_all, worst
 from reproduce.report import Row, SummaryRow, TargetResult, bars, figure
 
 Progress = Callable[[str], None]
@@ -77,61 +76,14 @@ def placement(name: str) -> Scheduler:
     return scheduler({RANDOM: SchedulerName.RANDOM_SERVER}.get(name, name))
 
 
-def run_policy(
-    config: EdgeConfig, caching: CachingPolicy, place: Scheduler, envs: int, steps: int, seed: int
-) -> dict[str, torch.Tensor]:
-    """One policy on `envs` environments for `steps` steps; per-environment metrics, each [B]."""
-    engine = EdgeEngine(config, envs, caching, dtype=torch.float64)
-    engine.reset(seed)
-    view = engine.view
-    task_stream = torch.Generator(device=view.device).manual_seed(seed + 1)
-    decisions = torch.Generator(device=view.device).manual_seed(seed + 2)
-    zero = torch.zeros(envs, dtype=torch.float64)
-    completed, crashed, utility, latency = zero.clone(), zero.clone(), zero.clone(), zero.clone()
-    for _ in range(steps):
-        tasks = engine.sample_tasks(task_stream)
-        out = engine.step(tasks, place(engine, tasks, decisions, None))
-        completed += out.completed.to(torch.float64).sum(dim=1)
-        crashed += out.crashed.to(torch.float64).sum(dim=1)
-        utility += torch.where(out.completed, out.quality, torch.zeros_like(out.quality)).to(torch.float64).sum(dim=1)
-        latency += out.T.to(torch.float64).sum(dim=1)
-    total = steps * config.n_devices
-    dropped = view.dropped.to(torch.float64)
-    return {
-        "utility": (utility - view.dropped_quality.to(torch.float64)) / total,
-        "completion_rate": (completed - dropped) / total,
-        "crash_rate": crashed / total,
-        "dropped_rate": dropped / total,
-        "failure_rate": (crashed + dropped) / total,
-        "latency_s": latency / total,
-    }
-
-
-@dataclass(frozen=True)
-class AspBudget:
-    level: str
-    envs: int
-    """Environments per seed (the mean over them is the seed's value)."""
-    steps: int | None = None
-    """Steps per run; None: the preset's (100 steps x 10 devices = the survey's 1000 tasks)."""
-
-
-BUDGETS: dict[str, AspBudget] = {
-    "tiny": AspBudget("tiny", envs=2, steps=5),
-    "default": AspBudget("default", envs=16),
-    "full": AspBudget("full", envs=CompareSettings.envs),
+BUDGETS: dict[str, EnvBudget] = {
+    "tiny": EnvBudget("tiny", envs=2, steps=5),
+    "default": EnvBudget("default", envs=16),
+    "full": EnvBudget("full", envs=CompareSettings.envs),
 }
 
 
-@dataclass(frozen=True)
-class AspData:
-    per_seed: dict[tuple[str, str], list[float]]
-
-    def at(self, metric: str, policies: Sequence[str] = SURVEY) -> dict[str, Interval]:
-        return {p: Interval.of(self.per_seed[(p, metric)]) for p in policies}
-
-
-def _no_failures(d: AspData) -> Outcome:
+def _no_failures(d: PerSeed) -> Outcome:
     values = d.per_seed[(UPPER, "failure_rate")]
     failures = d.at("failure_rate")
     ours = f"{failures[UPPER].fmt(3)}; " + ", ".join(f"{p} {i.mean:.3g}" for p, i in failures.items() if p != UPPER)
@@ -142,7 +94,7 @@ def _no_failures(d: AspData) -> Outcome:
     return Outcome(Verdict.NOT_REPRODUCED, ours, "another baseline has fewer crashed tasks than the upper bound")
 
 
-CLAIMS: tuple[Claim[AspData], ...] = (
+CLAIMS: tuple[Claim[PerSeed], ...] = (
     Claim(
         "upper-bound-best",
         "the upper bound sets an upper limit on the users' utility (sec. V-A, Fig. 9)",
@@ -179,7 +131,7 @@ CLAIMS: tuple[Claim[AspData], ...] = (
 
 
 def baselines(
-    level: str = "default", seeds: int = 5, progress: Progress | None = None, budget: AspBudget | None = None
+    level: str = "default", seeds: int = 5, progress: Progress | None = None, budget: EnvBudget | None = None
 ) -> TargetResult:
     """Sec. V-A: the five policies on the `asp` preset, `seeds` seeds of `budget.envs` environments each."""
     budget = budget or BUDGETS[level]
@@ -191,13 +143,13 @@ def baselines(
     per_seed: dict[tuple[str, str], list[float]] = {}
     for seed in range(seeds):
         for name in POLICIES:
-            metrics = run_policy(chosen.config, chosen.caching, placement(name), budget.envs, steps, SEED_STRIDE * seed)
+            metrics = run_variant(chosen, chosen.caching, placement(name), budget.envs, steps, SEED_STRIDE * seed)
             row = {k: float(v.mean()) for k, v in metrics.items()}
             runs.append({"seed": seed, "policy": name, **row})
             for metric, value in row.items():
                 per_seed.setdefault((name, metric), []).append(value)
         say(f"seed {seed}: {len(POLICIES)} policies x {budget.envs} envs x {steps} steps")
-    data = AspData(per_seed)
+    data = PerSeed(per_seed, tuple(SURVEY))
     summary = [SummaryRow("", p, m, Interval.of(per_seed[(p, m)])) for m in METRICS for p in POLICIES]
 
     def plot(path: Any) -> None:

@@ -75,6 +75,29 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class EnvBudget:
+    """The budget of a target measured over batched environments (`lc-table2`, `asp-baselines`)."""
+
+    level: str
+    envs: int
+    """Environments per seed (the mean over them is the seed's value)."""
+    steps: int | None = None
+    """Steps per run; None: the preset's."""
+
+
+@dataclass(frozen=True)
+class PerSeed:
+    """(policy, metric) -> one value per seed, and the policies a claim compares by default."""
+
+    per_seed: dict[tuple[str, str], list[float]]
+    policies: tuple[str, ...]
+
+    def at(self, metric: str, policies: Sequence[str] | None = None) -> dict[str, Interval]:
+        """The interval of `metric` for each of `policies` (default: all of `self.policies`)."""
+        return {p: Interval.of(self.per_seed[(p, metric)]) for p in (self.policies if policies is None else policies)}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a rule decided: the verdict, our value as shown in the table, and why (unless reproduced)."""
 

@@ -17,14 +17,13 @@ draws 1000 k + 2: no stream shared between seeds); one value per seed is the mea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from offload_core.compare import CompareSettings, run_variant
 from offload_core.config import preset
 from offload_core.names import CachingPolicy, PresetName
-from reproduce.claims import Claim, Interval, Outcome, Verdict, above, best, judge_all, ordered
+from reproduce.claims import Claim, EnvBudget, Interval, Outcome, PerSeed, Verdict, above, best, judge_all, ordered
 from reproduce.report import Row, SummaryRow, TargetResult, bars, figure
 
 Progress = Callable[[str], None]
@@ -65,32 +64,14 @@ PAPER: dict[str, dict[str, float]] = {
 PAPER["system_cost_vs_cloud"] = {p: v / PAPER["system_cost"]["cloud"] for p, v in PAPER["system_cost"].items()}
 
 
-@dataclass(frozen=True)
-class LcBudget:
-    level: str
-    envs: int
-    """Environments per seed (the mean over them is the seed's value)."""
-    steps: int | None = None
-    """Steps per run; None: the preset's."""
-
-
-BUDGETS: dict[str, LcBudget] = {
-    "tiny": LcBudget("tiny", envs=2, steps=5),
-    "default": LcBudget("default", envs=16),
-    "full": LcBudget("full", envs=CompareSettings.envs),
+BUDGETS: dict[str, EnvBudget] = {
+    "tiny": EnvBudget("tiny", envs=2, steps=5),
+    "default": EnvBudget("default", envs=16),
+    "full": EnvBudget("full", envs=CompareSettings.envs),
 }
 
 
-@dataclass(frozen=True)
-class LcData:
-    per_seed: dict[tuple[str, str], list[float]]
-    """(policy, metric) -> one value per seed."""
-
-    def at(self, metric: str, policies: Sequence[str] = POLICIES) -> dict[str, Interval]:
-        return {p: Interval.of(self.per_seed[(p, metric)]) for p in policies}
-
-
-def _cloud_zero(d: LcData) -> Outcome:
+def _cloud_zero(d: PerSeed) -> Outcome:
     values = d.per_seed[(CachingPolicy.CLOUD, "edge_execution_ratio")]
     ours = f"max over seeds {max(values):.3g}"
     if all(v == 0.0 for v in values):
@@ -100,7 +81,7 @@ def _cloud_zero(d: LcData) -> Outcome:
     return Outcome(Verdict.NOT_REPRODUCED, ours, "cloud-only runs 1% or more of the tasks at the edge")
 
 
-CLAIMS: tuple[Claim[LcData], ...] = (
+CLAIMS: tuple[Claim[PerSeed], ...] = (
     Claim(
         "lc-lowest-cost",
         "LC has the lowest system cost (Table II, sec. V-B)",
@@ -174,7 +155,7 @@ CLAIMS: tuple[Claim[LcData], ...] = (
 
 
 def table2(
-    level: str = "default", seeds: int = 5, progress: Progress | None = None, budget: LcBudget | None = None
+    level: str = "default", seeds: int = 5, progress: Progress | None = None, budget: EnvBudget | None = None
 ) -> TargetResult:
     """Table II: the five policies on the `lc` preset, `seeds` seeds of `budget.envs` environments each."""
     budget = budget or BUDGETS[level]
@@ -198,7 +179,7 @@ def table2(
             for metric in METRICS:
                 per_seed.setdefault((policy.value, metric), []).append(row[metric])
         say(f"seed {seed}: {len(POLICIES)} policies x {budget.envs} envs x {steps} steps")
-    data = LcData(per_seed)
+    data = PerSeed(per_seed, tuple(POLICIES))
     summary = [
         SummaryRow("", p.value, m, Interval.of(per_seed[(p.value, m)]), PAPER.get(m, {}).get(p.value))
         for m in METRICS

@@ -11,6 +11,7 @@ from reproduce.claims import (
     Claim,
     Interval,
     Outcome,
+    PerSeed,
     Verdict,
     above,
     best,
@@ -22,7 +23,7 @@ from reproduce.claims import (
     worst,
 )
 from reproduce.lc import CLAIMS as LC_CLAIMS
-from reproduce.lc import POLICIES, LcData
+from reproduce.lc import POLICIES
 
 
 def iv(mean: float, half: float) -> Interval:
@@ -113,13 +114,13 @@ def test_claim_evaluates_to_a_row():
     assert (row.key, row.verdict, row.rule, row.check) == ("k", Verdict.REPRODUCED, "rule", False)
 
 
-def lc_data(system_cost: dict[str, list[float]]) -> LcData:
+def lc_data(system_cost: dict[str, list[float]]) -> PerSeed:
     per_seed = {}
     for policy in POLICIES:
         for metric in ("system_cost", "switching_cost", "avg_accuracy_cost", "edge_execution_ratio"):
             per_seed[(policy.value, metric)] = system_cost[policy.value] if metric == "system_cost" else [0.5] * 5
     per_seed[("cloud", "edge_execution_ratio")] = [0.0] * 5
-    return LcData(per_seed)
+    return PerSeed(per_seed, tuple(POLICIES))
 
 
 def seeds(mean: float, spread: float) -> list[float]:
