@@ -58,6 +58,10 @@ RewardOption = Annotated[
         help="team: eq. 18's sum over devices / M; team-sum: the sum; agent: each its own (default: team, agent for saddpg).",
     ),
 ]
+ShareActorOption = Annotated[
+    bool,
+    typer.Option("--share-actor", help="MADDPG variants: one actor network for every device (ours; docs/learners.md)."),
+]
 
 
 def _plot(rows: dict[str, dict[str, MetricSummary]], metrics: tuple[str, ...], out: Path, title: str) -> Path:
@@ -176,6 +180,7 @@ def train_command(
         MADDPGConfig.batch_size
     ),
     reward: RewardOption = MADDPGConfig.reward,
+    share_actor: ShareActorOption = MADDPGConfig.share_actor,
     seed: Annotated[int, typer.Option("--seed", min=0)] = TrainSettings.seed,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     out: Annotated[Path, typer.Option("--out", help="Directory for CSV, PNG and checkpoint.")] = Path("out/offload-train"),
@@ -191,7 +196,7 @@ def train_command(
         algo=algo, envs=envs, updates=FULL_UPDATES if full else updates, episodes=episodes, steps=steps, seed=seed
     )
     hp: MADDPGConfig | MAPPOConfig = (
-        MADDPGConfig(variant=algo, batch_size=batch_size, reward=reward)
+        MADDPGConfig(variant=algo, batch_size=batch_size, reward=reward, share_actor=share_actor)
         if algo != Algorithm.MAPPO
         else MAPPOConfig(reward=reward or Reward.TEAM)
     )
@@ -380,6 +385,7 @@ def sweep_command(
         SweepSettings.batch_size
     ),
     reward: RewardOption = MADDPGConfig.reward,
+    share_actor: ShareActorOption = MADDPGConfig.share_actor,
     values: Annotated[
         str | None, typer.Option("--values", help="Comma-separated points (default: the figure's, e.g. 3,4,5,6 models).")
     ] = None,
@@ -440,7 +446,7 @@ def sweep_command(
             eval_envs=plan.eval_envs,
             eval_steps=plan.eval_steps,
             device=device,
-            hp=MADDPGConfig(batch_size=plan.batch_size, reward=reward),
+            hp=MADDPGConfig(batch_size=plan.batch_size, reward=reward, share_actor=share_actor),
             on_run=show,
             mappo_hp=MAPPOConfig(reward=reward or Reward.TEAM),
             rules=True,

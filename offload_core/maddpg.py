@@ -118,6 +118,10 @@ class MADDPGConfig:
     """Weight of mean(actor output^2) in the actor loss (openai/maddpg, maddpg-pytorch: 1e-3)."""
     grad_clip: float = 0.5
     """Max gradient norm of each agent's actor and of each agent's critic (openai/maddpg: 0.5)."""
+    share_actor: bool = False
+    """One actor network for every device (parameter sharing, ours; docs/learners.md): the devices are alike
+    and their observations carry their own position and frequency, so one policy can serve all, learning
+    from M devices' samples at each update. False: one actor per device, as [Wang 2025]."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variant", parse_among(VARIANTS, self.variant, "variant"))
@@ -187,7 +191,11 @@ class AgentLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros((agents, 1, fan_out), device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [M, K, in] -> [M, K, out]
+        # [M, K, in] -> [M, K, out]; one shared layer (agents == 1) serves every agent of x
+        if self.weight.shape[0] == 1 and x.shape[0] != 1:
+            agents, rows, fan_in = x.shape
+            out = torch.addmm(self.bias[0], x.reshape(agents * rows, fan_in), self.weight[0])  # [M K, out]
+            return out.view(agents, rows, -1)
         return torch.baddbmm(self.bias, x, self.weight)
 
 
@@ -431,7 +439,8 @@ def to_engine_action(vector: torch.Tensor, n_servers: int) -> Action:
 
 
 class MADDPG:
-    """M actors and M critics (with targets) for one EdgeConfig; `variant` picks the ablation."""
+    """M actors (or one shared, `share_actor`) and M critics (with targets) for one EdgeConfig; `variant` picks
+    the ablation."""
 
     def __init__(
         self,
@@ -449,13 +458,14 @@ class MADDPG:
         m, n = config.n_devices, config.n_servers
         self.obs_dim, self.action_dim = observation_size(config, self.model_aware), n + 2
         init = torch.Generator().manual_seed(seed)
-        self.actor = AgentMLP(m, self.obs_dim, hp.hidden, self.action_dim, init, self.device, dtype, out_scale=0.1)
+        actors = 1 if hp.share_actor else m
+        self.actor = AgentMLP(actors, self.obs_dim, hp.hidden, self.action_dim, init, self.device, dtype, out_scale=0.1)
         last = self.actor.layers[-1]
         assert isinstance(last, AgentLinear)
         with torch.no_grad():
             last.bias[..., n + 1] = hp.download_bias if self.allow_download else 0.0
         self.critic = Critics(config, self.model_aware, self.centralized, hp.hidden, self.action_dim, init, self.device, dtype)
-        self.actor_target = AgentMLP(m, self.obs_dim, hp.hidden, self.action_dim, init, self.device, dtype)
+        self.actor_target = AgentMLP(actors, self.obs_dim, hp.hidden, self.action_dim, init, self.device, dtype)
         self.critic_target = Critics(
             config, self.model_aware, self.centralized, hp.hidden, self.action_dim, init, self.device, dtype
         )

@@ -241,6 +241,34 @@ def test_an_update_changes_actors_and_critics() -> None:
     assert not torch.equal(critic, agent.critic.first.weight)
 
 
+def test_a_shared_actor_is_one_network_for_every_device() -> None:
+    config, _, _, separate = _setup()
+    _, _, _, shared = _setup(share_actor=True)
+    count = sum(p.numel() for p in shared.actor.parameters())
+    assert count * config.n_devices == sum(p.numel() for p in separate.actor.parameters())
+
+
+def test_a_shared_actor_acts_as_the_same_network_copied_to_every_device() -> None:
+    """The reference: the shared layer's weights copied into M per-device layers, applied by baddbmm."""
+    _, engine, tasks, agent = _setup(share_actor=True)
+    obs = agent.observe(engine, tasks).transpose(0, 1)  # [M, B, D]
+    x = obs
+    for index, layer in enumerate(agent.actor.layers):
+        m = obs.shape[0]
+        copied = torch.baddbmm(layer.bias.expand(m, -1, -1), x, layer.weight.expand(m, -1, -1))
+        x = torch.relu(copied) if index < len(agent.actor.layers) - 1 else copied
+    torch.testing.assert_close(agent.actor(obs), x)
+
+
+def test_an_update_of_a_shared_actor_keeps_one_network() -> None:
+    _, engine, tasks, agent = _setup(share_actor=True)
+    buffer = _filled_buffer(agent, engine, tasks)
+    before = agent.actor.layers[0].weight.clone()
+    agent.update(buffer, torch.Generator().manual_seed(1))
+    assert agent.actor.layers[0].weight.shape[0] == 1
+    assert not torch.equal(before, agent.actor.layers[0].weight)
+
+
 def test_the_actor_step_leaves_the_critics_gradients_alone() -> None:
     _, engine, tasks, agent = _setup()
     batch = _filled_buffer(agent, engine, tasks).sample(16, torch.Generator().manual_seed(1))

@@ -279,3 +279,13 @@ def test_cli_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str])
     assert main(["offload", "train", "--algo", "dqn", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--algo" in err
+
+
+def test_offload_train_share_actor_writes_a_checkpoint_with_one_actor_network(tmp_path: Path) -> None:
+    cli_json(
+        ["offload", "train", "--algo", "maddpg-mato", "--eds", "3", "--updates", "2", "--steps", "4", "--envs", "4"]
+        + ["--batch-size", "8", "--share-actor", "--out", str(tmp_path), "--json"]
+    )
+    agent, config, _ = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert agent.hp.share_actor and config.n_devices == 3
+    assert {layer.weight.shape[0] for layer in agent.actor.layers} == {1}
