@@ -1,12 +1,15 @@
-"""A compiled CPU kernel of one engine step (numba), for FIFO servers.
+"""The compiled kernels of one engine step and of Greedy (numba), for FIFO servers: one body, two targets.
 
 The torch engine serves the parts of a step one arrival rank at a time with a few dozen small
 tensor operations each, and on a CPU the per-operation overhead, not the arithmetic, sets its
-speed. This kernel runs the same cost model (`offload_core.reference` is the definition) as
-compiled loops: environments in parallel; in each, the step's parts sorted by (arrival, device,
-server), which is every server's FIFO order, then every task's totals. It reads and updates the
-engine's state tensors in place through zero-copy NumPy views, and also checks actions
-(`split_problem`). Servers with an ASP capacity (crash semantics) stay on the torch path.
+speed. These kernels run the same cost model (`offload_core.reference` is the definition) as
+compiled loops over one environment: the step's parts sorted by (arrival, device, server), which is
+every server's FIFO order, then every task's totals. The per-environment bodies (`env_step`,
+`greedy_env`) are plain Python in the subset numba compiles for both targets: here for the CPU
+(`step_kernel`, `greedy_kernel`: environments in parallel, the engine's state tensors updated in place
+through zero-copy NumPy views) and in `offload_core.cuda_kernel` for CUDA (one thread per environment).
+This module also checks actions (`split_problem`). Servers with an ASP capacity (crash semantics) stay
+on the torch path.
 """
 
 from __future__ import annotations
@@ -94,34 +97,343 @@ def kernel_params(config: EdgeConfig) -> npt.NDArray[np.float64]:
     return np.array([float(getattr(config, name)) for name in _PARAMS], dtype=np.float64)
 
 
-@_compiled(cache=True, inline="always")
-def _score(
+def scratch_widths(devices: int, servers: int, models: int) -> tuple[int, int]:
+    """Columns of the per-environment float64 and int64 scratch rows of `env_step`."""
+    parts = devices * servers
+    return devices * _ACC + 2 * parts + models, 2 * parts + models + devices
+
+
+def env_step(  # noqa: C901
+    b: int,
+    now: float,
+    p: npt.NDArray[np.float64],
     policy: int,
-    j: int,
-    at: float,
-    step_s: float,
-    decay: float,
-    loaded_at: Floats,
-    last_used: Floats,
-    frequency: Floats,
-    context: Floats,
-    context_time: Floats,
-    keys: Floats,
-) -> float:
-    """Eviction score of model j on one server at time `at` (lowest evicted first).  Arrays: [I]"""
-    if policy == 1:
-        return float(loaded_at[j])
-    if policy == 2:
-        return float(last_used[j])
-    if policy == 3:
-        return float(frequency[j])
-    if policy == 4:
-        return float(context[j] * decay ** ((at - context_time[j]) / step_s))
-    return float(keys[j])
+    curves: npt.NDArray[np.float64],
+    topology: tuple[Floats, Floats, Floats, Floats, Floats, Floats],
+    tasks: tuple[Ints, Floats, Floats, Floats, Floats, Floats, int],
+    action: tuple[Floats, Bools],
+    state: tuple[Bools, Floats, Floats, Floats, Floats, Floats, Floats, Bools, Floats, Bools, Ints, Floats],
+    out: Floats,
+    fl: npt.NDArray[np.float64],
+    it: Ints,
+) -> None:
+    """One step of environment `b`, in place: THE body of both kernels (issue 21). Plain Python in the
+    subset that numba compiles for the CPU (`step_kernel`, environments in parallel) and for CUDA
+    (`cuda_step`, one thread per environment): scalars and element indexing only, no allocation, the
+    environment's scratch passed in (fl [F] float64, it [G] int64, `scratch_widths`).
+
+    The arrays come in four tuples (numba inlines a call of at most about 25 arguments):
+    topology = (device_freq [B, M], model_size [B, I], server_quality [B, N], server_freq [B, N], up_rate
+    [B, M, N], down_rate [B, M, N]); tasks = (model, size, density, deadline, demand [B, M], evict_keys
+    [B, M, N, I] or [1, 1, 1, I], has_keys 1 or 0); action = (split [B, M, N + 2], download [B, M]);
+    state = (cached, free_memory [B, N], loaded_at, last_used, frequency, context, context_time, resident
+    [B, N, I] except free_memory, pending_time [B, N, L], pending_cached [B, N, L, I], pending_count [B, N],
+    busy_until [B, N]). curves [I, 3] (a0, a1, alpha); out [B, M, OUTPUT_COLUMNS] in BREAKDOWN_KEYS order.
+
+    The step's parts are served in the order (arrival, device, server): each server's FIFO order. Of a
+    task's equally slow parts the first server's is reported, as the reference does.
+    """
+    device_freq, model_size, server_quality, server_freq, up_rate, down_rate = topology
+    model, size, density, deadline, demand, evict_keys, has_keys = tasks
+    split, download = action
+    (
+        cached,
+        free_memory,
+        loaded_at,
+        last_used,
+        frequency,
+        context,
+        context_time,
+        resident,
+        pending_time,
+        pending_cached,
+        pending_count,
+        busy_until,
+    ) = state
+    devices = model.shape[1]
+    servers = cached.shape[1]
+    models = cached.shape[2]
+    device_kappa = p[0]
+    cloud_rate = p[1]
+    wan = p[2]
+    cloud_freq = p[3]
+    output_bits = p[4]
+    device_power = p[5]
+    cloud_energy = p[6]
+    light_q = p[7]
+    cloud_q = p[8]
+    memory = p[9]
+    load_bps = p[10]
+    backhaul_power = p[11]
+    load_power = p[12]
+    server_kappa = p[13]
+    backhaul_bps = p[14]
+    cycles_per_demand = p[15]
+    step_s = p[16]
+    decay = p[17]
+    forwards = p[18] > 0.5
+    caches = policy != 5
+    view_time = now + step_s
+    log_decay = math.log(decay)
+    parts_max = devices * servers
+    # Scratch layout. floats: per-task edge totals [M x _ACC], part arrivals, part uploads, eviction scores;
+    # ints: part device, part server, eviction order, does task m have an edge part.
+    arrivals0 = devices * _ACC
+    uploads0 = arrivals0 + parts_max
+    scores0 = uploads0 + parts_max
+    part_n0 = parts_max
+    order0 = 2 * parts_max
+    edge0 = order0 + models
+    # Every part of the step in order of (arrival, device, server): each server's FIFO order.
+    count = 0
+    for m in range(devices):
+        it[edge0 + m] = 0
+        for n in range(servers):
+            s = split[b, m, n + 1]
+            if s <= 0:
+                continue
+            if it[edge0 + m] == 0:
+                it[edge0 + m] = 1
+                for k in range(_ACC):
+                    fl[m * _ACC + k] = 0.0
+                fl[m * _ACC + _A_SLOW] = -1.0
+            t_up = s * size[b, m] / up_rate[b, m, n]
+            arrival = now + t_up
+            q = count - 1
+            while q >= 0 and fl[arrivals0 + q] > arrival:
+                fl[arrivals0 + q + 1] = fl[arrivals0 + q]
+                fl[uploads0 + q + 1] = fl[uploads0 + q]
+                it[q + 1] = it[q]
+                it[part_n0 + q + 1] = it[part_n0 + q]
+                q -= 1
+            fl[arrivals0 + q + 1] = arrival
+            fl[uploads0 + q + 1] = t_up
+            it[q + 1] = m
+            it[part_n0 + q + 1] = n
+            count += 1
+    for k in range(count):
+        m = it[k]
+        n = it[part_n0 + k]
+        arrival = fl[arrivals0 + k]
+        t_up = fl[uploads0 + k]
+        a0 = m * _ACC  # this task's edge totals in fl
+        s = split[b, m, n + 1]
+        x = size[b, m]
+        rho = density[b, m]
+        i = model[b, m]
+        size_i = model_size[b, i]
+        t_down = s * output_bits / down_rate[b, m, n]
+        hit = cached[b, n, i]
+        fl[a0 + _A_OFFLOADED] = 1.0
+        if not hit:
+            fl[a0 + _A_MISSED] = 1.0
+        fl[a0 + _A_E_UP] += device_power * t_up
+        p_wait = 0.0
+        p_sw = 0.0
+        p_es = 0.0
+        p_down = 0.0
+        t_part = t_up
+        if not hit and not (download[b, m] and caches and size_i <= memory):
+            if forwards:  # forwarded over the backhaul and run in the cloud
+                fwd = s * x / backhaul_bps + wan + s * x * rho / cloud_freq
+                p_down = t_down
+                t_part = t_up + fwd + t_down
+                fl[a0 + _A_FWD] += fwd
+                fl[a0 + _A_E_CLOUD] += cloud_energy * s * x * rho
+                fl[a0 + _A_QUALITY] += s * cloud_q
+            else:  # the cloud only supplies models: no model, no service
+                fl[a0 + _A_FAILED] = 1.0
+        else:
+            start = max(arrival, busy_until[b, n])
+            p_wait = start - arrival
+            if not hit:
+                need = size_i - free_memory[b, n]
+                found = 0
+                for j in range(models):
+                    if cached[b, n, j]:
+                        # Eviction score of model j at `start` (lowest evicted first): FIFO, LRU, LFU, LC or keys.
+                        if policy == 1:
+                            score = loaded_at[b, n, j]
+                        elif policy == 2:
+                            score = last_used[b, n, j]
+                        elif policy == 3:
+                            score = frequency[b, n, j]
+                        elif policy == 4:
+                            score = context[b, n, j] * decay ** ((start - context_time[b, n, j]) / step_s)
+                        else:
+                            score = evict_keys[b * has_keys, m * has_keys, n * has_keys, j]
+                        it[order0 + found] = j
+                        fl[scores0 + found] = score
+                        found += 1
+                # Insertion sort by (score, index): what the reference's sorted() does.
+                for k2 in range(1, found):
+                    key_s = fl[scores0 + k2]
+                    key_j = it[order0 + k2]
+                    q = k2 - 1
+                    while q >= 0 and (fl[scores0 + q] > key_s or (fl[scores0 + q] == key_s and it[order0 + q] > key_j)):
+                        fl[scores0 + q + 1] = fl[scores0 + q]
+                        it[order0 + q + 1] = it[order0 + q]
+                        q -= 1
+                    fl[scores0 + q + 1] = key_s
+                    it[order0 + q + 1] = key_j
+                freed = 0.0
+                for k2 in range(found):
+                    if freed >= need:
+                        break
+                    j = it[order0 + k2]
+                    cached[b, n, j] = False
+                    freed += model_size[b, j]
+                    context[b, n, j] = 0.0
+                free_memory[b, n] += freed - size_i
+                cached[b, n, i] = True
+                loaded_at[b, n, i] = start
+                last_used[b, n, i] = start
+                frequency[b, n, i] = 0.0
+                context[b, n, i] = 0.0
+                context_time[b, n, i] = start
+                slot = pending_count[b, n]
+                pending_time[b, n, slot] = start
+                for j in range(models):
+                    pending_cached[b, n, slot, j] = cached[b, n, j]
+                pending_count[b, n] = slot + 1
+                p_sw = size_i / backhaul_bps + size_i / load_bps
+                fl[a0 + _A_E_SW] += backhaul_power * size_i / backhaul_bps + load_power * size_i / load_bps
+            # K decayed to the start, nu ** (age in steps), and a(K); exp/log: faster than ** for fractional powers.
+            k_eff = context[b, n, i]
+            if k_eff > 0:
+                k_eff *= math.exp(log_decay * (start - context_time[b, n, i]) / step_s)
+            gain = 0.0
+            if curves[i, 1] != 0 and k_eff > 0:
+                alpha = curves[i, 2]
+                powered = math.sqrt(k_eff) if alpha == 0.5 else math.exp(alpha * math.log(k_eff))
+                gain = curves[i, 1] * math.log2(1.0 + powered)
+            accuracy = min(1.0, curves[i, 0] + gain)
+            context[b, n, i] = k_eff + 1.0
+            context_time[b, n, i] = start
+            frequency[b, n, i] += 1.0
+            last_used[b, n, i] = start
+            cycles = s * x * rho + s * demand[b, m] * cycles_per_demand
+            f_n = server_freq[b, n]
+            p_es = cycles / f_n
+            fl[a0 + _A_E_ES] += server_kappa * f_n * f_n * cycles
+            finish = start + p_sw + p_es
+            busy_until[b, n] = finish
+            p_down = t_down
+            t_part = finish - now + t_down
+            edge_quality = s * accuracy * server_quality[b, n]
+            fl[a0 + _A_QUALITY] += edge_quality
+            fl[a0 + _A_EDGE_QUALITY] += edge_quality
+            fl[a0 + _A_SHARE] += s
+        # The slowest part (the first server's of equally slow ones, as the reference reports).
+        slowest = fl[a0 + _A_SLOW]
+        if t_part > slowest or (t_part == slowest and n < fl[a0 + _A_SLOW_N]):
+            fl[a0 + _A_SLOW] = t_part
+            fl[a0 + _A_SLOW_N] = n
+            fl[a0 + _A_UP] = t_up
+            fl[a0 + _A_WAIT] = p_wait
+            fl[a0 + _A_SW] = p_sw
+            fl[a0 + _A_ES] = p_es
+            fl[a0 + _A_DOWN] = p_down
+    # Every task: its local and direct cloud parts, its edge parts' totals.
+    for m in range(devices):
+        x = size[b, m]
+        rho = density[b, m]
+        s_loc = split[b, m, 0]
+        s_cloud = split[b, m, servers + 1]
+        f_m = device_freq[b, m]
+        work = x * rho + demand[b, m] * cycles_per_demand  # cycles of the whole task, wherever it runs
+        t_loc = s_loc * work / f_m
+        e_loc = device_kappa * f_m * f_m * s_loc * work
+        t_cloud = 0.0
+        e_cloud = 0.0
+        if s_cloud > 0:
+            t_cloud = s_cloud * x / cloud_rate + wan + s_cloud * work / cloud_freq + s_cloud * output_bits / cloud_rate
+            e_cloud = device_power * s_cloud * x / cloud_rate + cloud_energy * s_cloud * work
+        if it[edge0 + m] == 0:  # no edge part: every edge term is 0
+            t_total = max(t_loc, t_cloud)
+            out[b, m, _T_UP] = 0.0
+            out[b, m, _T_WAIT] = 0.0
+            out[b, m, _T_SW] = 0.0
+            out[b, m, _T_ES] = 0.0
+            out[b, m, _T_DOWN] = 0.0
+            out[b, m, _T_LOC] = t_loc
+            out[b, m, _T_CLOUD] = t_cloud
+            out[b, m, _T] = t_total
+            out[b, m, _E_UP] = 0.0
+            out[b, m, _E_SW] = 0.0
+            out[b, m, _E_ES] = 0.0
+            out[b, m, _E_LOC] = e_loc
+            out[b, m, _E_CLOUD] = e_cloud
+            out[b, m, _E] = e_loc + e_cloud
+            out[b, m, _COMPLETED] = 1.0 if t_total <= deadline[b, m] else 0.0
+            out[b, m, _HIT] = 0.0
+            out[b, m, _OFFLOADED] = 0.0
+            out[b, m, _FAILED] = 0.0
+            out[b, m, _CRASHED] = 0.0
+            out[b, m, _QUALITY] = s_loc * light_q + s_cloud * cloud_q
+            out[b, m, _EDGE_SHARE] = 0.0
+            out[b, m, _T_FWD] = 0.0
+            out[b, m, _EDGE_QUALITY] = 0.0
+            continue
+        a0 = m * _ACC
+        e_cloud += fl[a0 + _A_E_CLOUD]
+        t_total = max(max(t_loc, t_cloud), fl[a0 + _A_SLOW])
+        e_up = fl[a0 + _A_E_UP]
+        e_sw = fl[a0 + _A_E_SW]
+        e_es = fl[a0 + _A_E_ES]
+        offloaded = fl[a0 + _A_OFFLOADED] > 0.5
+        failed = fl[a0 + _A_FAILED] > 0.5
+        out[b, m, _T_UP] = fl[a0 + _A_UP]
+        out[b, m, _T_WAIT] = fl[a0 + _A_WAIT]
+        out[b, m, _T_SW] = fl[a0 + _A_SW]
+        out[b, m, _T_ES] = fl[a0 + _A_ES]
+        out[b, m, _T_DOWN] = fl[a0 + _A_DOWN]
+        out[b, m, _T_LOC] = t_loc
+        out[b, m, _T_CLOUD] = t_cloud
+        out[b, m, _T] = t_total
+        out[b, m, _E_UP] = e_up
+        out[b, m, _E_SW] = e_sw
+        out[b, m, _E_ES] = e_es
+        out[b, m, _E_LOC] = e_loc
+        out[b, m, _E_CLOUD] = e_cloud
+        out[b, m, _E] = e_loc + e_up + e_sw + e_es + e_cloud
+        out[b, m, _COMPLETED] = 1.0 if (t_total <= deadline[b, m] and not failed) else 0.0
+        out[b, m, _HIT] = 1.0 if (offloaded and fl[a0 + _A_MISSED] < 0.5) else 0.0
+        out[b, m, _OFFLOADED] = 1.0 if offloaded else 0.0
+        out[b, m, _FAILED] = 1.0 if failed else 0.0
+        out[b, m, _CRASHED] = 0.0
+        out[b, m, _QUALITY] = s_loc * light_q + s_cloud * cloud_q + fl[a0 + _A_QUALITY]
+        out[b, m, _EDGE_SHARE] = fl[a0 + _A_SHARE]
+        out[b, m, _T_FWD] = fl[a0 + _A_FWD]
+        out[b, m, _EDGE_QUALITY] = fl[a0 + _A_EDGE_QUALITY]
+    # The view: models resident at the next step's time (pending loads that started by then, in order).
+    for n in range(servers):
+        total = pending_count[b, n]
+        applied = 0
+        while applied < total and pending_time[b, n, applied] <= view_time:
+            applied += 1
+        if applied == total:
+            for j in range(models):
+                resident[b, n, j] = cached[b, n, j]
+        elif applied > 0:
+            for j in range(models):
+                resident[b, n, j] = pending_cached[b, n, applied - 1, j]
+        if applied > 0:
+            for k in range(total - applied):
+                pending_time[b, n, k] = pending_time[b, n, k + applied]
+                for j in range(models):
+                    pending_cached[b, n, k, j] = pending_cached[b, n, k + applied, j]
+            for k in range(total - applied, total):
+                pending_time[b, n, k] = math.inf
+        pending_count[b, n] = total - applied
+
+
+env_step_cpu = _compiled(cache=True, inline="always")(env_step)
+"""`env_step` compiled by numba for the CPU, inlined into `step_kernel`."""
 
 
 @_compiled(cache=True, parallel=True)
-def step_kernel(  # noqa: C901
+def step_kernel(
     now: float,
     p: npt.NDArray[np.float64],
     policy: int,
@@ -155,289 +467,43 @@ def step_kernel(  # noqa: C901
     busy_until: Floats,
     out: Floats,
 ) -> None:
-    """One step of every environment, in place.  out: [B, M, OUTPUT_COLUMNS] in BREAKDOWN_KEYS order.
-
-    Shapes: curves [I, 3] (a0, a1, alpha); device_freq [B, M]; model_size [B, I]; server_quality,
-    server_freq [B, N]; up_rate, down_rate [B, M, N]; model, size, density, deadline, demand [B, M];
-    evict_keys [B, M, N, I] (or [1, 1, 1, I] with has_keys 0); split [B, M, N + 2]; download [B, M];
-    cached, loaded_at, last_used, frequency, context, context_time, resident [B, N, I]; pending_time
-    [B, N, L]; pending_cached [B, N, L, I]; pending_count, free_memory, busy_until [B, N].
-
-    The step's parts are served in the order (arrival, device, server): each server's FIFO order. Of a
-    task's equally slow parts the first server's is reported, as the reference does.
-    """
+    """One step of every environment on the CPU, in place, environments in parallel (`env_step` each)."""
     batch, devices = model.shape
     servers = cached.shape[1]
     models = cached.shape[2]
-    (
-        device_kappa,
-        cloud_rate,
-        wan,
-        cloud_freq,
-        output_bits,
-        device_power,
-        cloud_energy,
-        light_q,
-        cloud_q,
-        memory,
-        load_bps,
-        backhaul_power,
-        load_power,
-        server_kappa,
-        backhaul_bps,
-        cycles_per_demand,
-        step_s,
-        decay,
-        cloud_execution,
-    ) = (
-        p[0],
-        p[1],
-        p[2],
-        p[3],
-        p[4],
-        p[5],
-        p[6],
-        p[7],
-        p[8],
-        p[9],
-        p[10],
-        p[11],
-        p[12],
-        p[13],
-        p[14],
-        p[15],
-        p[16],
-        p[17],
-        p[18],
-    )
-    forwards = cloud_execution > 0.5
-    caches = policy != 5
-    view_time = now + step_s
-    log_decay = math.log(decay)
-    parts_max = devices * servers
+    parts = devices * servers
     for b in numba.prange(batch):
-        # Scratch (two allocations per environment): per-task edge totals, the step's parts, eviction order.
-        floats = np.empty(devices * _ACC + 2 * parts_max + models, dtype=np.float64)
-        ints = np.empty(2 * parts_max + models + devices, dtype=np.int64)
-        acc = floats[: devices * _ACC].reshape((devices, _ACC))
-        arrivals = floats[devices * _ACC : devices * _ACC + parts_max]
-        uploads = floats[devices * _ACC + parts_max : devices * _ACC + 2 * parts_max]
-        scores = floats[devices * _ACC + 2 * parts_max :]
-        part_m = ints[:parts_max]
-        part_n = ints[parts_max : 2 * parts_max]
-        order = ints[2 * parts_max : 2 * parts_max + models]
-        edge = ints[2 * parts_max + models :]  # does task m have an edge part (its acc row is then in use)
-        # Every part of the step in order of (arrival, device, server): each server's FIFO order.
-        count = 0
-        for m in range(devices):
-            edge[m] = 0
-            for n in range(servers):
-                s = split[b, m, n + 1]
-                if s <= 0:
-                    continue
-                if edge[m] == 0:
-                    edge[m] = 1
-                    for k in range(_ACC):
-                        acc[m, k] = 0.0
-                    acc[m, _A_SLOW] = -1.0
-                t_up = s * size[b, m] / up_rate[b, m, n]
-                arrival = now + t_up
-                q = count - 1
-                while q >= 0 and arrivals[q] > arrival:
-                    arrivals[q + 1] = arrivals[q]
-                    uploads[q + 1] = uploads[q]
-                    part_m[q + 1] = part_m[q]
-                    part_n[q + 1] = part_n[q]
-                    q -= 1
-                arrivals[q + 1] = arrival
-                uploads[q + 1] = t_up
-                part_m[q + 1] = m
-                part_n[q + 1] = n
-                count += 1
-        for k in range(count):
-            m = part_m[k]
-            n = part_n[k]
-            arrival = arrivals[k]
-            t_up = uploads[k]
-            s = split[b, m, n + 1]
-            x = size[b, m]
-            rho = density[b, m]
-            i = model[b, m]
-            size_i = model_size[b, i]
-            t_down = s * output_bits / down_rate[b, m, n]
-            hit = cached[b, n, i]
-            acc[m, _A_OFFLOADED] = 1.0
-            if not hit:
-                acc[m, _A_MISSED] = 1.0
-            acc[m, _A_E_UP] += device_power * t_up
-            p_wait = p_sw = p_es = p_down = 0.0
-            t_part = t_up
-            if not hit and not (download[b, m] and caches and size_i <= memory):
-                if forwards:  # forwarded over the backhaul and run in the cloud
-                    fwd = s * x / backhaul_bps + wan + s * x * rho / cloud_freq
-                    p_down = t_down
-                    t_part = t_up + fwd + t_down
-                    acc[m, _A_FWD] += fwd
-                    acc[m, _A_E_CLOUD] += cloud_energy * s * x * rho
-                    acc[m, _A_QUALITY] += s * cloud_q
-                else:  # the cloud only supplies models: no model, no service
-                    acc[m, _A_FAILED] = 1.0
-            else:
-                start = max(arrival, busy_until[b, n])
-                p_wait = start - arrival
-                if not hit:
-                    need = size_i - free_memory[b, n]
-                    found = 0
-                    for j in range(models):
-                        if cached[b, n, j]:
-                            order[found] = j
-                            scores[found] = _score(
-                                policy,
-                                j,
-                                start,
-                                step_s,
-                                decay,
-                                loaded_at[b, n],
-                                last_used[b, n],
-                                frequency[b, n],
-                                context[b, n],
-                                context_time[b, n],
-                                evict_keys[b * has_keys, m * has_keys, n * has_keys],
-                            )
-                            found += 1
-                    # Insertion sort by (score, index): what the reference's sorted() does.
-                    for k2 in range(1, found):
-                        key_s = scores[k2]
-                        key_j = order[k2]
-                        q = k2 - 1
-                        while q >= 0 and (scores[q] > key_s or (scores[q] == key_s and order[q] > key_j)):
-                            scores[q + 1] = scores[q]
-                            order[q + 1] = order[q]
-                            q -= 1
-                        scores[q + 1] = key_s
-                        order[q + 1] = key_j
-                    freed = 0.0
-                    for k2 in range(found):
-                        if freed >= need:
-                            break
-                        j = order[k2]
-                        cached[b, n, j] = False
-                        freed += model_size[b, j]
-                        context[b, n, j] = 0.0
-                    free_memory[b, n] += freed - size_i
-                    cached[b, n, i] = True
-                    loaded_at[b, n, i] = start
-                    last_used[b, n, i] = start
-                    frequency[b, n, i] = 0.0
-                    context[b, n, i] = 0.0
-                    context_time[b, n, i] = start
-                    slot = pending_count[b, n]
-                    pending_time[b, n, slot] = start
-                    for j in range(models):
-                        pending_cached[b, n, slot, j] = cached[b, n, j]
-                    pending_count[b, n] = slot + 1
-                    p_sw = size_i / backhaul_bps + size_i / load_bps
-                    acc[m, _A_E_SW] += backhaul_power * size_i / backhaul_bps + load_power * size_i / load_bps
-                # K decayed to the start, nu ** (age in steps), and a(K); exp/log: faster than ** for fractional powers.
-                k_eff = context[b, n, i]
-                if k_eff > 0:
-                    k_eff *= math.exp(log_decay * (start - context_time[b, n, i]) / step_s)
-                gain = 0.0
-                if curves[i, 1] != 0 and k_eff > 0:
-                    alpha = curves[i, 2]
-                    powered = math.sqrt(k_eff) if alpha == 0.5 else math.exp(alpha * math.log(k_eff))
-                    gain = curves[i, 1] * math.log2(1.0 + powered)
-                accuracy = min(1.0, curves[i, 0] + gain)
-                context[b, n, i] = k_eff + 1.0
-                context_time[b, n, i] = start
-                frequency[b, n, i] += 1.0
-                last_used[b, n, i] = start
-                cycles = s * x * rho + s * demand[b, m] * cycles_per_demand
-                f_n = server_freq[b, n]
-                p_es = cycles / f_n
-                acc[m, _A_E_ES] += server_kappa * f_n * f_n * cycles
-                finish = start + p_sw + p_es
-                busy_until[b, n] = finish
-                p_down = t_down
-                t_part = finish - now + t_down
-                edge_quality = s * accuracy * server_quality[b, n]
-                acc[m, _A_QUALITY] += edge_quality
-                acc[m, _A_EDGE_QUALITY] += edge_quality
-                acc[m, _A_SHARE] += s
-            # The slowest part (the first server's of equally slow ones, as the reference reports).
-            if t_part > acc[m, _A_SLOW] or (t_part == acc[m, _A_SLOW] and n < acc[m, _A_SLOW_N]):
-                acc[m, _A_SLOW] = t_part
-                acc[m, _A_SLOW_N] = n
-                acc[m, _A_UP] = t_up
-                acc[m, _A_WAIT] = p_wait
-                acc[m, _A_SW] = p_sw
-                acc[m, _A_ES] = p_es
-                acc[m, _A_DOWN] = p_down
-        # Every task: its local and direct cloud parts, its edge parts' totals.
-        for m in range(devices):
-            x = size[b, m]
-            rho = density[b, m]
-            s_loc = split[b, m, 0]
-            s_cloud = split[b, m, servers + 1]
-            f_m = device_freq[b, m]
-            work = x * rho + demand[b, m] * cycles_per_demand  # cycles of the whole task, wherever it runs
-            t_loc = s_loc * work / f_m
-            e_loc = device_kappa * f_m * f_m * s_loc * work
-            t_cloud = 0.0
-            e_cloud = 0.0
-            if s_cloud > 0:
-                t_cloud = s_cloud * x / cloud_rate + wan + s_cloud * work / cloud_freq + s_cloud * output_bits / cloud_rate
-                e_cloud = device_power * s_cloud * x / cloud_rate + cloud_energy * s_cloud * work
-            row = out[b, m]
-            if edge[m] == 0:  # no edge part: every edge term is 0
-                row[_T_UP] = row[_T_WAIT] = row[_T_SW] = row[_T_ES] = row[_T_DOWN] = 0.0
-                row[_T_LOC], row[_T_CLOUD], row[_T] = t_loc, t_cloud, max(t_loc, t_cloud)
-                row[_E_UP] = row[_E_SW] = row[_E_ES] = 0.0
-                row[_E_LOC], row[_E_CLOUD], row[_E] = e_loc, e_cloud, e_loc + e_cloud
-                row[_COMPLETED] = 1.0 if max(t_loc, t_cloud) <= deadline[b, m] else 0.0
-                row[_HIT] = row[_OFFLOADED] = row[_FAILED] = row[_CRASHED] = 0.0
-                row[_QUALITY] = s_loc * light_q + s_cloud * cloud_q
-                row[_EDGE_SHARE] = row[_T_FWD] = row[_EDGE_QUALITY] = 0.0
-                continue
-            a = acc[m]
-            e_cloud += a[_A_E_CLOUD]
-            t_total = max(t_loc, t_cloud, a[_A_SLOW])
-            e_total = e_loc + a[_A_E_UP] + a[_A_E_SW] + a[_A_E_ES] + e_cloud
-            offloaded = a[_A_OFFLOADED] > 0.5
-            failed = a[_A_FAILED] > 0.5
-            row[_T_UP], row[_T_WAIT], row[_T_SW], row[_T_ES], row[_T_DOWN] = a[_A_UP], a[_A_WAIT], a[_A_SW], a[_A_ES], a[_A_DOWN]
-            row[_T_LOC], row[_T_CLOUD], row[_T] = t_loc, t_cloud, t_total
-            row[_E_UP], row[_E_SW], row[_E_ES] = a[_A_E_UP], a[_A_E_SW], a[_A_E_ES]
-            row[_E_LOC], row[_E_CLOUD], row[_E] = e_loc, e_cloud, e_total
-            row[_COMPLETED] = 1.0 if (t_total <= deadline[b, m] and not failed) else 0.0
-            row[_HIT] = 1.0 if (offloaded and a[_A_MISSED] < 0.5) else 0.0
-            row[_OFFLOADED] = 1.0 if offloaded else 0.0
-            row[_FAILED] = 1.0 if failed else 0.0
-            row[_CRASHED] = 0.0
-            row[_QUALITY] = s_loc * light_q + s_cloud * cloud_q + a[_A_QUALITY]
-            row[_EDGE_SHARE] = a[_A_SHARE]
-            row[_T_FWD] = a[_A_FWD]
-            row[_EDGE_QUALITY] = a[_A_EDGE_QUALITY]
-        # The view: models resident at the next step's time (pending loads that started by then, in order).
-        for n in range(servers):
-            total = pending_count[b, n]
-            applied = 0
-            while applied < total and pending_time[b, n, applied] <= view_time:
-                applied += 1
-            if applied == total:
-                for j in range(models):
-                    resident[b, n, j] = cached[b, n, j]
-            elif applied > 0:
-                for j in range(models):
-                    resident[b, n, j] = pending_cached[b, n, applied - 1, j]
-            if applied > 0:
-                for k in range(total - applied):
-                    pending_time[b, n, k] = pending_time[b, n, k + applied]
-                    for j in range(models):
-                        pending_cached[b, n, k, j] = pending_cached[b, n, k + applied, j]
-                for k in range(total - applied, total):
-                    pending_time[b, n, k] = np.inf
-            pending_count[b, n] = total - applied
+        # Scratch per environment, freshly allocated: small and hot in the core's cache (one [B, F] block, cold,
+        # halved the speed).
+        fl = np.empty(devices * _ACC + 2 * parts + models, dtype=np.float64)
+        it = np.empty(2 * parts + models + devices, dtype=np.int64)
+        env_step_cpu(
+            b,
+            now,
+            p,
+            policy,
+            curves,
+            (device_freq, model_size, server_quality, server_freq, up_rate, down_rate),
+            (model, size, density, deadline, demand, evict_keys, has_keys),
+            (split, download),
+            (
+                cached,
+                free_memory,
+                loaded_at,
+                last_used,
+                frequency,
+                context,
+                context_time,
+                resident,
+                pending_time,
+                pending_cached,
+                pending_count,
+                busy_until,
+            ),
+            out,
+            fl,
+            it,
+        )
 
 
 @_compiled(cache=True)
@@ -459,22 +525,31 @@ def split_problem(split: Floats, cloud_execution: bool) -> int:
     return 2 if unsummed else 3 if clouded else 0
 
 
-@_compiled(cache=True, parallel=True)
-def greedy_kernel(cached: Bools, model: Ints, distance: Floats, split: Floats) -> None:
-    """Seed 002's Greedy: each task whole to the nearest server holding its model, else local.
+def greedy_env(b: int, cached: Bools, model: Ints, distance: Floats, split: Floats) -> None:
+    """Seed 002's Greedy for environment `b`: each task whole to the nearest server holding its model, else
+    local. The body of both greedy kernels (CPU and CUDA).
 
     cached [B, N, I] bool, model [B, M], distance [B, M, N]; writes split [B, M, N + 2] (zeroed here).
     """
-    batch, devices = model.shape
+    devices = model.shape[1]
     servers = cached.shape[1]
-    for b in numba.prange(batch):
-        for m in range(devices):
-            for k in range(servers + 2):
-                split[b, m, k] = 0.0
-            best = np.inf
-            column = 0
-            for n in range(servers):
-                if cached[b, n, model[b, m]] and distance[b, m, n] < best:
-                    best = distance[b, m, n]
-                    column = n + 1
-            split[b, m, column] = 1.0
+    for m in range(devices):
+        for k in range(servers + 2):
+            split[b, m, k] = 0.0
+        best = math.inf
+        column = 0
+        for n in range(servers):
+            if cached[b, n, model[b, m]] and distance[b, m, n] < best:
+                best = distance[b, m, n]
+                column = n + 1
+        split[b, m, column] = 1.0
+
+
+greedy_env_cpu = _compiled(cache=True, inline="always")(greedy_env)
+
+
+@_compiled(cache=True, parallel=True)
+def greedy_kernel(cached: Bools, model: Ints, distance: Floats, split: Floats) -> None:
+    """Seed 002's Greedy on the CPU, environments in parallel (`greedy_env` each)."""
+    for b in numba.prange(model.shape[0]):
+        greedy_env_cpu(b, cached, model, distance, split)
