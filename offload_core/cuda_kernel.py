@@ -52,7 +52,7 @@ _cuda_kernels: dict[str, Any] = {}
 _cuda_scratch: dict[tuple[int, int, int], tuple[Any, Any]] = {}
 
 
-def _kernels() -> dict[str, Any]:
+def kernels() -> dict[str, Any]:
     """The CUDA kernels, compiled on first use from `env_step` and `greedy_env` (the CPU kernels' bodies)."""
     if _cuda_kernels:
         return _cuda_kernels
@@ -137,6 +137,23 @@ def _kernels() -> dict[str, Any]:
     return _cuda_kernels
 
 
+def body_of(device_function: Any) -> Any:
+    """The Python function a CUDA device function was compiled from (on a GPU and in the simulator)."""
+    return getattr(device_function, "py_func", getattr(device_function, "fn", None))
+
+
+_constants_on_device: dict[bytes, Any] = {}
+
+
+def _constants(p: npt.NDArray[np.float64], curves: npt.NDArray[np.float64]) -> tuple[Any, Any]:
+    """The config's scalars and accuracy curves on the device, copied once per config (a copy per step would
+    synchronise the host with the device at every step)."""
+    key = p.tobytes() + curves.tobytes()
+    if key not in _constants_on_device:
+        _constants_on_device[key] = (cuda.to_device(p), cuda.to_device(curves))
+    return _constants_on_device[key]  # type: ignore[no-any-return]
+
+
 def _launch(batch: int) -> tuple[int, int]:
     """(blocks, threads) covering `batch` environments."""
     threads = min(THREADS_PER_BLOCK, batch)
@@ -147,7 +164,7 @@ def cuda_step(now: float, p: npt.NDArray[np.float64], policy: int, curves: npt.N
     """`step_kernel` on the CUDA target: the same arguments (arrays as `kernel_array` gives them), one thread
     per environment, the state updated in place on the device. The scratch rows live on the device, kept
     between calls of one shape."""
-    kernels = _kernels()
+    compiled = kernels()
     model, cached = arrays[6], arrays[15]
     batch, devices = model.shape
     servers, models = cached.shape[1], cached.shape[2]
@@ -157,10 +174,11 @@ def cuda_step(now: float, p: npt.NDArray[np.float64], policy: int, curves: npt.N
         _cuda_scratch[key] = (cuda.device_array((batch, width_f), np.float64), cuda.device_array((batch, width_i), np.int64))
     floats, ints = _cuda_scratch[key]
     blocks, threads = _launch(batch)
-    kernels["step"][blocks, threads](now, cuda.to_device(p), policy, cuda.to_device(curves), *arrays, floats, ints)
+    p_device, curves_device = _constants(p, curves)
+    compiled["step"][blocks, threads](now, p_device, policy, curves_device, *arrays, floats, ints)
 
 
 def cuda_greedy(cached: Any, model: Any, distance: Any, split: Any) -> None:
     """`greedy_kernel` on the CUDA target (arrays as `kernel_array` gives them)."""
     blocks, threads = _launch(model.shape[0])
-    _kernels()["greedy"][blocks, threads](cached, model, distance, split)
+    kernels()["greedy"][blocks, threads](cached, model, distance, split)
