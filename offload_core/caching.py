@@ -11,6 +11,12 @@ which for a queued part lies after the step's time. `cached` is each server's ca
 timeline (after every part served so far); `resident` is what policies see (`EngineView.cache`): the
 models resident at the view's time. A load that starts after the view's time is kept as a pending
 snapshot (`pending_time`, `pending_cached`) until the view's time reaches its start.
+
+The pending buffer has L slots per server, L fixed at `empty`. The engine's default step grows it
+before a step that could overflow it (`reserve`, which reads a count back from the device); its
+sync-free step (`EdgeEngine.step(..., validate=False)`) never grows it: a load that finds it full
+replaces the newest snapshot, so the view skips that intermediate cache state (costs and queues are
+never affected; docs/cost-model.md, "Sync-free step").
 """
 
 from __future__ import annotations
@@ -41,8 +47,17 @@ class CacheState:
 
     @classmethod
     def empty(
-        cls, batch: int, servers: int, models: int, memory_bits: float, device: torch.device, dtype: torch.dtype
+        cls,
+        batch: int,
+        servers: int,
+        models: int,
+        memory_bits: float,
+        device: torch.device,
+        dtype: torch.dtype,
+        pending_slots: int = 0,
     ) -> CacheState:
+        """Empty caches with `pending_slots` (L) free pending-load slots per server."""
+
         def zeros() -> torch.Tensor:
             return torch.zeros((batch, servers, models), device=device, dtype=dtype)
 
@@ -55,8 +70,8 @@ class CacheState:
             context=zeros(),
             context_time=zeros(),
             resident=torch.zeros((batch, servers, models), device=device, dtype=torch.bool),
-            pending_time=torch.full((batch, servers, 0), float("inf"), device=device, dtype=dtype),
-            pending_cached=torch.zeros((batch, servers, 0, models), device=device, dtype=torch.bool),
+            pending_time=torch.full((batch, servers, pending_slots), float("inf"), device=device, dtype=dtype),
+            pending_cached=torch.zeros((batch, servers, pending_slots, models), device=device, dtype=torch.bool),
             pending_count=torch.zeros((batch, servers), device=device, dtype=torch.long),
         )
 
@@ -114,14 +129,16 @@ class CacheState:
         self.context_time = torch.where(loaded, at, self.context_time)
         self.frequency = torch.where(loaded, 0.0, self.frequency)
         self.context = torch.where(loaded, 0.0, self.context)
-        # Pending snapshot: (start, cache after the load) in the next free slot of each loading server.
-        slot = self.pending_count.unsqueeze(-1)  # [B, N, 1]
+        # Pending snapshot: (start, cache after the load) in the next free slot of each loading server; a full
+        # buffer (sync-free step only, `reserve` prevents it otherwise) has its newest snapshot replaced.
+        slots = self.pending_time.shape[2]
+        slot = self.pending_count.clamp_max(slots - 1).unsqueeze(-1)  # [B, N, 1]
         old_time = self.pending_time.gather(2, slot)
         self.pending_time.scatter_(2, slot, torch.where(load.unsqueeze(-1), start.unsqueeze(-1), old_time))
         index = slot.unsqueeze(-1).expand(-1, -1, 1, self.cached.shape[2])  # [B, N, 1, I]
         old_cached = self.pending_cached.gather(2, index)
         self.pending_cached.scatter_(2, index, torch.where(load.view(*load.shape, 1, 1), self.cached.unsqueeze(2), old_cached))
-        self.pending_count = self.pending_count + load.to(torch.long)
+        self.pending_count = (self.pending_count + load.to(torch.long)).clamp_max(slots)
 
     def use(
         self, used: torch.Tensor, model_idx: torch.Tensor, start: torch.Tensor, config: EdgeConfig, curves: torch.Tensor | None
@@ -147,10 +164,12 @@ class CacheState:
         self.last_used = torch.where(mask, at, self.last_used)
         return accuracy
 
-    def advance_view(self, view_time: float) -> None:
-        """Show the models resident at `view_time`: apply, in order, the pending loads that started by then."""
+    def advance_view(self, view_time: float | torch.Tensor, sync_free: bool = False) -> None:
+        """Show the models resident at `view_time` (s; a [1] tensor of the cache's dtype in the sync-free step):
+        apply, in order, the pending loads that started by then. `sync_free`: never read a value back (the general
+        path, same result)."""
         slots = self.pending_time.shape[2]
-        if slots == 0 or not bool(self.pending_count.any()):  # nothing pending: the view is the timeline
+        if slots == 0 or (not sync_free and not bool(self.pending_count.any())):  # nothing pending: the view is the timeline
             self.resident = self.cached.clone()
             return
         started = (self.pending_time <= view_time).to(torch.long).cumprod(dim=-1)  # [B, N, L] leading run only

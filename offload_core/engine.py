@@ -13,6 +13,7 @@ Environment API (B environments, M devices, N servers, I models; docs/cost-model
     tasks = engine.sample_tasks(stream)    # -> TaskBatch: one task per device, each field [B, M]
     action = scheduler(engine, tasks, generator, scores)   # -> Action: split [B, M, N + 2], download [B, M]
     result = engine.step(tasks, action)    # -> StepResult: every term [B, M]; time advances by step_s
+    result = engine.step(tasks, action, validate=False)   # the same, unchecked and sync-free (below)
     engine.view                            # -> EngineView: the state a policy may read (below)
 
 `reset(seed)` draws B topologies and warm caches (cold ones for the `cloud` policy) from `seed` and
@@ -23,11 +24,21 @@ the step's time. Policies (schedulers, observations, learners) read the state on
 engine's tensors, and the view shows the state at its time (`view.time`): the models resident then
 (not yet those loaded later for queued parts), each server's effective frequency after it was slowed
 down, when each queue empties.
+
+`step(tasks, action, validate=False)` skips the action checks (which must read values back to raise
+ValueError) and, on the torch backend, makes no host synchronisation at all: it loops over all M
+arrival ranks under masks, evicts and loads under masks, keeps its pending-load and ASP slot buffers
+at the sizes fixed by `reset`, and reads the step's time from a device tensor, so that
+`torch.compile(fullgraph=True)` or a CUDA graph can capture it (`sync_free_step`). Its results equal
+the default step's while those buffers do not overflow; docs/cost-model.md ("Sync-free step") gives
+the bounds and what happens at overflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +49,7 @@ from offload_core.names import Backend, CachingPolicy, parse
 from offload_core.result import BREAKDOWN_KEYS, FLAG_KEYS, StepResult
 from offload_core.scenario import TaskBatch, Topology, draw_evict_keys, sample_tasks, sample_topology
 
-__all__ = ["Action", "EdgeEngine", "EngineView", "StepResult"]
+__all__ = ["Action", "EdgeEngine", "EngineView", "StepResult", "asp_slots", "pending_slots"]
 
 
 @dataclass
@@ -64,6 +75,21 @@ class Action:
 
 # Path codes of a served part (`EdgeEngine._serve`); _MISSED is added when its model was not resident.
 _AT_EDGE, _FORWARDED, _FAILED, _CRASHED, _MISSED = 1, 2, 3, 4, 8
+
+
+def pending_slots(config: EdgeConfig) -> int:
+    """Pending-load slots per server allocated at reset (L): four steps' worth of parts, 4 M. The default step grows
+    the buffer when a step could overflow it; the sync-free step keeps L (docs/cost-model.md, "Sync-free step")."""
+    return 4 * config.n_devices
+
+
+def asp_slots(config: EdgeConfig) -> int:
+    """Running-part slots per ASP server allocated at reset (S), 0 for FIFO servers: as many whole tasks as the
+    largest capacity holds at the smallest demand, plus the step's M parts. Split tasks have smaller demands, so more
+    parts can run at once: the default step then grows the slots, the sync-free step crashes the arriving part."""
+    if config.server_capacity is None:
+        return 0
+    return int(config.server_capacity[1] // max(config.task_demand[0], 1.0)) + 2 + config.n_devices
 
 
 def _validate_action(action: Action, batch: int, devices: int, servers: int, cloud_execution: bool, compiled: bool = False) -> None:
@@ -242,7 +268,9 @@ class EdgeEngine:
         backend: Backend | str = Backend.TORCH,
     ) -> None:
         """backend "torch" runs anywhere torch does; "numba" runs the compiled CPU kernel of
-        `offload_core.kernel` (FIFO servers on the CPU; ASP presets fall back to torch)."""
+        `offload_core.kernel` (FIFO servers on the CPU; ASP presets fall back to torch); "cuda" runs the same
+        kernel compiled for CUDA (`offload_core.cuda_kernel`), one thread per environment (FIFO servers; ASP
+        presets fall back to torch), on a CUDA device or under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)."""
         if not isinstance(config, EdgeConfig):
             raise ValueError(f"config must be an EdgeConfig, got {type(config).__name__}")
         if batch < 1:
@@ -253,6 +281,12 @@ class EdgeEngine:
         self.backend = parse(Backend, backend, "backend")
         if self.backend == Backend.NUMBA and torch.device(device).type != "cpu":
             raise ValueError("backend 'numba' runs on the CPU only; use backend 'torch' on a GPU")
+        if self.backend == Backend.CUDA:
+            from offload_core.cuda_kernel import cuda_ready
+
+            reason = cuda_ready()
+            if reason is not None:
+                raise ValueError(f"backend 'cuda' is not available: {reason}")
         self.config, self.batch = config, batch
         self.device, self.dtype = torch.device(device), dtype
         self.generator = torch.Generator(device=self.device)
@@ -265,6 +299,7 @@ class EdgeEngine:
         self.running: torch.Tensor | None = None  # [B, N, S, 4] for ASP servers
         self.dropped: torch.Tensor  # [B]
         self.dropped_quality: torch.Tensor  # [B]
+        self.clock: torch.Tensor  # [1] float64, steps taken, on the device: the sync-free step's time
         self.steps = 0
 
     @property
@@ -280,17 +315,18 @@ class EdgeEngine:
         self.generator.manual_seed(seed)
         c, b = self.config, self.batch
         self.topology = sample_topology(c, b, self.generator, self.device, self.dtype)
-        self.cache = CacheState.empty(b, c.n_servers, c.n_models, c.server_memory_bits, self.device, self.dtype)
+        self.cache = CacheState.empty(b, c.n_servers, c.n_models, c.server_memory_bits, self.device, self.dtype, pending_slots(c))
         if self.policy != CachingPolicy.CLOUD:
             self.cache.warm_start(self.topology.model_size, self.generator)
         self.busy_until = torch.zeros((b, c.n_servers), device=self.device, dtype=self.dtype)
         self.running = None
         if c.server_capacity is not None:
-            slots = int(c.server_capacity[1] // max(c.task_demand[0], 1.0)) + 2
             # [B, N, S, 4]: finish time, demand, quality, share of each running part (finish 0: empty slot)
-            self.running = torch.zeros((b, c.n_servers, slots, 4), device=self.device, dtype=self.dtype)
+            self.running = torch.zeros((b, c.n_servers, asp_slots(c), 4), device=self.device, dtype=self.dtype)
         self.dropped = torch.zeros(b, device=self.device, dtype=self.dtype)
         self.dropped_quality = torch.zeros(b, device=self.device, dtype=self.dtype)
+        # Shape [1], not []: AOT autograd (torch 2.13) drops in-place updates of 0-dim CPU tensors.
+        self.clock = torch.zeros(1, device=self.device, dtype=torch.float64)
         self.steps = 0
         return self.topology
 
@@ -309,15 +345,56 @@ class EdgeEngine:
 
     # -- one step -------------------------------------------------------------------------------
 
-    def step(self, tasks: TaskBatch, action: Action) -> StepResult:
-        """Place and cost one task per device and environment; returns the breakdown, each term [B, M]."""
+    def step(self, tasks: TaskBatch, action: Action, validate: bool = True) -> StepResult:
+        """Place and cost one task per device and environment; returns the breakdown, each term [B, M].
+
+        `validate` (default): check the action first (ValueError naming the problem; this reads values back from
+        the device). False: no check, and on the torch backend a step without any host synchronisation, with the
+        buffers sized at `reset` (module docstring; docs/cost-model.md, "Sync-free step")."""
         c = self.config
         b, m_count, n = self.batch, c.n_devices, c.n_servers
-        compiled = self.backend == Backend.NUMBA and self.running is None
-        _validate_action(action, b, m_count, n, c.cloud_execution, compiled)
-        self.cache.reserve(m_count)
+        compiled = self.backend in (Backend.NUMBA, Backend.CUDA) and self.running is None
+        if validate:
+            _validate_action(action, b, m_count, n, c.cloud_execution, compiled and self.backend == Backend.NUMBA)
         if compiled:
+            if validate or self.backend != Backend.CUDA:  # reserve reads the pending counts back from the device
+                self.cache.reserve(m_count)
             return self._step_compiled(tasks, action)
+        if validate:
+            self.cache.reserve(m_count)
+            result = self._advance(tasks, action, sync_free=False)
+        else:
+            result = self.sync_free_step(tasks, action)
+        self.steps += 1
+        return result
+
+    def sync_free_step(self, tasks: TaskBatch, action: Action) -> StepResult:
+        """The torch step proper without host synchronisation: reads and updates only tensors (the device clock
+        included), never `steps`, so that `torch.compile(fullgraph=True)` or a CUDA graph can capture it. Called by
+        `step(..., validate=False)`, which then counts the step; a caller that runs a captured copy instead counts
+        it with `count_step()`."""
+        return self._advance(tasks, action, sync_free=True)
+
+    def count_step(self) -> None:
+        """Advance the host's step count (`steps`, `time`) after a captured `sync_free_step` ran."""
+        self.steps += 1
+
+    def compile_step(self, **options: Any) -> Callable[[TaskBatch, Action], StepResult]:
+        """`step(..., validate=False)` with its body compiled by `torch.compile(fullgraph=True, **options)` (for
+        example backend="eager", or mode="reduce-overhead" for CUDA graphs). Compile again after `reset`."""
+        body = torch.compile(self.sync_free_step, fullgraph=True, **options)
+
+        def compiled_step(tasks: TaskBatch, action: Action) -> StepResult:
+            result: StepResult = body(tasks, action)
+            self.steps += 1
+            return result
+
+        return compiled_step
+
+    def _advance(self, tasks: TaskBatch, action: Action, sync_free: bool) -> StepResult:
+        """The torch step; `sync_free`: fixed loop counts and buffers, time from `clock` (no host synchronisation)."""
+        c = self.config
+        b, m_count, n = self.batch, c.n_devices, c.n_servers
         top = self.topology
         split = action.split.to(self.dtype)
         x, rho = tasks.size, tasks.density  # [B, M]
@@ -344,7 +421,8 @@ class EdgeEngine:
         )
 
         # Every part's terms that need no shared state.  [B, M, N]
-        now = self.time
+        # The step's time: float(steps x step_s) rounded to the dtype, from the host's count or the device clock.
+        now: float | torch.Tensor = (self.clock * c.step_s).to(self.dtype) if sync_free else self.time
         s_es = split[..., 1 : n + 1]
         active = s_es > 0
         t_up = s_es * x.unsqueeze(-1) / top.up_rate
@@ -358,7 +436,7 @@ class EdgeEngine:
         # The shared state: each server serves its parts in arrival order, ties by device (rank r of server n is
         # device order[b, n, r]); a loop over ranks, every server and environment at once.
         order = torch.argsort(torch.where(active, t_up, torch.inf).transpose(1, 2), dim=-1, stable=True)  # [B, N, M]
-        ranks = int(active.sum(1).max())  # the most parts any server receives
+        ranks = m_count if sync_free else int(active.sum(1).max())  # the most parts any server receives
 
         def ranked(value: torch.Tensor) -> torch.Tensor:  # [B, M] or [B, M, N] -> [B, N, M] in serving order
             per_server = value.unsqueeze(1).expand(b, n, m_count) if value.dim() == 2 else value.transpose(1, 2)
@@ -384,6 +462,7 @@ class EdgeEngine:
                 run_r[..., r],
                 demand_r[..., r],
                 None if keys_r is None else keys_r[:, :, r],
+                sync_free,
             )
             for r in range(ranks)
         ]
@@ -424,8 +503,9 @@ class EdgeEngine:
         edge_quality_sum = edge_quality.sum(-1)
         quality = s_loc * c.light_quality + s_cloud * c.cloud_quality + edge_quality_sum
         quality = quality + (forward_f * s_es).sum(-1) * c.cloud_quality
-        self.steps += 1
-        self.cache.advance_view(self.time)
+        self.clock.add_(1.0)
+        view_time = (self.clock * c.step_s).to(self.dtype) if sync_free else (self.steps + 1) * c.step_s
+        self.cache.advance_view(view_time, sync_free)
         return StepResult(
             T_up=picked[0],
             T_wait=picked[1],
@@ -453,48 +533,58 @@ class EdgeEngine:
         )
 
     def _step_compiled(self, tasks: TaskBatch, action: Action) -> StepResult:
-        """The same step through the compiled kernel, updating the state tensors in place."""
-        from offload_core.kernel import POLICY_CODES, kernel_params, step_kernel
+        """The same step through the compiled kernel (numba's CPU kernel of `offload_core.kernel`, or for backend
+        "cuda" the same body compiled for CUDA, `offload_core.cuda_kernel`), updating the state tensors in place."""
+        from offload_core import kernel
 
         c, top, cache = self.config, self.topology, self.cache
-        out = torch.empty((self.batch, c.n_devices, len(BREAKDOWN_KEYS)), dtype=self.dtype)  # [B, M, terms]
-        keys = tasks.evict_keys if tasks.evict_keys is not None else torch.zeros((1, 1, 1, c.n_models), dtype=self.dtype)
+        out = torch.empty((self.batch, c.n_devices, len(BREAKDOWN_KEYS)), device=self.device, dtype=self.dtype)
+        keys = tasks.evict_keys
+        if keys is None:
+            keys = torch.zeros((1, 1, 1, c.n_models), device=self.device, dtype=self.dtype)
         split = action.split.to(self.dtype).contiguous()
-        step_kernel(
+        run: Callable[..., None] = kernel.step_kernel
+        array: Callable[[torch.Tensor], Any] = _numpy
+        if self.backend == Backend.CUDA:
+            from offload_core import cuda_kernel
+
+            run, array = cuda_kernel.cuda_step, cuda_kernel.kernel_array
+        run(
             self.time,
-            kernel_params(c),
-            POLICY_CODES[self.policy],
+            kernel.kernel_params(c),
+            kernel.POLICY_CODES[self.policy],
             self._kernel_curves,
-            top.device_freq.numpy(),
-            top.model_size.numpy(),
-            top.server_quality.numpy(),
-            top.server_freq.numpy(),
-            top.up_rate.numpy(),
-            top.down_rate.numpy(),
-            tasks.model.numpy(),
-            tasks.size.numpy(),
-            tasks.density.numpy(),
-            tasks.deadline.numpy(),
-            tasks.demand.numpy(),
-            keys.numpy(),
+            array(top.device_freq),
+            array(top.model_size),
+            array(top.server_quality),
+            array(top.server_freq),
+            array(top.up_rate),
+            array(top.down_rate),
+            array(tasks.model),
+            array(tasks.size),
+            array(tasks.density),
+            array(tasks.deadline),
+            array(tasks.demand),
+            array(keys),
             int(tasks.evict_keys is not None),
-            split.numpy(),
-            action.download.numpy(),
-            cache.cached.numpy(),
-            cache.free_memory.numpy(),
-            cache.loaded_at.numpy(),
-            cache.last_used.numpy(),
-            cache.frequency.numpy(),
-            cache.context.numpy(),
-            cache.context_time.numpy(),
-            cache.resident.numpy(),
-            cache.pending_time.numpy(),
-            cache.pending_cached.numpy(),
-            cache.pending_count.numpy(),
-            self.busy_until.numpy(),
-            out.numpy(),
+            array(split),
+            array(action.download),
+            array(cache.cached),
+            array(cache.free_memory),
+            array(cache.loaded_at),
+            array(cache.last_used),
+            array(cache.frequency),
+            array(cache.context),
+            array(cache.context_time),
+            array(cache.resident),
+            array(cache.pending_time),
+            array(cache.pending_cached),
+            array(cache.pending_count),
+            array(self.busy_until),
+            array(out),
         )
         self.steps += 1
+        self.clock.add_(1.0)
         columns = out.unbind(-1)  # one [B, M] view per term, in BREAKDOWN_KEYS order
         return StepResult(
             *(column > 0.5 if key in FLAG_KEYS else column for column, key in zip(columns, BREAKDOWN_KEYS, strict=True))
@@ -502,7 +592,7 @@ class EdgeEngine:
 
     def _serve(
         self,
-        now: float,
+        now: float | torch.Tensor,
         model: torch.Tensor,
         s: torch.Tensor,
         download: torch.Tensor,
@@ -512,6 +602,7 @@ class EdgeEngine:
         run_time: torch.Tensor,
         demand: torch.Tensor,
         evict_keys: torch.Tensor | None,
+        sync_free: bool,
     ) -> torch.Tensor:
         """Every server's next part in its serving order, all environments at once: the part's model, share s,
         download flag, t_up, its model's size and switch time, its compute time, its ASP demand [B, N], and
@@ -520,7 +611,7 @@ class EdgeEngine:
         Returns what the shared state decided, [4, B, N]: T_wait, loaded (0/1), edge quality s a(K) q_n, and the
         part's path code (_AT_EDGE, _FORWARDED, _FAILED, _CRASHED; 0 without a part) plus _MISSED on a miss.
         Masks are applied by multiplication: every term is finite, and fewer, fused operations are what makes a
-        step fast on the CPU.
+        step fast on the CPU. `sync_free`: evict and load under masks even where no server loads (same result).
         """
         c, top, cache = self.config, self.topology, self.cache
         dtype = s.dtype
@@ -536,7 +627,7 @@ class EdgeEngine:
         arrival = now + t_up
         crashed = torch.zeros_like(active)
         if self.running is not None:
-            crashed = self._admit(at_edge, arrival, demand)
+            crashed = self._admit(at_edge, arrival, demand, sync_free)
             at_edge = at_edge & ~crashed
 
         edge_f = at_edge.to(dtype)
@@ -547,7 +638,7 @@ class EdgeEngine:
         start = arrival + t_wait  # [B, N] the part's service start: its model's load and the cache's bookkeeping
         load = at_edge & ~hit
         load_f = load.to(dtype)
-        if bool(load.any()):
+        if sync_free or bool(load.any()):
             scores = eviction_scores(self.policy, cache, start, c, evict_keys)
             evict = eviction_mask(scores, cache.cached, top.model_size, size, load, cache.free_memory)
             cache.replace(evict, load, model_idx, size, top.model_size, start)
@@ -557,7 +648,7 @@ class EdgeEngine:
             self.busy_until = torch.where(at_edge, finish, self.busy_until)
         edge_quality = edge_f * (s * accuracy * top.server_quality)
         if self.running is not None:
-            self._occupy(at_edge, finish, demand, edge_quality, s)
+            self._occupy(at_edge, finish, demand, edge_quality, s, sync_free)
         not_run = _FORWARDED if c.cloud_execution else _FAILED
         path = torch.where(at_edge, _AT_EDGE, torch.where(crashed, _CRASHED, torch.where(not_loaded, not_run, 0)))
         code = path.to(dtype) + _MISSED * miss.to(dtype)
@@ -565,8 +656,11 @@ class EdgeEngine:
 
     # -- ASP capacity and crashes ---------------------------------------------------------------
 
-    def _admit(self, at_edge: torch.Tensor, arrival: torch.Tensor, demand: torch.Tensor) -> torch.Tensor:
-        """Free finished slots; crash servers whose free capacity `demand` exceeds.  Returns crashed [B, N]."""
+    def _admit(self, at_edge: torch.Tensor, arrival: torch.Tensor, demand: torch.Tensor, sync_free: bool) -> torch.Tensor:
+        """Free finished slots; crash servers whose free capacity `demand` exceeds.  Returns crashed [B, N].
+
+        `sync_free`: the crash is applied under masks, and a part that finds no free slot (more running parts than
+        `asp_slots`) crashes alone: it is refused and its task counts as crashed, the running parts go on."""
         assert self.running is not None
         running = self.running
         finish = running[..., 0]  # [B, N, S]
@@ -575,21 +669,29 @@ class EdgeEngine:
         running.mul_((alive | keep_other).unsqueeze(-1).to(running.dtype))
         occupied = running[..., 1].sum(-1)  # [B, N]
         crashed = at_edge & (demand > self.topology.server_capacity - occupied)
-        if bool(crashed.any()):
+        if sync_free or bool(crashed.any()):
             lost = (running[..., 0] > 0) & crashed.unsqueeze(-1)  # [B, N, S]
             self.dropped += (running[..., 3] * lost).sum(dim=(1, 2))
             self.dropped_quality += (running[..., 2] * lost).sum(dim=(1, 2))
             running.mul_((~crashed).unsqueeze(-1).unsqueeze(-1).to(running.dtype))
             self.busy_until = torch.where(crashed, arrival, self.busy_until)
+        if sync_free:  # no slot left (the default step grows the slots in _occupy instead)
+            crashed = crashed | (at_edge & ~(running[..., 0] <= 0).any(-1))
         return crashed
 
     def _occupy(
-        self, at_edge: torch.Tensor, finish: torch.Tensor, demand: torch.Tensor, quality: torch.Tensor, share: torch.Tensor
+        self,
+        at_edge: torch.Tensor,
+        finish: torch.Tensor,
+        demand: torch.Tensor,
+        quality: torch.Tensor,
+        share: torch.Tensor,
+        sync_free: bool,
     ) -> None:
-        """Put each admitted part into a free slot of its server."""
+        """Put each admitted part into a free slot of its server (`sync_free`: `_admit` left one to every part)."""
         assert self.running is not None
         free = self.running[..., 0] <= 0  # [B, N, S]
-        if bool((at_edge & ~free.any(-1)).any()):
+        if not sync_free and bool((at_edge & ~free.any(-1)).any()):
             # More running parts than slots (split tasks have small demands): grow the slot axis.
             self.running = torch.cat([self.running, torch.zeros_like(self.running)], dim=2)
             free = self.running[..., 0] <= 0
@@ -598,3 +700,8 @@ class EdgeEngine:
         index = slot.unsqueeze(-1).expand(-1, -1, -1, 4)
         new = torch.where(at_edge.view(*at_edge.shape, 1, 1), entry, self.running.gather(2, index))
         self.running.scatter_(2, index, new)
+
+
+def _numpy(tensor: torch.Tensor) -> Any:
+    """A zero-copy NumPy view of a CPU tensor, for the numba CPU kernel."""
+    return tensor.numpy()

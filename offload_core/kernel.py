@@ -291,7 +291,9 @@ def env_step(  # noqa: C901
                 frequency[b, n, i] = 0.0
                 context[b, n, i] = 0.0
                 context_time[b, n, i] = start
-                slot = pending_count[b, n]
+                # A full buffer (only without `reserve`: the CUDA step with validate=False) replaces its newest
+                # snapshot, as the sync-free torch step does: the view may skip a state, no cost changes.
+                slot = min(pending_count[b, n], pending_time.shape[2] - 1)
                 pending_time[b, n, slot] = start
                 for j in range(models):
                     pending_cached[b, n, slot, j] = cached[b, n, j]

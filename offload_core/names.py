@@ -79,6 +79,9 @@ class Backend(StrEnum):
     """Batched tensor operations, on any torch device."""
     NUMBA = "numba"
     """The compiled CPU kernel of `offload_core.kernel` (FIFO servers; ASP presets fall back to torch)."""
+    CUDA = "cuda"
+    """The CUDA kernel of `offload_core.kernel` (compiled for CUDA by `offload_core.cuda_kernel`), one thread per
+    environment (FIFO servers; ASP presets fall back to the torch path)."""
 
 
 class SweepAxis(StrEnum):

@@ -89,6 +89,12 @@ def greedy(engine: EdgeEngine, tasks: TaskBatch, generator: torch.Generator, sco
         split = torch.empty((view.batch, c.n_devices, c.n_servers + 2), dtype=view.dtype)
         greedy_kernel(view.cache.numpy(), tasks.model.numpy(), distance.numpy(), split.numpy())
         return Action(split, _all_download(view))
+    if view.backend == Backend.CUDA:
+        from offload_core.cuda_kernel import cuda_greedy, kernel_array
+
+        split = torch.empty((view.batch, c.n_devices, c.n_servers + 2), device=view.device, dtype=view.dtype)
+        cuda_greedy(kernel_array(view.cache), kernel_array(tasks.model), kernel_array(distance), kernel_array(split))
+        return Action(split, _all_download(view))
     holds = view.cache.gather(2, tasks.model.unsqueeze(1).expand(-1, c.n_servers, -1))  # [B, N, M]
     holds = holds.transpose(1, 2)  # [B, M, N]
     # A running minimum over the few servers: much faster on the CPU than argmin over a tiny last axis.

@@ -261,7 +261,7 @@ def test_every_name_equals_the_string_it_replaced():
     assert LEARNED == ("maddpg-mato", "maddpg-nomodel", "saddpg", "mappo")
     assert SCHEDULED == ("random", "greedy") and ALGORITHMS == LEARNED + SCHEDULED
     assert tuple(Algorithm) == ALGORITHMS
-    assert tuple(Backend) == ("torch", "numba")
+    assert tuple(Backend) == ("torch", "numba", "cuda")
     assert tuple(SweepAxis) == ("models", "eds") and tuple(SWEEP_VALUES) == tuple(SweepAxis)
     assert COMPARED_SCHEDULERS == ("local", "cloud", "random", "round-robin", "greedy", "least-loaded", "parallel-split")
     assert ASP_SCHEDULERS == ("random-server", "round-robin", "least-loaded", "parallel-split")
