@@ -106,6 +106,18 @@ def release_stale_claims(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def release_claims_of(session: Session, worker_id: str) -> int:
+    """After worker `worker_id` died: forget the Idempotency-Key claims it held running (it committed nothing for
+    them: a committed write marks its claim `committed` in its own transaction), so that a retry runs. Returns how
+    many were released."""
+    result = session.execute(
+        delete(models.IdempotentReply).where(
+            models.IdempotentReply.worker_id == worker_id, models.IdempotentReply.state == models.IdempotencyState.RUNNING
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def stored_bytes(session: Session, account_id: int) -> int:
     """What an account keeps on the server: its tasks (prompt, ciphertext, content) and its runs' folders."""
     tasks = session.scalar(

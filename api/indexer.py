@@ -9,6 +9,10 @@ therefore runs once per event: a product row, say, is inserted without looking f
 Lock intents are completed by lock id: a task's or trade's row carries its lock's id from before the
 lock was sent, and GenerationLocked / PurchaseLocked move a pending (or abandoned) row to `locked`.
 Credits (Credited, CreditWithdrawn) are stored as events only: GET /credits reads the contracts.
+
+On PostgreSQL a run begins with a transaction-level advisory lock, so that the runs of several
+workers (`serve --workers N`) go one at a time; a run cut off by its worker's death releases it
+with its transaction (docs/api.md#several-workers, `api.indexer_leader`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from api.advisory import INDEXER_RUN, advisory_key, namespace
 from api.models import Account, ChainEvent, Challenge, Esp, IndexerCursor, Product, Task, Trade
 from api.states import INTENT_STATES, EspStakeState, TaskState, TradeState
 from market.chain.deploy import Market
@@ -89,6 +94,9 @@ class Indexer:
             (getattr(market, attribute).contract.address, name) for attribute, names in INDEXED.items() for name in names
         }
         self._addresses = sorted({address for address, _ in self._wanted})
+        bind = sessions.kw.get("bind")
+        self._shared = bind is not None and bind.dialect.name == "postgresql"
+        self._run_key: int | None = None
 
     def fetch(self, from_block: int, to_block: int) -> list[DecodedEvent]:
         """The indexed events in [from_block, to_block], in chain order (one eth_getLogs on a node)."""
@@ -104,6 +112,10 @@ class Indexer:
 
     def _run(self, head: int, trust_cursor: bool) -> int:
         with self.sessions.begin() as session:
+            if self._shared:  # one run at a time across the workers of a server (docs/api.md#several-workers)
+                if self._run_key is None:
+                    self._run_key = advisory_key(namespace(session.connection()), INDEXER_RUN)
+                session.execute(select(func.pg_advisory_xact_lock(self._run_key)))
             last = session.scalar(select(IndexerCursor.last_block).where(IndexerCursor.id == 1))
             if last is None:
                 last = max(0, self.market.deployment.block - 3)

@@ -7,7 +7,9 @@ different chain is refused), the protocol with the server's market terms (checke
 deployment's parameters), indexer catch-up, Idempotency-Key claims of requests that died before
 committing released, fulfilled tasks without content given it back, the ESPs' memory of their
 commitments (from the tasks), simulation runs left over from a killed server marked interrupted and
-old run folders removed.
+old run folders removed. A worker of several (`serve --workers N`, `api.workers`) skips those recoveries
+(its supervisor made them once) and, on PostgreSQL, shares the chain lock and the indexer with its
+siblings (`api.advisory`, `api.indexer_leader`; docs/api.md#several-workers).
 
 Middleware, outermost first: rate limits (429 before anything is read), body limit, idempotency.
 """
@@ -22,12 +24,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import crud, errors
+from api.advisory import ChainLock
 from api.db import make_engine, migrate, session_factory
 from api.faucet import check_faucet
 from api.indexer import Indexer
+from api.indexer_leader import IndexerLeader
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
 from api.node import bind_market, open_chain
-from api.ratelimit import RateLimitMiddleware, TokenBuckets
+from api.ratelimit import RateLimitMiddleware, worker_share
 from api.routes import accounts, credits, esps, health, products, simulations, tasks, trades
 from api.security import Vault
 from api.settings import Settings
@@ -39,7 +43,10 @@ from market.protocol import Protocol
 log = logging.getLogger("api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, recover: bool = True) -> FastAPI:
+    """The app. `recover=False`: a worker of several (`api.workers`), whose start must not touch the state of the
+    requests its siblings are serving (running Idempotency-Key claims, running simulations, pending intents):
+    the supervisor recovered once before starting them."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url())
@@ -55,13 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         protocol = Protocol(market, terms)
         indexer = Indexer(market, sessions)
         indexer.run_once()
-        with sessions.begin() as session:
-            abandoned = crud.abandon_stale_intents(session, handle.chain.now())
-            released = crud.release_stale_claims(session)
-        if abandoned:
-            log.warning("%d lock intents expired with no lock on chain: marked abandoned", abandoned)
-        if released:
-            log.warning("%d Idempotency-Key claims of requests cut off before committing released", released)
+        if recover:
+            with sessions.begin() as session:
+                abandoned = crud.abandon_stale_intents(session, handle.chain.now())
+                released = crud.release_stale_claims(session)
+            if abandoned:
+                log.warning("%d lock intents expired with no lock on chain: marked abandoned", abandoned)
+            if released:
+                log.warning("%d Idempotency-Key claims of requests cut off before committing released", released)
+        chain_lock = ChainLock(engine)
     except BaseException:
         handle.stop()
         engine.dispose()
@@ -76,19 +85,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         protocol=protocol,
         indexer=indexer,
         store=ContentStore(settings.data_dir / "content"),
+        chain_lock=chain_lock,
     )
-    recovered = state.recover_contents()
-    if recovered:
-        log.warning("%d fulfilled tasks without content: content recovered", recovered)
+    if recover:
+        recovered = state.recover_contents()
+        if recovered:
+            log.warning("%d fulfilled tasks without content: content recovered", recovered)
     state.remember_commitments()
     runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings)
-    runner.recover()
+    if recover:
+        runner.recover()
+    leader = IndexerLeader(state, settings.indexer_poll_s) if settings.workers > 1 and chain_lock.shared else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if leader is not None:
+            leader.start()
         yield
+        if leader is not None:
+            leader.stop()
         runner.shutdown()
         handle.stop()
+        chain_lock.close()
         engine.dispose()
 
     app = FastAPI(
@@ -104,12 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # write reads the body.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Several workers: each one limits its share of every budget (docs/api.md#several-workers).
+    share = worker_share(settings.workers)
     app.add_middleware(
         RateLimitMiddleware,
         vault=vault,
-        per_client=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst),
-        per_account=TokenBuckets(settings.account_rate_limit_per_s, settings.account_rate_limit_burst),
-        account_creation=TokenBuckets(settings.account_creations_per_hour / 3600, settings.account_creation_burst),
+        per_client=share(settings.rate_limit_per_s, settings.rate_limit_burst),
+        per_account=share(settings.account_rate_limit_per_s, settings.account_rate_limit_burst),
+        account_creation=share(settings.account_creations_per_hour / 3600, settings.account_creation_burst),
         trusted_proxies=settings.trusted_proxies,
     )
     for module in (accounts, esps, tasks, products, trades, credits, simulations, health):

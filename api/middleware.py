@@ -216,7 +216,14 @@ def _claim(state: AppState, account_id: int, key: str, digest: str) -> Idempoten
     """Claim `key` for this request (None), or the row of the request that claimed it first."""
     for _ in range(3):
         with state.sessions() as session:
-            session.add(IdempotentReply(account_id=account_id, key=key, request_hash=digest, state=IdempotencyState.RUNNING))
+            claim = IdempotentReply(
+                account_id=account_id,
+                key=key,
+                request_hash=digest,
+                state=IdempotencyState.RUNNING,
+                worker_id=state.settings.worker_id,
+            )
+            session.add(claim)
             try:
                 session.commit()
                 return None

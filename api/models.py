@@ -274,6 +274,9 @@ class IdempotentReply(Base):
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     withheld: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The worker of `serve --workers N` that claimed the key (None: a single server); its supervisor releases the
+    claims a dead worker held running (`api.crud.release_claims_of`)."""
 
 
 class FaucetGrant(Base):

@@ -17,6 +17,14 @@ The client address is the TCP peer's; X-Forwarded-For is believed only from `Set
 host usually holds. Each family keeps at most `MAX_KEYS` buckets, the least recently used are
 forgotten first (a forgotten bucket is a full one).
 
+With several workers (`serve --workers N`) each worker keeps its own buckets with 1/N of every rate
+and burst (`worker_share`): a documented share of the budget rather than a bucket in the database,
+because a bucket there costs a database round trip (and a row lock every client's requests contend
+for) on every request, reads included, which would cost the reads more than the second worker
+gains them. A client never gets more than its budget: its connections spread over the workers,
+and the shares add up to it; a client whose connections all land on one worker gets 1/N of it
+(docs/api.md#several-workers).
+
 Written here rather than taken from a library: a bucket is a dozen lines, and it gives the wait
 until the next token directly, which is what `Retry-After` needs.
 """
@@ -73,6 +81,15 @@ class TokenBuckets:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
             return wait
+
+
+def worker_share(workers: int) -> Callable[[float, int], TokenBuckets]:
+    """Buckets of one worker of `workers`: 1/workers of a rate and of a burst (at least one token)."""
+
+    def share(rate_per_s: float, burst: int) -> TokenBuckets:
+        return TokenBuckets(rate_per_s / workers, max(1, burst // workers))
+
+    return share
 
 
 def client_key(host: str | None) -> str:

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     stored_bytes_per_account: int = Field(default=256 * 1024**2, ge=0)
     """Bytes one account may keep on the server (its tasks' prompts, ciphertexts and contents, its runs'
     folders); past it, POST /tasks and POST /simulations are 403 `storage_quota_exceeded`. 0: no quota."""
+    workers: int = Field(default=1, ge=1)
+    """Server processes sharing the port (`aigc-market serve --workers N`, PostgreSQL only). Each worker's rate
+    limits are this share of the settings above (docs/api.md#several-workers)."""
+    worker_id: str | None = None
+    """Set by the supervisor of several workers for each worker it starts: marks the Idempotency-Key claims of this
+    worker, which the supervisor releases if the worker dies."""
+    indexer_poll_s: float = Field(default=0.5, gt=0)
+    """With several workers: how often the indexer's leader follows the chain, and a survivor tries to take over."""
     chain: Any = Field(default=None, exclude=True, repr=False)
     """An already connected `market.chain.connection.Chain` (tests use the embedded one)."""
 

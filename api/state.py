@@ -5,7 +5,8 @@ trade, challenge, bond, credits) goes through `protocol`, the one `market.protoc
 this app, built with the server's market terms (`Settings.market_terms`).
 
 The chain connection's writes are not thread-safe (nonces come from the pending block), so every
-chain write runs under `chain_lock`; the indexer runs after it under `index_lock`, so that one run
+chain write runs under `chain_lock` (on PostgreSQL a lock across the workers of the server too:
+`api.advisory.ChainLock`); the indexer runs after it under `index_lock`, so that one run
 can index the writes of several requests while the next one talks to the chain. FastAPI runs the
 routes that write on its thread pool.
 """
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models
+from api.advisory import ChainLock
 from api.errors import ApiError
 from api.indexer import Indexer
 from api.node import ChainHandle
@@ -55,12 +57,14 @@ class AppState:
     protocol: Protocol
     indexer: Indexer
     store: ContentStore
-    chain_lock: threading.RLock = field(default_factory=threading.RLock)
+    chain_lock: ChainLock = field(default_factory=ChainLock)
     offer_lock: threading.Lock = field(default_factory=threading.Lock)
     """Around `protocol.make_offer`: an ESP's check of its earlier commitments and its new one are one step."""
     index_lock: threading.Lock = field(default_factory=threading.Lock)
     indexable_block: int = 0
     """Every write whose transactions are in blocks up to this one has committed its rows (under chain_lock)."""
+    seen_task_id: int = 0
+    """The last task whose ESP commitment `protocol` knows (`remember_commitments`, `check_sibling_commitments`)."""
 
     @property
     def chain(self) -> Chain:
@@ -165,7 +169,7 @@ class AppState:
         with self.sessions() as session:
             rows = (
                 session.execute(
-                    select(models.Esp.address, models.Account.address, models.Task.opening)
+                    select(models.Task.id, models.Esp.address, models.Account.address, models.Task.opening)
                     .select_from(models.Task)
                     .join(models.Esp, models.Esp.id == models.Task.esp_id)
                     .join(models.Account, models.Account.id == models.Task.producer_id)
@@ -176,13 +180,52 @@ class AppState:
                 .all()
             )
         restored = 0
-        for esp, producer, opening in rows:
+        for task_id, esp, producer, opening in rows:
+            self.seen_task_id = max(self.seen_task_id, task_id)
             if opening is None:
                 continue
             committed = Opening.from_json(opening)
             self.protocol.remember(esp, producer, committed)
             restored += 1
         return restored
+
+    def check_sibling_commitments(self, session: Session, producer: str, opening: Opening) -> None:
+        """With several workers, inside `writing` (the chain lock is theirs too): learn the ESP commitments that the
+        tasks of sibling workers recorded since the last look, and refuse this job (409 `duplicate_commitment`, before
+        anything is sent) if one of them is the same content, or a near-copy, committed to another producer. The
+        protocol's guard (`Protocol.commit_offer`) knows the commitments of this process only; every task's intent
+        commits under the chain lock, so none can slip between this check and this job's own intent."""
+        rows = (
+            session.execute(
+                select(models.Task.id, models.Esp.address, models.Account.address, models.Task.opening)
+                .select_from(models.Task)
+                .join(models.Esp, models.Esp.id == models.Task.esp_id)
+                .join(models.Account, models.Account.id == models.Task.producer_id)
+                .where(models.Task.id > self.seen_task_id, models.Task.state != TaskState.ABANDONED)
+                .order_by(models.Task.id)
+            )
+            .tuples()
+            .all()
+        )
+        if not rows:
+            return
+        threshold = self.market.registry.similarity_threshold()
+        conflict = None
+        for task_id, esp, owner, recorded in rows:
+            self.seen_task_id = max(self.seen_task_id, task_id)
+            if recorded is None:
+                continue
+            earlier = Opening.from_json(recorded)
+            self.protocol.remember(esp, owner, earlier)
+            if owner != producer and (
+                earlier.content_hash == opening.content_hash
+                or (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold
+            ):
+                conflict = owner
+        if conflict is not None:
+            raise ApiError(
+                409, "duplicate_commitment", f"the ESP refuses: this content (or a near-copy) was committed to {conflict} before"
+            )
 
     def recover_content(self, session: Session, task: models.Task) -> bool:
         """Give a fulfilled task without content its content (a route that died between the ESP's reveal and

@@ -30,6 +30,18 @@ Targets (issue 7): reads >= 1,000 requests/s; registration >= 0.5x the raw web3 
 
     python benchmarks/api_load.py [--read-seconds 10] [--registrations 100] [--transfers 100] [--concurrency 16] [--json]
 
+With `--workers N` (N > 1) the server's three phases (reads, registration, the tasks made for it)
+run twice on PostgreSQL (`--db`, default the `test` database on 127.0.0.1:5432; each server gets a
+fresh schema, dropped afterwards) against one anvil node: `aigc-market serve --workers 1`, then
+`--workers N` (docs/api.md#several-workers); it prints reads/s, registrations/s and tasks/s of N
+workers against 1 worker, measured in the same run. The transfers are not run then. On a machine
+with few cores the load generator, PostgreSQL and anvil share them with the workers: the ratio
+says what N workers gain there, not what they gain on a larger machine. Registrations hold the
+chain lock (one chain write at a time across the workers), so their ratio is bounded by the part
+of a request spent outside it.
+
+    python benchmarks/api_load.py --workers 2 [--db URL] [--read-seconds 10] [--registrations 100] [--json]
+
 Each row also shows the CPU milliseconds per request spent by the load client, the server process
 and the anvil node during that phase, which says where the time goes.
 
@@ -40,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -48,6 +61,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +70,7 @@ from typing import Any
 import httpx
 import requests
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import create_engine, text
 from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
@@ -64,15 +80,32 @@ from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.paths import NODE_MODULES
 
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 READ_TARGET_RPS = 1000.0
 REGISTRATION_TARGET_RATIO = 0.5
 AUTOCANNON = NODE_MODULES / ".bin" / "autocannon"
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc), all its threads."""
+    """User + system CPU seconds of process `pid` so far (Linux /proc), all its threads, and those of its live
+    children (the workers of `serve --workers N`) and of its finished children it waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(value) for value in fields[11:15])
+    for child in child_pids(pid):
+        with contextlib.suppress(OSError):  # exited meanwhile
+            ticks += sum(int(value) for value in Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of process `pid` (Linux /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                    children.append(int(entry))
+    return children
 
 
 @dataclass
@@ -228,6 +261,45 @@ def bench_transfers(rpc_url: str, count: int, lean: bool) -> dict[str, Any]:
     return summarise(name, latencies, time.perf_counter() - started, 0)
 
 
+def server_phases(
+    url: str, pids: dict[str, int], registrations: int, read_seconds: int, concurrency: int
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The server's three phases: POST /tasks (setup), POST /products (registration), GET /products (reads)."""
+    with httpx.Client(base_url=url, timeout=60) as http:
+        esp = http.post("/accounts").json()
+        assert http.post("/esps", json={"name": "bench"}, headers={"Authorization": f"Bearer {esp['api_key']}"}).is_success
+        producer = http.post("/accounts").json()
+    headers = {"Authorization": f"Bearer {producer['api_key']}"}
+    task_requests = [
+        ("POST", "/tasks", {"json": {"prompt": f"load {i} {time.time_ns()}", "esp": esp["address"]}, "headers": headers})
+        for i in range(registrations)
+    ]
+    task_ids: list[int] = []
+
+    with CpuMeter(pids) as meter:
+        latencies, errors, elapsed = asyncio.run(drive(url, task_requests, concurrency))
+    tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
+    with httpx.Client(base_url=url, timeout=60) as http:
+        offset = 0
+        while True:
+            page = http.get("/tasks", params={"limit": 100, "offset": offset}, headers=headers).json()
+            task_ids += [t["id"] for t in page["items"] if t["state"] == "fulfilled" and t["token_id"] is None]
+            offset += len(page["items"])
+            if offset >= page["total"] or not page["items"]:
+                break
+    reg_requests = [("POST", "/products", {"json": {"task_id": i}, "headers": headers}) for i in task_ids]
+    with CpuMeter(pids) as meter:
+        latencies, errors, elapsed = asyncio.run(drive(url, reg_requests, concurrency))
+    registration = summarise("POST /products (1 tx)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
+
+    read_url = f"{url}/products?limit=10"
+    autocannon(read_url, 1, concurrency)  # warm-up
+    with CpuMeter(pids, children=True) as meter:
+        read = autocannon(read_url, read_seconds, concurrency)
+    read |= meter.per_request_ms(read["requests"])
+    return tasks, registration, read
+
+
 def run(read_seconds: int, registrations: int, transfers: int, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aigc-api-load-") as tmp, AnvilNode(port=free_port()) as node:
         assert node.process is not None
@@ -240,40 +312,9 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
         server = ServerProcess(Path(tmp) / "data", rpc_url=node.url)
         try:
             server.start()
-            with httpx.Client(base_url=server.url, timeout=60) as http:
-                esp = http.post("/accounts").json()
-                assert http.post("/esps", json={"name": "bench"}, headers={"Authorization": f"Bearer {esp['api_key']}"}).is_success
-                producer = http.post("/accounts").json()
-            headers = {"Authorization": f"Bearer {producer['api_key']}"}
-            task_requests = [
-                ("POST", "/tasks", {"json": {"prompt": f"load {i} {time.time_ns()}", "esp": esp["address"]}, "headers": headers})
-                for i in range(registrations)
-            ]
-            task_ids: list[int] = []
-
             assert server.process is not None and node.process is not None
             pids = {"server": server.process.pid, "anvil": node.process.pid}
-            with CpuMeter(pids) as meter:
-                latencies, errors, elapsed = asyncio.run(drive(server.url, task_requests, concurrency))
-            tasks = summarise("POST /tasks (2 tx, setup)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
-            with httpx.Client(base_url=server.url, timeout=60) as http:
-                offset = 0
-                while True:
-                    page = http.get("/tasks", params={"limit": 100, "offset": offset}, headers=headers).json()
-                    task_ids += [t["id"] for t in page["items"] if t["state"] == "fulfilled" and t["token_id"] is None]
-                    offset += len(page["items"])
-                    if offset >= page["total"] or not page["items"]:
-                        break
-            reg_requests = [("POST", "/products", {"json": {"task_id": i}, "headers": headers}) for i in task_ids]
-            with CpuMeter(pids) as meter:
-                latencies, errors, elapsed = asyncio.run(drive(server.url, reg_requests, concurrency))
-            registration = summarise("POST /products (1 tx)", latencies, elapsed, errors) | meter.per_request_ms(len(latencies))
-
-            read_url = f"{server.url}/products?limit=10"
-            autocannon(read_url, 1, concurrency)  # warm-up
-            with CpuMeter(pids, children=True) as meter:
-                read = autocannon(read_url, read_seconds, concurrency)
-            read |= meter.per_request_ms(read["requests"])
+            tasks, registration, read = server_phases(server.url, pids, registrations, read_seconds, concurrency)
 
             with CpuMeter(pids) as meter:
                 raw_after = bench_transfers(node.url, transfers, lean=False)
@@ -318,6 +359,90 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
     }
 
 
+@contextlib.contextmanager
+def fresh_schema(db_url: str) -> Iterator[str]:
+    """A URL of `db_url` whose search_path is a new schema, dropped with everything in it afterwards."""
+    schema = f"api_load_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield f"{db_url}{'&' if '?' in db_url else '?'}options=-csearch_path%3D{schema}"
+        finally:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+def run_workers(workers: int, db_url: str, read_seconds: int, registrations: int, concurrency: int) -> dict[str, Any]:
+    """The server's phases with 1 worker, then with `workers`, each on a fresh PostgreSQL schema and the same anvil."""
+    rows: dict[int, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="aigc-api-load-") as tmp, AnvilNode(port=free_port()) as node:
+        assert node.process is not None
+        for count in (1, workers):
+            with fresh_schema(db_url) as url:
+                server = ServerProcess(
+                    Path(tmp) / f"data-{count}",
+                    rpc_url=node.url,
+                    db_url=url,
+                    extra_args=["--workers", str(count)],
+                    startup_timeout=180,
+                )
+                try:
+                    server.start()
+                    assert server.process is not None
+                    pids = {"server": server.process.pid, "anvil": node.process.pid}
+                    tasks, registration, read = server_phases(server.url, pids, registrations, read_seconds, concurrency)
+                finally:
+                    server.stop()
+            for row in (tasks, registration, read):
+                row["name"] += f" [{count} worker{'s' if count > 1 else ''}]"
+            rows[count] = {"tasks": tasks, "registration": registration, "read": read}
+    one, many = rows[1], rows[workers]
+
+    def ratio(key: str) -> float:
+        return round(many[key]["per_s"] / one[key]["per_s"], 3) if one[key]["per_s"] else 0.0
+
+    return {
+        "workers": workers,
+        "one_worker": one,
+        "many_workers": many,
+        "read_ratio": ratio("read"),
+        "registration_ratio": ratio("registration"),
+        "tasks_ratio": ratio("tasks"),
+        "concurrency": concurrency,
+        "cpus": os.cpu_count(),
+        "server": f"aigc-market serve --workers 1 and --workers {workers} on 127.0.0.1, PostgreSQL, anvil via --rpc",
+    }
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'measure':<46} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per request: "
+        f"{'client':>7} {'server':>7} {'anvil':>7}"
+    )
+    for row in rows:
+        print(
+            f"{row['name']:<46} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
+            f"{row['p99_ms']:>8.2f}   {'':>20}{row['client_cpu_ms']:>7.2f} {row['server_cpu_ms']:>7.2f} "
+            f"{row['anvil_cpu_ms']:>7.2f}"
+        )
+
+
+def main_workers(args: argparse.Namespace) -> int:
+    result = run_workers(args.workers, args.db, args.read_seconds, args.registrations, args.concurrency)
+    print_rows([result[side][key] for key in ("read", "registration", "tasks") for side in ("one_worker", "many_workers")])
+    n = result["workers"]
+    print(f"reads: {n} workers / 1 worker: {result['read_ratio']:.2f}x")
+    print(f"registrations: {n} workers / 1 worker: {result['registration_ratio']:.2f}x")
+    print(f"tasks (2 tx, setup): {n} workers / 1 worker: {result['tasks_ratio']:.2f}x")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--read-seconds", type=int, default=10, help="seconds of GET requests timed (autocannon)")
@@ -325,19 +450,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transfers", type=int, default=100, help="raw web3 value transfers timed")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients (connections)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
-    args = parser.parse_args(argv)
-    result = run(args.read_seconds, args.registrations, args.transfers, args.concurrency)
-    print(
-        f"{'measure':<34} {'n':>6} {'err':>4} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}   CPU ms per request: "
-        f"{'client':>7} {'server':>7} {'anvil':>7}"
+    parser.add_argument(
+        "--workers", type=int, default=1, help="> 1: the server's figures with this many workers against 1, on PostgreSQL"
     )
-    for key in ("read", "registration", "tasks", "raw_web3_before", "raw_web3_after", "lean_rpc_before", "lean_rpc_after"):
-        row = result[key]
-        print(
-            f"{row['name']:<34} {row['requests']:>6} {row['errors']:>4} {row['per_s']:>9.1f} {row['p50_ms']:>8.2f} "
-            f"{row['p99_ms']:>8.2f}   {'':>20}{row['client_cpu_ms']:>7.2f} {row['server_cpu_ms']:>7.2f} "
-            f"{row['anvil_cpu_ms']:>7.2f}"
-        )
+    parser.add_argument("--db", default=PG_URL, help="PostgreSQL database of --workers (a schema per server, dropped after)")
+    args = parser.parse_args(argv)
+    if args.workers > 1:
+        return main_workers(args)
+    result = run(args.read_seconds, args.registrations, args.transfers, args.concurrency)
+    keys = ("read", "registration", "tasks", "raw_web3_before", "raw_web3_after", "lean_rpc_before", "lean_rpc_after")
+    print_rows([result[key] for key in keys])
     print(
         f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: {'met' if result['met']['read'] else 'NOT met'})"
     )

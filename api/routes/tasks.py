@@ -123,6 +123,8 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     )
     lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
     with state.writing(session):
+        if state.settings.workers > 1:  # the ESP's guard knows this worker's commitments only: its siblings' too
+            state.check_sibling_commitments(session, account.address, job.opening)
         state.lock_as_intent(session, task, lock_id, lambda: protocol.lock(producer_key, job.signed))
         if esp.profile == EspProfile.HONEST:
             # The ESP reveals its key only for the lock of its own offer: the id the chain holds is the digest of
