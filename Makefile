@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 SLITHER_VENV := .venv-slither
 SLITHER_STAMP := $(SLITHER_VENV)/.installed
 
-.PHONY: install demo test check lint artifacts clean fuzz slither-venv
+.PHONY: install demo test check lint artifacts clean fuzz slither-venv chromium
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -30,10 +30,15 @@ $(SLITHER_STAMP):
 
 slither-venv: $(SLITHER_STAMP)
 
+# The explorer's browser tests (tests/api/test_explore_pages.py) drive Debian's chromium through Playwright,
+# which cannot download a browser of its own here.
+chromium:
+	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+
 demo: install
 	$(BIN)/aigc-market simulate
 
-test: install $(SLITHER_STAMP)
+test: install $(SLITHER_STAMP) chromium
 	$(BIN)/python -m pytest
 
 # Long fuzzing campaigns (Hypothesis stateful and forge invariants, deep profiles).

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from api import crud, errors
 from api.advisory import ChainLock
 from api.db import make_engine, migrate, session_factory
+from api.explore import mount_explorer
 from api.faucet import check_faucet
 from api.indexer import Indexer
 from api.indexer_leader import IndexerLeader
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, recover: bool = True) -> Fas
     )
     for module in (accounts, esps, tasks, products, trades, credits, simulations, health):
         app.include_router(module.router)
+    mount_explorer(app)  # the web pages under /explore (docs/explorer.md)
     serve_bounds_in_schema(app, fee_floor=market.exchange.fee_floor(), max_periods=settings.max_simulation_periods)
     return app
 
