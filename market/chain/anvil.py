@@ -7,6 +7,7 @@ import platform
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,15 @@ class AnvilNode:
     """When set, anvil loads its state from this file at start and dumps it there at exit."""
     chain_id: int = 31337
     startup_timeout: float = 30.0
+    order: str | None = None
+    """anvil's transaction order in a block ("fees", its default, or "fifo": the order they were sent)."""
+    balance_ether: int | None = None
+    """Ether of each development account (anvil's default, 10,000, when None): a large market needs more."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    cache_dir: Path | None = field(default=None, init=False)
+    """anvil's own cache of persisted states (`--cache-path`, and its $HOME): private to this node, removed by
+    `stop`. By default anvil spills states under ~/.foundry/anvil/tmp and never removes them: one test session
+    wrote 13 GB there in ten minutes, and a day of them filled the disk."""
 
     @property
     def url(self) -> str:
@@ -92,15 +101,25 @@ class AnvilNode:
             "prague",
             "--quiet",
         ]
+        if self.order is not None:
+            command += ["--order", self.order]
+        if self.balance_ether is not None:
+            command += ["--balance", str(self.balance_ether)]
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             command += ["--state", str(self.state_path)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.cache_dir = Path(tempfile.mkdtemp(prefix="anvil-cache-"))
+        command += ["--cache-path", str(self.cache_dir)]
+        # anvil also spills states to $HOME/.foundry/anvil/tmp whatever --cache-path says: a home of its own.
+        environment = {**os.environ, "HOME": str(self.cache_dir)}
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 stderr = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise AnvilError(f"anvil exited with code {self.process.returncode}: {stderr.strip()[:500]}")
+                code = self.process.returncode
+                self.stop()
+                raise AnvilError(f"anvil exited with code {code}: {stderr.strip()[:500]}")
             if rpc_answers(self.url, timeout=0.5):
                 return self
             time.sleep(0.1)
@@ -120,6 +139,9 @@ class AnvilNode:
                 self.process.wait()
         if self.process.stderr:
             self.process.stderr.close()
+        if self.cache_dir is not None:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+            self.cache_dir = None
         self.process = None
 
     def __enter__(self) -> AnvilNode:
