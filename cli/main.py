@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import chain, demo, offload, reproduce, reputation, serve, simulate
+from cli import chain, demo, offload, reproduce, reputation, serve, simulate, sweep
 from cli.errors import invoke
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
 app.command("serve")(serve.serve)
 app.command("reproduce")(reproduce.reproduce)
+app.command("sweep")(sweep.sweep)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,18 @@ Every field of `market.simulation.SimulationConfig` is an option, with the field
 and docstring (the dataclass is their one source); `--config FILE` reads the fields from a TOML file
 (or a run's config.json) and the options given on the command line override it. The full config of
 the run is written beside its results (config.json, and "config" in summary.json).
+
+`--node anvil` runs the market on a real anvil node, the backend for large runs: the command starts
+one on a free port of 127.0.0.1 when no `--rpc` is given and stops it at the end. On any JSON-RPC
+node each phase of a period is settled pipelined (docs/scale.md); `--one-by-one` sends one
+transaction at a time instead.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +27,22 @@ from typer._click import exceptions as click  # Typer vendors click; its errors 
 from cli.console import console
 from cli.errors import UserError
 from cli.options import ConfigOption, KeyOption, RpcOption, config_values, connect, with_config_options
+from market.chain.anvil import AnvilError, AnvilNode, free_port
 from market.simulation import SimulationConfig
+
+#: Ether of the funder of the anvil node `--node anvil` starts (its transactions are mined in the
+#: order they were sent): the simulation gives each producer and consumer 1,000 ether.
+ANVIL_BALANCE_ETHER = 10**9
 
 #: Option names that differ from the field's (kept from before the options were derived).
 OPTION_NAMES = {"esp_profiles": "--profiles"}
+
+
+class Node(StrEnum):
+    """The chain of a run when no --rpc is given."""
+
+    EMBEDDED = "embedded"
+    ANVIL = "anvil"
 
 
 @with_config_options(SimulationConfig, OPTION_NAMES)
@@ -32,6 +51,17 @@ def simulate(
     config: ConfigOption = None,
     rpc: RpcOption = None,
     private_key: KeyOption = None,
+    node: Annotated[
+        Node,
+        typer.Option(
+            "--node",
+            help="Without --rpc: a fresh embedded eth-tester chain, or an anvil node started (and stopped) by the command;"
+            " anvil is the backend for large runs (docs/scale.md).",
+        ),
+    ] = Node.EMBEDDED,
+    one_by_one: Annotated[
+        bool, typer.Option("--one-by-one", help="On a JSON-RPC node, send one transaction at a time instead of pipelined phases.")
+    ] = False,
     out: Annotated[Path, typer.Option(help="Directory of the report.")] = Path("out/simulation"),
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json as the last line.")] = False,
     **fields: Any,
@@ -45,11 +75,21 @@ def simulate(
         run_config = SimulationConfig.from_mapping(config_values(SimulationConfig, ctx, fields, config))
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from exc
-    chain = connect(rpc, private_key)
     periods = run_config.periods
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"simulating {periods} periods on {rpc or 'the embedded chain'}", total=periods)
-        result = run_simulation(run_config, chain, out, on_period=lambda _: progress.advance(task))
+    with ExitStack() as stack:
+        if rpc is None and node is Node.ANVIL:
+            try:
+                started = stack.enter_context(AnvilNode(port=free_port(), order="fifo", balance_ether=ANVIL_BALANCE_ETHER))
+            except AnvilError as exc:
+                raise UserError(str(exc)) from exc
+            rpc, where = started.url, f"anvil at {started.url}"
+        else:
+            where = rpc or "the embedded chain"
+        chain = connect(rpc, private_key)
+        chain.pipelined = chain.pipelined and not one_by_one
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"simulating {periods} periods on {where}", total=periods)
+            result = run_simulation(run_config, chain, out, on_period=lambda _: progress.advance(task))
     paths = write_report(result, out)
     summary = result.summary
     table = Table("metric", "value", title=f"simulation ({periods} periods, seed {run_config.seed}, {run_config.scheduler})")

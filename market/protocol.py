@@ -10,6 +10,10 @@ signature) by one party, in the order of `docs/protocol.md`:
     trade:     lock_purchase (final products only) -> claim_sale | refund_purchase
 
 Every transaction goes through `on_tx(operation, tx)` so that a caller can book its gas.
+
+`Protocol.batch()` queues many parties' steps of one phase (say every producer's lock of a period) and
+sends them together (`Chain.send_many`: pipelined on a JSON-RPC node, one by one elsewhere); each
+queued step hands back a `Slot` holding its result or its decoded revert (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -18,18 +22,30 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 
-from market.chain.connection import TxResult
-from market.chain.contracts import ChallengeOutcome, LockOpened, PurchaseOpened, Registered
+from market.chain.connection import Call, TxResult
+from market.chain.contracts import (
+    ChallengeOutcome,
+    LockOpened,
+    PurchaseOpened,
+    Registered,
+    lock_opened,
+    purchase_opened,
+    registered,
+)
 from market.chain.deploy import Market
+from market.chain.errors import ChainError
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.chain.offers import Offer, Opening, Purchase, SignedOffer, sign_offer
 from market.content import content_hash, decrypt, encrypt, perceptual_hash
 from market.terms import MarketTerms
 
 TxHook = Callable[[str, TxResult], object]
+T = TypeVar("T")
 
 
 class ContentMismatch(ValueError):
@@ -87,6 +103,38 @@ class Delivery:
     opening: Opening
 
 
+class _CommitmentIndex:
+    """Every commitment the guard knows, searchable at once: by content hash, and by pHash distance to
+    all of them in one vectorised XOR and popcount (a market of 10,000 jobs made a Python scan of the
+    earlier commitments, once per offer, the slowest part of a large simulation)."""
+
+    def __init__(self) -> None:
+        self._phashes = np.zeros(1024, dtype=np.uint64)
+        self._producers: list[str] = []
+        self._by_content: dict[bytes, list[str]] = {}
+
+    def conflict(self, producer: str, content_hash: bytes, phash: int, threshold: int) -> str | None:
+        """The producer of an earlier commitment to another producer of the same content or a near-copy."""
+        for earlier in self._by_content.get(content_hash, []):
+            if earlier != producer:
+                return earlier
+        count = len(self._producers)
+        if count:
+            distances = np.bitwise_count(self._phashes[:count] ^ np.uint64(phash))
+            for index in np.flatnonzero(distances <= threshold).tolist():
+                if self._producers[index] != producer:
+                    return self._producers[index]
+        return None
+
+    def add(self, commitment: Commitment) -> None:
+        count = len(self._producers)
+        if count == len(self._phashes):
+            self._phashes = np.concatenate([self._phashes, np.zeros(count, dtype=np.uint64)])
+        self._phashes[count] = commitment.perceptual_hash
+        self._producers.append(commitment.producer)
+        self._by_content.setdefault(commitment.content_hash, []).append(commitment.producer)
+
+
 def _no_hook(operation: str, tx: TxResult) -> None:
     return None
 
@@ -102,10 +150,15 @@ class Protocol:
         """What each ESP signed through this object: the guard against selling a duplicate by accident
         (in memory: an ESP that restarts reloads its history with `remember`; `docs/protocol.md`)."""
         self._guard_lock = threading.Lock()
+        self._index = _CommitmentIndex()
 
     @property
     def chain_id(self) -> int:
         return self.market.chain.chain_id
+
+    def batch(self) -> Batch:
+        """An empty batch of steps on this protocol (see `Batch`)."""
+        return Batch(self)
 
     def _book(self, operation: str, tx: TxResult) -> TxResult:
         self.on_tx(operation, tx)
@@ -179,7 +232,11 @@ class Protocol:
     def remember(self, esp: str, producer: str, opening: Opening) -> None:
         """Record a commitment signed earlier (after a restart), so the guard knows it."""
         with self._guard_lock:
-            self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
+            self._record_commitment(esp, Commitment(producer, opening.content_hash, opening.perceptual_hash))
+
+    def _record_commitment(self, esp: str, commitment: Commitment) -> None:
+        self.commitments.setdefault(esp, []).append(commitment)
+        self._index.add(commitment)
 
     def _guard(self, esp: str, producer: str, opening: Opening) -> None:
         # Every ESP signing through this object is checked against all of them: a copy is slashed
@@ -187,15 +244,10 @@ class Protocol:
         # that two threads cannot both pass with the same content.
         threshold = self.market.registry.similarity_threshold()
         with self._guard_lock:
-            for earlier in (c for commitments in self.commitments.values() for c in commitments):
-                if earlier.producer == producer:
-                    continue
-                if (
-                    earlier.content_hash == opening.content_hash
-                    or (earlier.perceptual_hash ^ opening.perceptual_hash).bit_count() <= threshold
-                ):
-                    raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier.producer} before")
-            self.commitments.setdefault(esp, []).append(Commitment(producer, opening.content_hash, opening.perceptual_hash))
+            earlier = self._index.conflict(producer, opening.content_hash, opening.perceptual_hash, threshold)
+            if earlier is not None:
+                raise DuplicateCommitment(f"this content (or a near-copy) was committed to {earlier} before")
+            self._record_commitment(esp, Commitment(producer, opening.content_hash, opening.perceptual_hash))
 
     def sign(self, esp: LocalAccount, offer: Offer) -> SignedOffer:
         """`esp`'s EIP-712 signature of `offer` in this market's exchange domain."""
@@ -352,3 +404,139 @@ class Protocol:
         opened = self.lock_purchase(buyer, token_id, hashlock_of(secret), price)
         self.claim_sale(seller, opened.terms, secret)
         return opened
+
+
+# -- a phase's steps, sent together ----------------------------------------------------------------
+
+
+class Slot(Generic[T]):
+    """The result of one step of a `Batch`, once the batch is sent: its value, or the revert it met."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+        self._error: ChainError | None = None
+        self._done = False
+
+    def _set(self, value: T | None, error: ChainError | None) -> None:
+        self._value, self._error, self._done = value, error, True
+
+    @property
+    def error(self) -> ChainError | None:
+        """The revert (`ContractRevert` naming the custom error) of a step that failed, else None."""
+        if not self._done:
+            raise RuntimeError("the batch of this step was not sent yet")
+        return self._error
+
+    def value(self) -> T:
+        """The step's result; raises its revert if it failed."""
+        if self.error is not None:
+            raise self.error
+        return self._value  # type: ignore[return-value]  # set with the result when the step succeeded
+
+
+class Batch:
+    """Steps of many parties in one phase, queued and then sent together with `send()`.
+
+    The steps must not depend on one another within the phase (each is checked against the chain as
+    it was before the phase: a lock and the reveal of that lock go in two batches). After `send()`, every
+    step's transaction is booked through `on_tx` in the order it was queued, and its `Slot` holds what
+    the step's method of `Protocol` returns, or its revert, decoded, instead of raising it. The same
+    steps one at a time and in a batch give the same results, on any chain (docs/scale.md).
+    """
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+        self._steps: list[tuple[str, LocalAccount, Call, Callable[[TxResult], Any], Slot[Any]]] = []
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def _queue(self, operation: str, sender: LocalAccount, call: Call, parse: Callable[[TxResult], T]) -> Slot[T]:
+        slot: Slot[T] = Slot()
+        self._steps.append((operation, sender, call, parse, slot))
+        return slot
+
+    @staticmethod
+    def _receipt(tx: TxResult) -> TxResult:
+        return tx
+
+    def send(self) -> None:
+        """Send every queued step (`Chain.send_many`), book each transaction and fill its slot; empties the batch."""
+        steps, self._steps = self._steps, []
+        if not steps:
+            return
+        outcomes = self.protocol.market.chain.send_many([(call, sender) for _, sender, call, _, _ in steps])
+        for (operation, _, _, parse, slot), outcome in zip(steps, outcomes, strict=True):
+            if isinstance(outcome, TxResult):
+                slot._set(parse(self.protocol._book(operation, outcome)), None)
+            else:
+                slot._set(None, outcome)
+
+    # -- the steps (see the methods of `Protocol` of the same names) ----------------------------
+
+    def stake(self, esp: LocalAccount, amount: int | None = None) -> Slot[TxResult]:
+        call = self.protocol.market.exchange.call_of("registerEsp", value=amount or self.protocol.terms.esp_stake)
+        return self._queue("registerEsp", esp, call, self._receipt)
+
+    def lock(self, producer: LocalAccount, signed: SignedOffer) -> Slot[LockOpened]:
+        offer = signed.offer
+        call = self.protocol.market.exchange.call_of("lockGeneration", offer.as_tuple(), signed.signature, value=offer.fee)
+        return self._queue("lockGeneration", producer, call, lock_opened)
+
+    def reveal(self, esp: LocalAccount, offer: Offer, key: bytes) -> Slot[TxResult]:
+        call = self.protocol.market.exchange.call_of("withdrawGeneration", offer.as_tuple(), key)
+        return self._queue("withdrawGeneration", esp, call, self._receipt)
+
+    def register(
+        self, producer: LocalAccount, offer: Offer, opening: Opening, uri: str = "", operation: str = "register"
+    ) -> Slot[Registered]:
+        registry = self.protocol.market.registry
+        call = registry.call_of("register", offer.as_tuple(), opening.as_tuple(), uri, value=registry.registration_bond())
+        return self._queue(operation, producer, call, registered)
+
+    def rate(self, producer: LocalAccount, offer: Offer, positive: bool, score: int) -> Slot[TxResult]:
+        call = self.protocol.market.ledger.call_of("rate", offer.as_tuple(), positive, score)
+        return self._queue("rate", producer, call, self._receipt)
+
+    def refund(self, producer: LocalAccount, offer: Offer) -> Slot[TxResult]:
+        """The producer's refund (the caller moves chain time to the timelock first, if it must)."""
+        call = self.protocol.market.exchange.call_of("refundGeneration", offer.as_tuple())
+        return self._queue("refundGeneration", producer, call, self._receipt)
+
+    def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int, price: int) -> Slot[PurchaseOpened]:
+        call = self.protocol.market.exchange.call_of("lockPurchase", token_id, hashlock, timelock, value=price)
+        return self._queue("lockPurchase", buyer, call, purchase_opened)
+
+    def approve_sale(self, seller: LocalAccount, terms: Purchase) -> Slot[TxResult] | None:
+        """The approval `claim_sale` sends first when the exchange may not move the token yet (else None).
+
+        Send it in a batch before the one with the claim (`withdraw_purchase`): the claim depends on it.
+        """
+        registry, exchange = self.protocol.market.registry, self.protocol.market.exchange
+        if registry.owner_of(terms.token_id) != seller.address or registry.exchange_may_move(
+            seller.address, terms.token_id, exchange.address
+        ):
+            return None
+        return self._queue("approve", seller, registry.call_of("approve", exchange.address, terms.token_id), self._receipt)
+
+    def withdraw_purchase(self, seller: LocalAccount, terms: Purchase, secret: bytes) -> Slot[TxResult]:
+        """The seller's claim of a sale, once the exchange may move the token (see `approve_sale`)."""
+        call = self.protocol.market.exchange.call_of("withdrawPurchase", terms.as_tuple(), secret)
+        return self._queue("withdrawPurchase", seller, call, self._receipt)
+
+    def refund_purchase(self, buyer: LocalAccount, terms: Purchase) -> Slot[TxResult]:
+        """The buyer's refund (the caller moves chain time to the timelock first, if it must)."""
+        call = self.protocol.market.exchange.call_of("refundPurchase", terms.as_tuple())
+        return self._queue("refundPurchase", buyer, call, self._receipt)
+
+    def claim_bond(self, owner: LocalAccount, token_id: int) -> Slot[TxResult]:
+        return self._queue("claimBond", owner, self.protocol.market.registry.call_of("claimBond", token_id), self._receipt)
+
+    def withdraw_credits(self, account: LocalAccount) -> list[tuple[int, Slot[TxResult]]]:
+        """What `Protocol.withdraw_credits` sends: (credit, slot) of each contract that credits `account`."""
+        queued = []
+        for contract in (self.protocol.market.registry, self.protocol.market.exchange):
+            credit = contract.credit_of(account.address)
+            if credit:
+                queued.append((credit, self._queue("withdrawCredit", account, contract.call_of("withdrawCredit"), self._receipt)))
+        return queued

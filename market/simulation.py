@@ -49,17 +49,23 @@ from market.flows import (
     place_tasks,
     plagiarize,
     rated_positive,
-    refund_and_rate,
-    refund_trade,
     scan_and_challenge,
     select_esps,
-    settle_generation,
     squat_pending_registration,
     steal_priority,
-    trade_flow,
     try_challenge,
 )
 from market.invariants import check_market, snapshot_balances, tracked_addresses
+from market.phases import (
+    GenerationOrder,
+    TradeOrder,
+    claim_bonds,
+    refund_and_rate_all,
+    refund_trades,
+    settle_generations,
+    trade_round,
+    withdraw_all_credits,
+)
 from market.protocol import Job
 from market.terms import ETHER, MarketParams, MarketTerms
 from offload_core.config import CACHING_POLICIES, EdgeConfig, preset
@@ -261,23 +267,38 @@ class SimulationResult:
 def run_simulation(
     config: SimulationConfig, chain: Chain, workdir: Path, on_period: Callable[[int], None] | None = None
 ) -> SimulationResult:
-    """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants."""
+    """Deploy the contracts on `chain`, run `config.periods` periods and check the invariants.
+
+    Chain time moves only where the market moves it (`Chain.time_held`), so that a run's results do
+    not depend on how fast it went: the same seed gives the same summary sent one transaction at a
+    time or pipelined (docs/scale.md).
+    """
+    with chain.time_held():
+        return _run_simulation(config, chain, workdir, on_period)
+
+
+def _run_simulation(
+    config: SimulationConfig, chain: Chain, workdir: Path, on_period: Callable[[int], None] | None
+) -> SimulationResult:
     rng = random.Random(config.seed)  # consumers' purchases
     attack_rng = random.Random(config.seed + 2)  # attackers' draws: which attacks, on whom (not the market's state)
     params, terms = MarketParams(), MarketTerms()
     terms.check_against(params)
     market, _ = deploy_market(chain, params=params)
     funds = 1000 * ETHER
-    producers = [Producer(i, chain.new_account(funds, "producer")) for i in range(config.producers)]
-    esps = [
-        Esp(i, chain.new_account(funds // 100, "esp"), config.esp_profiles[i % len(config.esp_profiles)])
-        for i in range(config.esps)
-    ]
-    consumers = [Consumer(i, chain.new_account(funds, "consumer")) for i in range(config.consumers)]
+    producers = [Producer(i, chain.new_account(label="producer")) for i in range(config.producers)]
+    esps = [Esp(i, chain.new_account(label="esp"), config.esp_profiles[i % len(config.esp_profiles)]) for i in range(config.esps)]
+    consumers = [Consumer(i, chain.new_account(label="consumer")) for i in range(config.consumers)]
     attackers = [
-        Attacker(i, chain.new_account(funds // 10, "attacker"), chain.new_account(funds // 100, "accomplice"))
-        for i in range(config.attackers)
+        Attacker(i, chain.new_account(label="attacker"), chain.new_account(label="accomplice")) for i in range(config.attackers)
     ]
+    chain.fund(
+        [(p.address, funds) for p in producers]
+        + [(e.address, funds // 100) for e in esps]
+        + [(c.address, funds) for c in consumers]
+        + [(a.address, funds // 10) for a in attackers]
+        + [(a.accomplice.address, funds // 100) for a in attackers]
+    )
     before = snapshot_balances(chain, tracked_addresses(market))
 
     engine = build_engine(config)
@@ -298,8 +319,12 @@ def run_simulation(
         seeds=random.Random(config.seed + 1),
     )
     # Every ESP, the attackers' accomplices included, stakes before it can accept a job.
-    for account in [e.account for e in esps] + [a.accomplice for a in attackers]:
-        ctx.protocol.stake(account)
+    staking = ctx.protocol.batch()
+    stakes = [staking.stake(account) for account in [e.account for e in esps] + [a.accomplice for a in attackers]]
+    staking.send()
+    for stake in stakes:
+        stake.value()
+    everyone = {a.address: a.account for a in [*producers, *consumers, *attackers]}
     tally = AttackTally()
     bonds_claimed: set[int] = set()
 
@@ -333,18 +358,11 @@ def run_simulation(
         for producer_index, (attacker, attack) in front_runs.items():
             steal = steal_priority if attack == "priority_theft_A2" else squat_pending_registration
             hooks[producer_index] = partial(_record_front_run, front_run_tokens, producer_index, steal, ctx, attacker)
-        outcomes = [
-            settle_generation(
-                ctx,
-                p,
-                e,
-                f"period {period} producer {p.index} seed {config.seed}",
-                costs[p.index],
-                defer_refund=True,
-                before_register=hooks.get(p.index),
-            )
+        orders = [
+            GenerationOrder(p, e, f"period {period} producer {p.index} seed {config.seed}", costs[p.index])
             for p, e in zip(producers, chosen, strict=True)
         ]
+        outcomes = settle_generations(ctx, orders, hooks)
         for producer_index, token in front_run_tokens.items():
             attacker, attack = front_runs[producer_index]
             victim = outcomes[producer_index]
@@ -359,22 +377,22 @@ def run_simulation(
                 for verdict in scan_and_challenge(ctx, [victim.producer.account], token):
                     challenges_upheld += verdict.upheld
                     challenges_rejected += not verdict.upheld
-        # Trading: consumers buy final products from their current owners.
-        open_trades: list[tuple[Consumer, TradeOutcome]] = []
+        # Trading: consumers buy final products from their current owners, each product once a period.
+        final_now, picked = ctx.final_products(), set()
+        trade_orders: list[TradeOrder] = []
         for consumer in consumers:
             if rng.random() >= config.purchase_probability:
                 continue
-            final = [t for t in ctx.final_products() if ctx.owners[t] != consumer.address]
+            final = [t for t in final_now if ctx.owners[t] != consumer.address and t not in picked]
             if not final:
                 continue
             token_id = rng.choice(final)
-            owner = ctx.owners[token_id]
-            seller = next(a.account for a in [*producers, *consumers, *attackers] if a.address == owner)
+            picked.add(token_id)
             claims = rng.random() >= config.seller_absent_probability
-            trade = trade_flow(ctx, seller, consumer.account, token_id, seller_claims=claims)
-            trades.append(trade)
-            if not claims:
-                open_trades.append((consumer, trade))
+            trade_orders.append(TradeOrder(everyone[ctx.owners[token_id]], consumer.account, token_id, claims))
+        period_trades = trade_round(ctx, trade_orders)
+        trades.extend(period_trades)
+        open_trades = [(o.buyer, t) for o, t in zip(trade_orders, period_trades, strict=True) if not o.claims]
         # Plagiarism: attackers copy products (owners scan and challenge) or try the exit scam.
         owners = [a.account for a in [*producers, *consumers]]
         for attacker in attackers:
@@ -405,17 +423,12 @@ def run_simulation(
                 challenges_rejected += not verdict.upheld
         # End of period: past every timelock, unclaimed locks are refunded and cheats rated negative.
         chain.set_next_block_timestamp(max(chain.now() + 1, period_start + ctx.terms.lock_duration_s + 1))
-        for outcome in outcomes:
-            if outcome.esp.profile == EspProfile.CHEATING:
-                refund_and_rate(ctx, outcome)
-        for consumer, trade in open_trades:
-            refund_trade(ctx, consumer.account, trade)
+        refund_and_rate_all(ctx, [o for o in outcomes if o.esp.profile == EspProfile.CHEATING])
+        refund_trades(ctx, open_trades)
         # Owners reclaim the bonds of products that became final.
-        everyone = {a.address: a.account for a in [*producers, *consumers, *attackers]}
-        for token_id in ctx.final_products():
-            if token_id not in bonds_claimed:
-                ctx.protocol.claim_bond(everyone[ctx.owners[token_id]], token_id)
-                bonds_claimed.add(token_id)
+        bonding = [t for t in ctx.final_products() if t not in bonds_claimed]
+        claim_bonds(ctx, everyone, bonding)
+        bonds_claimed.update(bonding)
         observe_ratings(ctx, outcomes, float(period))
         outcomes_all.extend(outcomes)
 
@@ -437,9 +450,8 @@ def run_simulation(
             on_period(period)
 
     # Everyone withdraws what the registry and the exchange credited to it (pull payments).
-    credits_withdrawn = sum(
-        ctx.protocol.withdraw_credits(account)
-        for account in [p.account for p in [*producers, *consumers, *attackers, *esps]] + [a.accomplice for a in attackers]
+    credits_withdrawn = withdraw_all_credits(
+        ctx, [p.account for p in [*producers, *consumers, *attackers, *esps]] + [a.accomplice for a in attackers]
     )
     invariants = {name: result.holds for name, result in check_market(market, before).items()}
     workload_total = Counter(o.esp.index for o in outcomes_all)

@@ -12,6 +12,10 @@ revert surfaces as `ContractRevert` naming the custom error, on both backends; e
 come back decoded. What both backends share lives here (accounts, contracts and views, time steps,
 snapshots of the books) and in `receipts.py` (fees, blocks and events of receipts); a backend
 supplies only sending, reading the head, balances and logs, moving time and snapshots.
+
+`send_many` sends a phase's transactions together: one by one here and on eth-tester, and pipelined
+on a JSON-RPC node (signed with per-account nonces, sent in batches, mined in blocks, receipts read
+in batches: `RpcChain._send_many`, docs/scale.md), with each result the same either way.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from eth_account import Account
@@ -30,11 +37,11 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import Nonce, TxParams, Wei
 
 from market.chain.artifacts import Artifact, all_abis
-from market.chain.errors import ChainError, ErrorDecoder, TransactionRevertedError, revert_data
+from market.chain.errors import ChainError, ContractRevert, ErrorDecoder, TransactionRevertedError, revert_data
 from market.chain.events import DecodedEvent, EventDecoder
 from market.chain.receipts import BookMark, Receipt, ReceiptBook, TxResult
 
-__all__ = ["ANVIL_DEV_KEY", "PRIORITY_FEE_WEI", "Backend", "Chain", "TxResult"]
+__all__ = ["ANVIL_DEV_KEY", "PRIORITY_FEE_WEI", "Backend", "Call", "Chain", "Outcome", "TxResult"]
 
 #: The first development account of anvil's default mnemonic ("test test ... junk"); it is funded
 #: with 10,000 ether on every fresh anvil node. Public knowledge: never use it on a real network.
@@ -46,6 +53,19 @@ PRIORITY_FEE_WEI = 10**9
 Backend = Literal["eth-tester", "rpc"]
 
 
+@dataclass(frozen=True)
+class Call:
+    """A transaction to send: the contract (or account) `to`, its calldata (0x-hex) and `value` wei."""
+
+    to: str
+    data: str = "0x"
+    value: int = 0
+
+
+Outcome = TxResult | ContractRevert | TransactionRevertedError
+"""What one transaction of `Chain.send_many` came to: its receipt, or its revert (decoded when it can be)."""
+
+
 class Chain(ABC):
     """A connection with a funded deployer, local signing, error decoding and time control.
 
@@ -55,6 +75,8 @@ class Chain(ABC):
 
     #: Which backend this is ("eth-tester" or "rpc"), for reports.
     backend: ClassVar[Backend]
+    #: Whether `send_many` sends a phase's transactions together (JSON-RPC nodes) or one by one.
+    pipelined: bool = False
 
     def __init__(self, w3: Web3, funder: LocalAccount) -> None:
         #: web3 serves the views (contract calls, blocks, code) and builds contract calldata.
@@ -82,11 +104,16 @@ class Chain(ABC):
         return EmbeddedChain()
 
     @staticmethod
-    def connect(url: str, private_key: str | None = None, timeout: float = 10.0) -> Chain:
-        """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key)."""
+    def connect(url: str, private_key: str | None = None, timeout: float = 10.0, pipelined: bool = True) -> Chain:
+        """Connect to a JSON-RPC node; `private_key` funds and deploys (default: anvil's dev key).
+
+        With `pipelined` (the default), `send_many` sends a phase's transactions together; without, one by one.
+        """
         from market.chain.node import RpcChain
 
-        return RpcChain(url, private_key or ANVIL_DEV_KEY, timeout)
+        chain = RpcChain(url, private_key or ANVIL_DEV_KEY, timeout)
+        chain.pipelined = pipelined
+        return chain
 
     # -- what a backend implements --------------------------------------------------------------
 
@@ -106,6 +133,16 @@ class Chain(ABC):
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
         """Fill in gas, fees and nonce, sign `tx` (to, data, value, from, chainId) with `sender`, send it and
         record its receipt (`_record`); a revert raises `ContractRevert` (see `_as_revert`)."""
+
+    def _send_many(self, txs: list[tuple[dict[str, Any], LocalAccount]]) -> list[Outcome]:
+        """Send `txs` in order, each as `_send` would; a backend that can do better overrides this."""
+        outcomes: list[Outcome] = []
+        for tx, sender in txs:
+            try:
+                outcomes.append(self._send(tx, sender))
+            except (ContractRevert, TransactionRevertedError) as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abstractmethod
     def _set_next_timestamp(self, timestamp: int) -> None:
@@ -130,6 +167,16 @@ class Chain(ABC):
         if funds_wei:
             self.send_ether(self.funder, account.address, funds_wei)
         return account
+
+    def fund(self, payments: list[tuple[str, int]]) -> None:
+        """Send each (address, wei) from the funder, all in one phase (`send_many`); raise if one fails."""
+        calls = [(Call(to_checksum_address(address), value=amount), self.funder) for address, amount in payments if amount]
+        needed, held = sum(call.value for call, _ in calls), self.balance(self.funder.address)
+        if needed > held:
+            raise ChainError(f"the funder {self.funder.address} holds {held / 10**18:g} ether; {needed / 10**18:g} are needed")
+        for outcome in self.send_many(calls):
+            if not isinstance(outcome, TxResult):
+                raise outcome
 
     def nonce(self, address: str) -> int:
         """The nonce of `address`'s next transaction (pending transactions counted)."""
@@ -209,6 +256,18 @@ class Chain(ABC):
         """Sign and send a call of the contract at `to` with ready calldata (see `calldata`), with `value` wei."""
         return self._send({"to": to, "data": data, "value": value}, sender)
 
+    def send_many(self, calls: list[tuple[Call, LocalAccount]]) -> list[Outcome]:
+        """Send a phase's transactions, `(call, sender)` each, and return what each came to, in order.
+
+        The transactions must not depend on one another (each is checked against the state before the
+        phase). A revert is returned, not raised, and costs nothing: like `_send`, the transaction is
+        checked first and not sent. On a JSON-RPC node with `pipelined` on, the phase is signed with
+        per-account nonces, sent in batches, mined in as few blocks as the gas limit allows and its
+        receipts read in batches (`RpcChain._send_many`); elsewhere one by one. Both book the same
+        receipts in the same order (docs/scale.md).
+        """
+        return self._send_many([({"to": c.to, "data": c.data, "value": c.value}, sender) for c, sender in calls])
+
     def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
         """Events `name` of `contract` since `from_block` (see `logs`)."""
         return [e for e in self.logs([str(contract.address)], from_block, self.head()) if e.name == name]
@@ -274,6 +333,24 @@ class Chain(ABC):
         target = self.now() + seconds
         self.set_next_block_timestamp(target)
         return target
+
+    @contextmanager
+    def time_held(self) -> Iterator[None]:
+        """Within it, chain time moves only when it is set (`set_next_block_timestamp`, `advance_time`):
+        each new block has its parent's timestamp, however long the wall clock takes between them.
+
+        A simulation runs within it, so that its results do not depend on how fast it runs (one by one
+        or pipelined, on a loaded machine or not). On anvil; elsewhere blocks keep their node's clock.
+        """
+        self._hold_time(True)
+        try:
+            yield
+        finally:
+            self._hold_time(False)
+
+    @abstractmethod
+    def _hold_time(self, held: bool) -> None:
+        """Stop (or restart) the node's clock between blocks; a backend that cannot does nothing."""
 
     def snapshot(self) -> Any:
         """Take a chain snapshot; `revert` returns the chain and this object's books to it."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from market.chain.calldata import CalldataEncoder
-from market.chain.connection import Chain, TxResult
+from market.chain.connection import Call, Chain, TxResult
 from market.chain.offers import Offer, Opening, Purchase, SignedOffer
 
 
@@ -107,6 +108,29 @@ class PurchaseOpened:
     terms: Purchase
 
 
+def registered(tx: TxResult) -> Registered:
+    """What a `register` transaction produced: its token."""
+    return Registered(tx, tx.event("ProductRegistered").args["tokenId"])
+
+
+def challenge_outcome(tx: TxResult) -> ChallengeOutcome:
+    """The verdict of a `challenge` transaction."""
+    resolved = tx.event("ChallengeResolved").args
+    return ChallengeOutcome(tx, resolved["upheld"], resolved["distance"])
+
+
+def lock_opened(tx: TxResult) -> LockOpened:
+    """The id and seq of the lock a `lockGeneration` transaction opened."""
+    locked = tx.event("GenerationLocked").args
+    return LockOpened(tx, bytes(locked["id"]), int(locked["seq"]))
+
+
+def purchase_opened(tx: TxResult) -> PurchaseOpened:
+    """The id and terms of the lock a `lockPurchase` transaction opened."""
+    locked = tx.event("PurchaseLocked").args
+    return PurchaseOpened(tx, bytes(locked["id"]), Purchase.from_event(locked))
+
+
 class _Wrapper:
     def __init__(self, chain: Chain, contract: Contract) -> None:
         self.chain = chain
@@ -119,10 +143,19 @@ class _Wrapper:
         """Send `function(*args)` from `sender` with `value` wei."""
         return self.chain.send_call(self._address, self._calldata.encode(function, *args), sender, value)
 
+    def _view(self, function: str, *args: object) -> Any:
+        """The result of the view `function(*args)`, as web3 would return it (one eth_call, no web3 on the way)."""
+        coder = self._calldata.coder(function)
+        return coder.decode(self.chain.call_raw(self._address, coder.encode(args)))
+
+    def call_of(self, function: str, *args: object, value: int = 0) -> Call:
+        """The transaction `function(*args)` with `value` wei, not sent (for `Chain.send_many`)."""
+        return Call(self._address, self._calldata.encode(function, *args), value)
+
     def _immutable(self, getter: str) -> int:
         """A value fixed at deployment (a Solidity `immutable`): read from the chain once per wrapper."""
         if getter not in self._immutables:
-            self._immutables[getter] = int(self.chain.call(getattr(self.contract.functions, getter)()))
+            self._immutables[getter] = int(self._view(getter))
         return self._immutables[getter]
 
     @property
@@ -147,7 +180,7 @@ class Registry(_Wrapper):
             uri,
             value=self.registration_bond() if bond is None else bond,
         )
-        return Registered(tx, tx.event("ProductRegistered").args["tokenId"])
+        return registered(tx)
 
     def challenge(
         self, challenger: LocalAccount, original_id: int, duplicate_id: int, deposit: int | None = None
@@ -155,8 +188,7 @@ class Registry(_Wrapper):
         tx = self._transact(
             challenger, "challenge", original_id, duplicate_id, value=self.challenge_deposit() if deposit is None else deposit
         )
-        resolved = tx.event("ChallengeResolved").args
-        return ChallengeOutcome(tx, resolved["upheld"], resolved["distance"])
+        return challenge_outcome(tx)
 
     def claim_bond(self, owner: LocalAccount, token_id: int) -> TxResult:
         return self._transact(owner, "claimBond", token_id)
@@ -165,7 +197,7 @@ class Registry(_Wrapper):
         return self._transact(account, "withdrawCredit")
 
     def credit_of(self, address: str) -> int:
-        return int(self.chain.call(self.contract.functions.creditOf(address)))
+        return int(self._view("creditOf", address))
 
     def approve(self, owner: LocalAccount, spender: str, token_id: int) -> TxResult:
         return self._transact(owner, "approve", spender, token_id)
@@ -174,39 +206,39 @@ class Registry(_Wrapper):
         return self._transact(owner, "transferFrom", owner.address, to, token_id)
 
     def product(self, token_id: int) -> ProductRecord:
-        fields = self.chain.call(self.contract.functions.product(token_id))
+        fields = self._view("product", token_id)
         return ProductRecord(token_id, *fields)
 
     def owner_of(self, token_id: int) -> str:
-        return str(self.chain.call(self.contract.functions.ownerOf(token_id)))
+        return str(self._view("ownerOf", token_id))
 
     def exchange_may_move(self, owner: str, token_id: int, operator: str) -> bool:
         """Whether `operator` is approved for `token_id` or for all of `owner`'s tokens."""
-        if str(self.chain.call(self.contract.functions.getApproved(token_id))) == operator:
+        if str(self._view("getApproved", token_id)) == operator:
             return True
-        return bool(self.chain.call(self.contract.functions.isApprovedForAll(owner, operator)))
+        return bool(self._view("isApprovedForAll", owner, operator))
 
     def token_of_content(self, content_hash: bytes) -> int:
-        return int(self.chain.call(self.contract.functions.tokenOfContent(content_hash)))
+        return int(self._view("tokenOfContent", content_hash))
 
     def token_of_lock(self, lock_id: bytes) -> int:
-        return int(self.chain.call(self.contract.functions.tokenOfLock(lock_id)))
+        return int(self._view("tokenOfLock", lock_id))
 
     def is_revoked(self, token_id: int) -> bool:
-        return bool(self.chain.call(self.contract.functions.isRevoked(token_id)))
+        return bool(self._view("isRevoked", token_id))
 
     def is_final(self, token_id: int) -> bool:
-        return bool(self.chain.call(self.contract.functions.isFinal(token_id)))
+        return bool(self._view("isFinal", token_id))
 
     def total_registered(self) -> int:
-        return int(self.chain.call(self.contract.functions.totalRegistered()))
+        return int(self._view("totalRegistered"))
 
     def royalty_info(self, token_id: int, sale_price: int) -> tuple[str, int]:
-        receiver, amount = self.chain.call(self.contract.functions.royaltyInfo(token_id, sale_price))
+        receiver, amount = self._view("royaltyInfo", token_id, sale_price)
         return str(receiver), int(amount)
 
     def hamming_distance(self, a: int, b: int) -> int:
-        return int(self.chain.call(self.contract.functions.hammingDistance(a, b)))
+        return int(self._view("hammingDistance", a, b))
 
     def registration_bond(self) -> int:
         return self._immutable("registrationBond")
@@ -241,11 +273,11 @@ class Exchange(_Wrapper):
         return self._transact(caller, "proveEquivocation", a.as_tuple(), opening_a.as_tuple(), b.as_tuple(), opening_b.as_tuple())
 
     def esp_info(self, esp: str) -> EspInfo:
-        state, stake, available_at = self.chain.call(self.contract.functions.espInfo(esp))
+        state, stake, available_at = self._view("espInfo", esp)
         return EspInfo(EspState(state), int(stake), int(available_at))
 
     def is_active_esp(self, esp: str) -> bool:
-        return bool(self.chain.call(self.contract.functions.isActiveEsp(esp)))
+        return bool(self._view("isActiveEsp", esp))
 
     # -- generation
     def lock_generation(self, producer: LocalAccount, signed: SignedOffer, value: int | None = None) -> LockOpened:
@@ -254,8 +286,7 @@ class Exchange(_Wrapper):
         tx = self._transact(
             producer, "lockGeneration", offer.as_tuple(), signed.signature, value=offer.fee if value is None else value
         )
-        locked = tx.event("GenerationLocked").args
-        return LockOpened(tx, bytes(locked["id"]), int(locked["seq"]))
+        return lock_opened(tx)
 
     def withdraw_generation(self, esp: LocalAccount, offer: Offer, preimage: bytes) -> TxResult:
         return self._transact(esp, "withdrawGeneration", offer.as_tuple(), preimage)
@@ -264,17 +295,16 @@ class Exchange(_Wrapper):
         return self._transact(producer, "refundGeneration", offer.as_tuple())
 
     def generation_lock(self, offer: Offer) -> LockInfo:
-        lock_id, state, seq, locked_at = self.chain.call(self.contract.functions.generationLock(offer.as_tuple()))
+        lock_id, state, seq, locked_at = self._view("generationLock", offer.as_tuple())
         return LockInfo(bytes(lock_id), LockKind.GENERATION, LockState(state), int(seq), int(locked_at))
 
     def offer_id(self, offer: Offer) -> bytes:
-        return bytes(self.chain.call(self.contract.functions.offerId(offer.as_tuple())))
+        return bytes(self._view("offerId", offer.as_tuple()))
 
     # -- trading
     def lock_purchase(self, buyer: LocalAccount, token_id: int, hashlock: bytes, timelock: int, price: int) -> PurchaseOpened:
         tx = self._transact(buyer, "lockPurchase", token_id, hashlock, timelock, value=price)
-        locked = tx.event("PurchaseLocked").args
-        return PurchaseOpened(tx, bytes(locked["id"]), Purchase.from_event(locked))
+        return purchase_opened(tx)
 
     def withdraw_purchase(self, seller: LocalAccount, terms: Purchase, preimage: bytes) -> TxResult:
         return self._transact(seller, "withdrawPurchase", terms.as_tuple(), preimage)
@@ -283,18 +313,18 @@ class Exchange(_Wrapper):
         return self._transact(buyer, "refundPurchase", terms.as_tuple())
 
     def purchase_id(self, terms: Purchase) -> bytes:
-        return bytes(self.chain.call(self.contract.functions.purchaseId(terms.as_tuple())))
+        return bytes(self._view("purchaseId", terms.as_tuple()))
 
     # -- credits
     def withdraw_credit(self, account: LocalAccount) -> TxResult:
         return self._transact(account, "withdrawCredit")
 
     def credit_of(self, address: str) -> int:
-        return int(self.chain.call(self.contract.functions.creditOf(address)))
+        return int(self._view("creditOf", address))
 
     # -- views
     def get_lock(self, lock_id: bytes) -> LockInfo:
-        kind, state, seq, locked_at = self.chain.call(self.contract.functions.getLock(lock_id))
+        kind, state, seq, locked_at = self._view("getLock", lock_id)
         return LockInfo(lock_id, LockKind(kind), LockState(state), int(seq), int(locked_at))
 
     def generation_offers(self, from_block: int = 0) -> list[Offer]:
@@ -313,7 +343,7 @@ class Exchange(_Wrapper):
         return [(bytes(e.args["id"]), int(e.args["fee"])) for e in self.chain.events(self.contract, "GenerationLocked", from_block)]
 
     def total_forfeited(self) -> int:
-        return int(self.chain.call(self.contract.functions.totalForfeited()))
+        return int(self._view("totalForfeited"))
 
     def min_timelock(self) -> int:
         return self._immutable("minTimelock")
@@ -338,7 +368,7 @@ class Ledger(_Wrapper):
         return self._transact(producer, "rate", offer.as_tuple(), positive, score)
 
     def stats(self, producer: str, esp: str) -> RatingStats:
-        return RatingStats(*self.chain.call(self.contract.functions.stats(producer, esp)))
+        return RatingStats(*self._view("stats", producer, esp))
 
     def is_rated(self, lock_id: bytes) -> bool:
-        return bool(self.chain.call(self.contract.functions.isRated(lock_id)))
+        return bool(self._view("isRated", lock_id))

@@ -3,6 +3,10 @@
 Everything on a transaction's path (estimate, pending block, nonce, send, receipt) and the logs go
 through the lean client (`rpc.py`, signing in `transactions.py`): web3's middlewares and result
 formatters cost several times the request itself. web3 serves the views.
+
+A phase of transactions (`Chain.send_many`) is pipelined: estimated, signed with per-account nonces,
+sent and its receipts read in JSON-RPC batches, and mined with automine off and `evm_mine` on anvil
+(or waited for on a node that mines by itself); see `_send_many` and docs/scale.md.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
-from market.chain.connection import Chain
-from market.chain.errors import ChainError, RpcUnreachableError, TransactionRevertedError, revert_data
+from market.chain.connection import Chain, Outcome
+from market.chain.errors import ChainError, ContractRevert, RpcUnreachableError, TransactionRevertedError, revert_data
 from market.chain.events import DecodedEvent
 from market.chain.receipts import Receipt, TxResult
 from market.chain.rpc import METHOD_NOT_FOUND, JsonRpcClient, RpcError
@@ -26,6 +30,15 @@ from market.chain.transactions import sign_dynamic_fee
 
 #: Headroom over eth_estimateGas: refunds and the 63/64 rule make estimates a little tight.
 GAS_MARGIN = 1.2
+
+#: Headroom of a pipelined phase's transactions over their estimates. Each is estimated against the state
+#: before the phase; one that runs after another of the phase can cost more (a storage slot that an
+#: earlier one emptied costs 20,000 gas to fill again, not 5,000), and the fee is paid on the gas used,
+#: not on the limit.
+PIPELINE_GAS_MARGIN = 2.0
+
+#: Calls per JSON-RPC batch request of a pipelined phase (anvil takes far more; a remote node may not).
+BATCH_SIZE = 500
 
 #: Error code of `eth_sendRawTransactionSync` when the node took the transaction but did not mine it
 #: within its wait (EIP-7966).
@@ -63,13 +76,33 @@ class RpcChain(Chain):
         funder = Account.from_key(private_key)
         super().__init__(Web3(provider), funder)
         self._sync_send = True
+        self.pipelined = True
+        #: Whether the node answers evm_setAutomine (None: not asked yet).
+        self._automine_control: bool | None = None
+        #: Whether the node answers eth_getBlockReceipts (None: not asked yet).
+        self._block_receipts: bool | None = None
 
     def head(self) -> int:
         """eth_blockNumber, sent as it is."""
         return int(self.rpc.call("eth_blockNumber", []), 16)
 
     def balance(self, address: str) -> int:
-        return self._w3.eth.get_balance(to_checksum_address(address))
+        return int(self.rpc.call("eth_getBalance", [to_checksum_address(address), "latest"]), 16)
+
+    def now(self) -> int:
+        """The latest block's timestamp, through the lean client (the simulation asks for it often)."""
+        return int(self.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def call_raw(self, to: str, data: str, sender: str | None = None) -> bytes:
+        """eth_call through the lean client (the contract wrappers' views come here); a revert raises `ContractRevert`."""
+        call = {"to": to_checksum_address(to), "data": data}
+        if sender is not None:
+            call["from"] = to_checksum_address(sender)
+        try:
+            result = self.rpc.call("eth_call", [call, "latest"])
+        except RpcError as exc:
+            raise self._as_revert(exc) from exc
+        return bytes.fromhex(str(result)[2:])
 
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """One eth_getLogs, which also sees other clients' transactions, through the lean client: web3's
@@ -90,11 +123,7 @@ class RpcChain(Chain):
         """Estimate, read the pending block and the nonce (one batched request), sign, send, take the receipt."""
         tx = self._prepare(tx, sender)
         rpc = self.rpc
-        call = {"from": sender.address, "value": hex(tx.get("value", 0))}
-        if tx.get("to"):
-            call["to"] = tx["to"]
-        if tx.get("data"):
-            call["data"] = tx["data"]
+        call = _call_of(tx)
         estimate, pending, nonce = rpc.batch(
             [
                 ("eth_estimateGas", [call, "pending"]),
@@ -113,18 +142,146 @@ class RpcChain(Chain):
         signed = sign_dynamic_fee(sender, tx)
         tx_hash = "0x" + signed.hash.hex()
         receipt = self._submit("0x" + signed.raw.hex(), tx_hash)
-        contract_address = receipt.get("contractAddress")
-        return self._record(
-            Receipt(
-                tx_hash,
-                int(receipt["status"], 16),
-                int(receipt["blockNumber"], 16),
-                int(receipt["gasUsed"], 16),
-                int(receipt["effectiveGasPrice"], 16),
-                receipt["logs"],
-                to_checksum_address(contract_address) if contract_address else None,
-            )
+        return self._record(_receipt(tx_hash, receipt))
+
+    def _send_many(self, txs: list[tuple[dict[str, Any], LocalAccount]]) -> list[Outcome]:
+        """A phase pipelined: estimates, pending block and nonces in batches; every transaction signed with
+        its sender's next nonce; sent in batches with automine off; mined by `evm_mine` (anvil) or waited
+        for; receipts read in batches and booked in the phase's order.
+
+        A transaction whose estimate reverts is not sent, and its revert comes back decoded (as `_send`
+        raises it); one that reverts on chain (it depended on another of the phase) books its fee and comes
+        back as `TransactionRevertedError`, as `_send` would. One transaction goes through `_send`.
+        """
+        if not self.pipelined or len(txs) <= 1:
+            return super()._send_many(txs)
+        prepared = [self._prepare(tx, sender) for tx, sender in txs]
+        senders = list(dict.fromkeys(sender.address for _, sender in txs))
+        answers = self._batch(
+            [("eth_estimateGas", [_call_of(tx), "pending"]) for tx in prepared]
+            + [("eth_getBlockByNumber", ["pending", False])]
+            + [("eth_getTransactionCount", [address, "pending"]) for address in senders]
         )
+        estimates, pending, counts = answers[: len(txs)], answers[len(txs)], answers[len(txs) + 1 :]
+        for answer in (pending, *counts):
+            if isinstance(answer, Exception):
+                raise answer
+        nonces = {address: int(count, 16) for address, count in zip(senders, counts, strict=True)}
+        gas_limit, base_fee = int(pending["gasLimit"], 16), int(pending.get("baseFeePerGas") or "0x0", 16)
+        outcomes: list[Outcome | None] = [None] * len(txs)
+        signed: dict[int, str] = {}  # index in the phase -> transaction hash
+        raws: list[str] = []
+        for index, ((_, sender), tx, estimate) in enumerate(zip(txs, prepared, estimates, strict=True)):
+            if isinstance(estimate, Exception):
+                revert = self._as_revert(estimate)
+                if not isinstance(revert, ContractRevert | TransactionRevertedError):
+                    raise revert
+                outcomes[index] = revert
+                continue
+            tx["gas"] = min(int(int(estimate, 16) * PIPELINE_GAS_MARGIN), gas_limit)
+            tx["nonce"] = nonces[sender.address]
+            nonces[sender.address] += 1
+            self._set_fees(tx, base_fee)
+            transaction = sign_dynamic_fee(sender, tx)
+            signed[index] = "0x" + transaction.hash.hex()
+            raws.append("0x" + transaction.raw.hex())
+        receipts = self._mine(raws, list(signed.values()))
+        for index, tx_hash in signed.items():
+            receipt = receipts[tx_hash]
+            try:
+                outcomes[index] = self._record(_receipt(tx_hash, receipt))
+            except TransactionRevertedError as exc:
+                outcomes[index] = exc
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """`rpc.batch` in requests of at most `BATCH_SIZE` calls."""
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            results += self.rpc.batch(calls[start : start + BATCH_SIZE])
+        return results
+
+    def _mine(self, raws: list[str], hashes: list[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+        """Send signed transactions in batches and return their receipts by hash once all are mined.
+
+        On anvil (and any node with `evm_setAutomine`), automine is off while they are sent and each
+        `evm_mine` mines a block of them (as many as its gas limit holds), so that the phase takes a few
+        blocks instead of one each; elsewhere the node mines them by itself and the receipts are polled.
+        """
+        if not raws:
+            return {}
+        manual = self._set_automine(False)
+        try:
+            seen = self.head()
+            for start in range(0, len(raws), BATCH_SIZE):
+                for answer in self.rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws[start : start + BATCH_SIZE]]):
+                    if isinstance(answer, Exception):
+                        raise self._as_revert(answer)
+            wanted = set(hashes)
+            receipts: dict[str, dict[str, Any]] = {}
+            deadline, delay, idle_blocks = time.monotonic() + timeout, 0.0005, 0
+            while len(receipts) < len(hashes):
+                if manual:
+                    self.rpc.call("evm_mine", [])
+                before, head = len(receipts), self.head()
+                if head > seen:
+                    receipts.update(self._receipts_of(range(seen + 1, head + 1), wanted - receipts.keys()))
+                    seen = head
+                if len(receipts) < len(hashes):
+                    idle_blocks = idle_blocks + 1 if manual and len(receipts) == before else 0
+                    if idle_blocks >= 3:  # blocks mined, none of ours in them: the node dropped them
+                        lost = len(hashes) - len(receipts)
+                        raise ChainError(f"the node dropped {lost} of {len(hashes)} transactions (could their senders pay?)")
+                    if time.monotonic() > deadline:
+                        lost = len(hashes) - len(receipts)
+                        raise ChainError(f"{lost} of {len(hashes)} transactions not mined after {timeout:.0f} s")
+                    if not manual:
+                        time.sleep(delay)
+                        delay = min(2 * delay, 0.05)
+            return receipts
+        finally:
+            if manual:
+                self._set_automine(True)
+
+    def _receipts_of(self, blocks: range, wanted: set[str]) -> dict[str, dict[str, Any]]:
+        """The receipts of the `wanted` transactions among those of `blocks`, by hash.
+
+        One eth_getBlockReceipts per block: anvil answers eth_getTransactionReceipt in time that grows
+        with its block's size, so a block of thousands read one receipt at a time takes seconds. A node
+        without that method is asked for each wanted receipt.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        if self._block_receipts is not False:
+            answers = self._batch([("eth_getBlockReceipts", [hex(number)]) for number in blocks])
+            if not any(isinstance(a, RpcError) and _unknown_method(a) for a in answers):
+                self._block_receipts = True
+                for answer in answers:
+                    if isinstance(answer, Exception):
+                        raise answer
+                    for receipt in answer or []:
+                        if receipt["transactionHash"] in wanted:
+                            found[receipt["transactionHash"]] = receipt
+                return found
+            self._block_receipts = False
+        missing = sorted(wanted)
+        for tx_hash, receipt in zip(missing, self._batch([("eth_getTransactionReceipt", [h]) for h in missing]), strict=True):
+            if isinstance(receipt, dict):
+                found[tx_hash] = receipt
+        return found
+
+    def _set_automine(self, on: bool) -> bool:
+        """Turn the node's automine on or off; False if it has no such control (it mines by itself)."""
+        if self._automine_control is False:
+            return False
+        try:
+            self.rpc.call("evm_setAutomine", [on])
+        except RpcError as exc:
+            if not _unknown_method(exc):
+                raise
+            self._automine_control = False
+            return False
+        self._automine_control = True
+        return True
 
     def _submit(self, raw: str, tx_hash: str) -> dict[str, Any]:
         """Send a signed transaction and return its receipt as the node wrote it.
@@ -198,11 +355,46 @@ class RpcChain(Chain):
             self.rpc.call("evm_mine", [])
         self.rpc.call("evm_setNextBlockTimestamp", [timestamp])
 
+    def _hold_time(self, held: bool) -> None:
+        # anvil: an interval of 0 s between blocks; removing it returns the node to its clock.
+        try:
+            if held:
+                self.rpc.call("anvil_setBlockTimestampInterval", [0])
+            else:
+                self.rpc.call("anvil_removeBlockTimestampInterval", [])
+        except RpcError as exc:
+            if not _unknown_method(exc):
+                raise
+
     def _take_snapshot(self) -> Any:
         return self.rpc.call("evm_snapshot", [])
 
     def _revert_to(self, snapshot_id: Any) -> None:
         self.rpc.call("evm_revert", [snapshot_id])
+
+
+def _call_of(tx: dict[str, Any]) -> dict[str, Any]:
+    """The eth_call / eth_estimateGas object of a prepared transaction."""
+    call = {"from": tx["from"], "value": hex(tx.get("value", 0))}
+    if tx.get("to"):
+        call["to"] = tx["to"]
+    if tx.get("data"):
+        call["data"] = tx["data"]
+    return call
+
+
+def _receipt(tx_hash: str, receipt: dict[str, Any]) -> Receipt:
+    """A receipt as the node wrote it (hex strings), parsed."""
+    contract_address = receipt.get("contractAddress")
+    return Receipt(
+        tx_hash,
+        int(receipt["status"], 16),
+        int(receipt["blockNumber"], 16),
+        int(receipt["gasUsed"], 16),
+        int(receipt["effectiveGasPrice"], 16),
+        receipt["logs"],
+        to_checksum_address(contract_address) if contract_address else None,
+    )
 
 
 def _unknown_method(exc: RpcError) -> bool:
