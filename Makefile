@@ -38,8 +38,9 @@ chromium:
 demo: install
 	$(BIN)/aigc-market simulate
 
+# Two workers (pytest-xdist), one per core; a file's tests stay on one worker (its module fixtures are built once).
 test: install $(SLITHER_STAMP) chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Long fuzzing campaigns (Hypothesis stateful and forge invariants, deep profiles).
 fuzz: install
