@@ -30,6 +30,7 @@ from rich.table import Table
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Call, Chain
 from market.simulation import SimulationConfig, run_simulation
+from market.terms import ETHER
 
 #: What `aigc-market simulate --node anvil` starts: transactions in the order sent, ether for thousands of
 #: parties, anvil's default block gas limit (30M: larger blocks make anvil slower to hand out receipts).
@@ -43,7 +44,7 @@ console = Console(width=150)
 def node_ceiling(chain: Chain, transfers: int = CEILING_TRANSFERS, senders: int = CEILING_SENDERS) -> float:
     """Signed ether transfers per second, `transfers` of them from `senders` accounts in one pipelined phase."""
     accounts = [chain.new_account(label="ceiling") for _ in range(senders)]
-    chain.fund([(a.address, 10**18) for a in accounts])
+    chain.fund([(a.address, ETHER) for a in accounts])
     calls = [(Call(accounts[(i + 1) % senders].address, value=1), accounts[i % senders]) for i in range(transfers)]
     started = time.perf_counter()
     outcomes = chain.send_many(calls)

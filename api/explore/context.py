@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.simulations import SimulationRunner
 from api.state import AppState
+from market.terms import ETHER
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -42,7 +43,7 @@ def ether(wei: int | str | None) -> str:
     """Wei as ether with up to 6 decimals (`0.01 ETH`)."""
     if wei is None:
         return ""
-    text = f"{int(wei) / 10**18:.6f}".rstrip("0").rstrip(".")
+    text = f"{int(wei) / ETHER:.6f}".rstrip("0").rstrip(".")
     return f"{text} ETH"
 
 

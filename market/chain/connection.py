@@ -40,6 +40,7 @@ from market.chain.artifacts import Artifact, all_abis
 from market.chain.errors import ChainError, ContractRevert, ErrorDecoder, TransactionRevertedError, revert_data
 from market.chain.events import DecodedEvent, EventDecoder
 from market.chain.receipts import BookMark, Receipt, ReceiptBook, TxResult
+from market.terms import ETHER
 
 __all__ = ["ANVIL_DEV_KEY", "PRIORITY_FEE_WEI", "Backend", "Call", "Chain", "Outcome", "TxResult"]
 
@@ -173,7 +174,7 @@ class Chain(ABC):
         calls = [(Call(to_checksum_address(address), value=amount), self.funder) for address, amount in payments if amount]
         needed, held = sum(call.value for call, _ in calls), self.balance(self.funder.address)
         if needed > held:
-            raise ChainError(f"the funder {self.funder.address} holds {held / 10**18:g} ether; {needed / 10**18:g} are needed")
+            raise ChainError(f"the funder {self.funder.address} holds {held / ETHER:g} ether; {needed / ETHER:g} are needed")
         for outcome in self.send_many(calls):
             if not isinstance(outcome, TxResult):
                 raise outcome
