@@ -1,5 +1,6 @@
 """Run `aigc-market serve` as a child process on 127.0.0.1: for the durability test, the load benchmark
-and the end-to-end tests, which need the real server (and need to SIGKILL it).
+and the end-to-end tests, which need the real server (and need to SIGKILL it). `serve_in_thread` serves
+an app built in-process under uvicorn in a thread, for tests and benchmarks that need no process.
 
 The child gets its own process group, so `kill()` takes down whatever it started with it (a
 supervised anvil node included); `stop()` asks politely first. Every start takes a fresh free port.
@@ -16,11 +17,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 
 from market.chain.anvil import LOOPBACK, free_port
 from market.terms import ETHER
@@ -137,3 +142,23 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, startup_timeout: float = 30.0) -> Iterator[str]:
+    """`app` under uvicorn on 127.0.0.1 (a free port) in a daemon thread; yields its URL, stops it on exit."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        server.should_exit = True
+        raise ServerStartError(f"the in-process server did not start within {startup_timeout:.0f} s")
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(startup_timeout)

@@ -26,22 +26,19 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import insert
 
 from api import models
+from api.launcher import serve_in_thread
 from api.main import create_app
 from api.settings import Settings
-from market.chain.anvil import free_port
 from market.chain.connection import Chain
 from market.terms import ETHER
 
@@ -55,22 +52,8 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        raise RuntimeError("the server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+def serving(app: FastAPI) -> AbstractContextManager[str]:
+    return serve_in_thread(app)
 
 
 def small_market(http: httpx.Client, esps: int) -> list[str]:

@@ -3,22 +3,18 @@ HTTP, and a page probe that collects console errors and failed requests and runs
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
 from api.explore import STATIC_DIR
+from api.launcher import serve_in_thread
 from api.main import create_app
 from api.settings import Settings
-from market.chain.anvil import free_port
 from market.chain.connection import Chain
 from market.terms import ETHER
 
@@ -42,22 +38,9 @@ def explorer_app(data_dir: Path, chain: Chain) -> FastAPI:
     return create_app(Settings(data_dir=data_dir, chain=chain, secret="explorer-test-secret", **HARNESS))
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
+def serving(app: FastAPI) -> AbstractContextManager[str]:
     """`app` under uvicorn on 127.0.0.1 (a free port) in a thread; stopped on exit."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the explorer's server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return serve_in_thread(app)
 
 
 def auth(account: dict[str, Any]) -> dict[str, str]:

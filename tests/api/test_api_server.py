@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from api.launcher import ServerProcess
+from api.launcher import ServerProcess, serve_in_thread
 from api.main import create_app
 from api.settings import Settings
 from market.chain.anvil import AnvilNode, free_port
@@ -19,21 +16,8 @@ from market.chain.connection import Chain
 from market.terms import MarketParams
 
 
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+def serving(settings: Settings) -> AbstractContextManager[str]:
+    return serve_in_thread(create_app(settings), startup_timeout=20)
 
 
 def test_http_lifecycle_and_restart(make_settings: Callable[..., Settings], db_url: str) -> None:
