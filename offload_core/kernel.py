@@ -555,34 +555,3 @@ def greedy_kernel(cached: Bools, model: Ints, distance: Floats, split: Floats) -
     """Seed 002's Greedy on the CPU, environments in parallel (`greedy_env` each)."""
     for b in numba.prange(model.shape[0]):
         greedy_env_cpu(b, cached, model, distance, split)
-
-
-# -- the CUDA target, imported on first use (offload_core.cuda_kernel imports numba.cuda) ---------------
-
-
-def cuda_ready() -> str | None:
-    """`offload_core.cuda_kernel.cuda_ready`: None when the CUDA kernels can run here, else why not."""
-    from offload_core.cuda_kernel import cuda_ready as ready
-
-    return ready()
-
-
-def kernel_array(tensor: Any) -> Any:
-    """`offload_core.cuda_kernel.kernel_array`: a zero-copy array of a tensor for either target."""
-    from offload_core.cuda_kernel import kernel_array as array
-
-    return array(tensor)
-
-
-def cuda_step(*arguments: Any) -> None:
-    """`offload_core.cuda_kernel.cuda_step`: `step_kernel`'s arguments, run on the CUDA target."""
-    from offload_core.cuda_kernel import cuda_step as run
-
-    run(*arguments)
-
-
-def cuda_greedy(cached: Any, model: Any, distance: Any, split: Any) -> None:
-    """`offload_core.cuda_kernel.cuda_greedy`: `greedy_kernel` on the CUDA target."""
-    from offload_core.cuda_kernel import cuda_greedy as run
-
-    run(cached, model, distance, split)
