@@ -78,6 +78,8 @@ class Chain(ABC):
     backend: ClassVar[Backend]
     #: Whether `send_many` sends a phase's transactions together (JSON-RPC nodes) or one by one.
     pipelined: bool = False
+    #: The JSON-RPC endpoint of a node's chain (None: an in-process chain that nothing else can reach).
+    rpc_url: str | None = None
 
     def __init__(self, w3: Web3, funder: LocalAccount) -> None:
         #: web3 serves the views (contract calls, blocks, code) and builds contract calldata.
@@ -134,6 +136,15 @@ class Chain(ABC):
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
         """Fill in gas, fees and nonce, sign `tx` (to, data, value, from, chainId) with `sender`, send it and
         record its receipt (`_record`); a revert raises `ContractRevert` (see `_as_revert`)."""
+
+    @abstractmethod
+    def _fill(self, tx: dict[str, Any]) -> dict[str, Any]:
+        """Fill in gas, fees and nonce of `tx` (to, data, value, from, chainId) from the node; a transaction that
+        would revert raises its `ContractRevert` instead."""
+
+    @abstractmethod
+    def _send_signed(self, raw: bytes) -> TxResult:
+        """Send a signed transaction and record its receipt (`_record`)."""
 
     def _send_many(self, txs: list[tuple[dict[str, Any], LocalAccount]]) -> list[Outcome]:
         """Send `txs` in order, each as `_send` would; a backend that can do better overrides this."""
@@ -256,6 +267,19 @@ class Chain(ABC):
     def send_call(self, to: str, data: str, sender: LocalAccount, value: int = 0) -> TxResult:
         """Sign and send a call of the contract at `to` with ready calldata (see `calldata`), with `value` wei."""
         return self._send({"to": to, "data": data, "value": value}, sender)
+
+    def unsigned_transaction(self, call: Call, sender: str) -> dict[str, Any]:
+        """The EIP-1559 transaction of `call` from `sender`, ready to sign by a key this process never sees: chain id,
+        nonce (the sender's next, pending block), gas (estimated), fees, to, value, data. A call that would revert
+        raises its `ContractRevert` here, before anyone signs it."""
+        tx = {"to": to_checksum_address(call.to), "data": call.data, "value": call.value}
+        return self._fill(dict(tx, **{"from": to_checksum_address(sender), "chainId": self.chain_id}))
+
+    def send_raw(self, raw: bytes) -> TxResult:
+        """Send a transaction that its sender signed elsewhere (`unsigned_transaction`), and book it as any other.
+
+        A transaction that reverts on chain raises `TransactionRevertedError` after its fee is booked."""
+        return self._send_signed(raw)
 
     def send_many(self, calls: list[tuple[Call, LocalAccount]]) -> list[Outcome]:
         """Send a phase's transactions, `(call, sender)` each, and return what each came to, in order.

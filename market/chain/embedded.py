@@ -46,7 +46,10 @@ class EmbeddedChain(Chain):
         return [e for e in self._receipts.events if e.address in wanted and from_block <= e.block_number <= to_block]
 
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
-        tx = self._prepare(tx, sender)
+        signed = sender.sign_transaction(self._fill(self._prepare(tx, sender)))
+        return self._send_signed(bytes(signed.raw_transaction))
+
+    def _fill(self, tx: dict[str, Any]) -> dict[str, Any]:
         try:
             # py-evm estimates by binary search (a dozen executions); one eth_call on the pending
             # block finds a revert as surely, and the fee depends on the gas used, not the limit.
@@ -55,11 +58,13 @@ class EmbeddedChain(Chain):
             raise self._as_revert(exc) from exc
         pending = self._w3.eth.get_block("pending")
         tx["gas"] = min(EMBEDDED_GAS_LIMIT, int(pending["gasLimit"]))
-        tx["nonce"] = self._w3.eth.get_transaction_count(sender.address, "pending")
+        tx["nonce"] = self._w3.eth.get_transaction_count(tx["from"], "pending")
         self._set_fees(tx, pending.get("baseFeePerGas", 0))
-        signed = sender.sign_transaction(tx)
+        return tx
+
+    def _send_signed(self, raw: bytes) -> TxResult:
         try:
-            tx_hash = self._w3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = self._w3.eth.send_raw_transaction(raw)
         except Exception as exc:
             raise self._as_revert(exc) from exc
         receipt = self._w3.eth.get_transaction_receipt(tx_hash)  # eth-tester mines on send

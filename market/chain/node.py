@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
@@ -53,6 +54,7 @@ class RpcChain(Chain):
     def __init__(self, url: str, private_key: str, timeout: float = 10.0) -> None:
         #: The lean client that sends transactions and reads logs.
         self.rpc = JsonRpcClient(url, timeout=timeout)
+        self.rpc_url = url
         try:
             self.rpc.call("eth_chainId", [])  # the cheapest call that proves a node answers
         except RpcUnreachableError as exc:
@@ -121,14 +123,16 @@ class RpcChain(Chain):
 
     def _send(self, tx: dict[str, Any], sender: LocalAccount) -> TxResult:
         """Estimate, read the pending block and the nonce (one batched request), sign, send, take the receipt."""
-        tx = self._prepare(tx, sender)
+        signed = sign_dynamic_fee(sender, self._fill(self._prepare(tx, sender)))
+        return self._send_signed(signed.raw)
+
+    def _fill(self, tx: dict[str, Any]) -> dict[str, Any]:
         rpc = self.rpc
-        call = _call_of(tx)
         estimate, pending, nonce = rpc.batch(
             [
-                ("eth_estimateGas", [call, "pending"]),
+                ("eth_estimateGas", [_call_of(tx), "pending"]),
                 ("eth_getBlockByNumber", ["pending", False]),
-                ("eth_getTransactionCount", [sender.address, "pending"]),
+                ("eth_getTransactionCount", [tx["from"], "pending"]),
             ]
         )
         if isinstance(estimate, Exception):
@@ -139,9 +143,11 @@ class RpcChain(Chain):
         tx["gas"] = min(int(int(estimate, 16) * GAS_MARGIN), int(pending["gasLimit"], 16))
         tx["nonce"] = int(nonce, 16)
         self._set_fees(tx, int(pending.get("baseFeePerGas") or "0x0", 16))
-        signed = sign_dynamic_fee(sender, tx)
-        tx_hash = "0x" + signed.hash.hex()
-        receipt = self._submit("0x" + signed.raw.hex(), tx_hash)
+        return tx
+
+    def _send_signed(self, raw: bytes) -> TxResult:
+        tx_hash = "0x" + keccak(raw).hex()
+        receipt = self._submit("0x" + raw.hex(), tx_hash)
         return self._record(_receipt(tx_hash, receipt))
 
     def _send_many(self, txs: list[tuple[dict[str, Any], LocalAccount]]) -> list[Outcome]:

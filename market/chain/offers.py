@@ -253,3 +253,17 @@ def sign_offer(esp: LocalAccount, offer: Offer, *, chain_id: int, exchange: str)
         message_data=offer.message(),
     )
     return SignedOffer(offer, bytes(signed.signature))
+
+
+def offer_signer(signed: SignedOffer, *, chain_id: int, exchange: str) -> str | None:
+    """The address whose EIP-712 signature `signed` carries (None when the signature recovers nothing): what the
+    exchange's `lockGeneration` checks against `offer.esp`, checked off chain before anyone locks."""
+    try:
+        signable = encode_typed_data(
+            domain_data=exchange_domain(chain_id, exchange),
+            message_types={"Offer": OFFER_FIELDS},
+            message_data=signed.offer.message(),
+        )
+        return str(Account.recover_message(signable, signature=signed.signature))
+    except Exception:  # a malformed signature: the library's many ways of saying no
+        return None
