@@ -30,6 +30,7 @@ def esp_out(esp: models.Esp) -> schemas.EspOut:
         address=esp.address,
         name=esp.name,
         profile=esp.profile,
+        operator=esp.operator,
         index=esp.id - 1,
         positives=esp.positives,
         negatives=esp.negatives,
@@ -49,6 +50,8 @@ def get_or_404(session: Session, model: type[T], key: Any, what: str) -> T:
 
 def _settled_lock(row: models.Task | models.Trade) -> None:
     """409 `lock_pending` while the row is only an intent: its lock is not (or never will be) on chain."""
+    if row.state in (TaskState.REQUESTED, TaskState.OFFERED):
+        raise ApiError(409, "task_not_locked", f"this task is {row.state}: no fee is locked for it")
     if row.state in INTENT_STATES or row.lock_id is None:
         raise ApiError(409, "lock_pending", f"the lock of this {row.__tablename__[:-1]} is not on chain (state {row.state})")
 
@@ -190,13 +193,16 @@ def task_out(session: Session, task: models.Task) -> schemas.TaskOut:
         token_id=task.token_id,
         offer=task.offer,
         opening=task.opening,
-        cost=schemas.CostOut(
+        cost=None
+        if task.latency_s is None or task.energy_j is None or task.completed is None or task.quality is None
+        else schemas.CostOut(
             latency_s=task.latency_s,
             energy_j=task.energy_j,
             completed=task.completed,
             quality=task.quality,
-            breakdown=task.breakdown,
+            breakdown=task.breakdown or {},
         ),
+        generation_s=task.generation_s,
     )
 
 

@@ -58,10 +58,33 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Apply every migration up to head, on `engine` (no alembic.ini needed)."""
+    run_alembic(engine, "upgrade", "head")
+
+
+def run_alembic(engine: Engine, action: str, revision: str) -> None:
+    """Alembic's `action` ("upgrade", "downgrade") to `revision`, in one transaction on `engine`.
+
+    On SQLite, foreign keys are off while the migrations run: a batch migration rebuilds a table (copy, drop,
+    rename), and dropping one that others reference fails with them on (Alembic's advice for batch mode).
+    They are checked once it is done, and back on for the connection."""
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:  # outside any transaction: SQLite ignores this pragma within one
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                getattr(command, action)(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migrations left rows whose foreign keys point nowhere: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

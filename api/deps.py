@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
-from api.models import Account
+from api.models import Account, AccountSession, expired
+from api.security import SESSION_PREFIX
 from api.state import AppState
 
 bearer = HTTPBearer(auto_error=False, description="The API key returned once by POST /accounts.")
@@ -54,15 +55,22 @@ DB = Annotated[Session, Depends(get_session)]
 async def current_account(
     state: State, session: DB, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Account:
-    """The account whose API key is in `Authorization: Bearer <key>`; 401 otherwise."""
+    """The account whose API key, or signed-in session token, is in `Authorization: Bearer <key>`; 401 otherwise."""
     if credentials is None or not credentials.credentials:
         raise ApiError(401, "missing_api_key", "this request needs Authorization: Bearer <api key>")
     key = credentials.credentials
     if len(key) > 200:
         raise ApiError(401, "invalid_api_key", "the API key is not valid")
     digest = state.vault.key_hash(key)
+    if key.startswith(SESSION_PREFIX):  # a self-custodied account's session (Sign-In with Ethereum)
+        signed_in = session.get(AccountSession, digest)
+        if signed_in is None or expired(signed_in.expires_at):
+            raise ApiError(401, "invalid_api_key", "the session token is not valid or has expired: sign in again")
+        account = session.get(Account, signed_in.account_id)
+        assert account is not None
+        return account
     account = session.scalar(select(Account).where(Account.api_key_hash == digest))
-    if account is None or not state.vault.matches(key, account.api_key_hash):
+    if account is None or account.api_key_hash is None or not state.vault.matches(key, account.api_key_hash):
         raise ApiError(401, "invalid_api_key", "the API key is not valid")
     return account
 

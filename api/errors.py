@@ -13,6 +13,7 @@ leak a secret. Nothing here logs request bodies or headers.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -120,6 +121,7 @@ _HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    428: "signature_required",
     429: "too_many_requests",
     503: "unavailable",
 }
@@ -128,9 +130,13 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An error with an HTTP status, a stable code and a human detail."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
+        self.extra = extra
+        """More fields of the reply (a 428's unsigned `transaction`)."""
 
 
 def not_found(what: str) -> ApiError:
@@ -141,8 +147,10 @@ def forbidden(detail: str) -> ApiError:
     return ApiError(403, "forbidden", detail)
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    return JSONResponse({"code": code, "detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
 def revert_status(error: ContractRevert) -> int:
@@ -159,7 +167,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
-        return error_response(exc.status, exc.code, exc.detail, headers)
+        return error_response(exc.status, exc.code, exc.detail, headers, exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -184,6 +184,12 @@ class Indexer:
                     }
                 ],
             )
+            if task is not None:
+                session.execute(
+                    update(Task)
+                    .where(Task.id == task.id, Task.state == TaskState.DELIVERED)
+                    .values(state=TaskState.REGISTERED, token_id=token_id)
+                )
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
             owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))
@@ -222,7 +228,7 @@ class Indexer:
             session.execute(
                 update(Task)
                 .where(Task.lock_id == lock_id, Task.state == TaskState.LOCKED)
-                .values(state=TaskState.FULFILLED if withdrawn else TaskState.REFUNDED)
+                .values(state=TaskState.DELIVERED if withdrawn else TaskState.REFUNDED)
             )
             session.execute(
                 update(Trade)
@@ -233,12 +239,15 @@ class Indexer:
             session.execute(update(Esp).where(Esp.address == str(args["esp"])).values(stake_state=ESP_STATES[event.name]))
 
     def adopt_intent(self, session: Session, event: DecodedEvent) -> None:
-        """Move the intent whose lock id is the event's to `locked`, if the event locked exactly its terms."""
+        """Move the intent whose lock id is the event's to `locked`, if the event locked exactly its terms (an offered
+        task too: a self-custodied producer may lock its ESP's offer without the server)."""
         args = event.args
         lock_id = "0x" + bytes(args["id"]).hex()
         if event.name == "GenerationLocked":
             task = session.execute(
-                select(Task.id, Task.offer).where(Task.lock_id == lock_id, Task.state.in_(INTENT_STATES))
+                select(Task.id, Task.offer).where(
+                    Task.lock_id == lock_id, Task.state.in_((*INTENT_STATES, TaskState.OFFERED.value))
+                )
             ).first()
             if task is None:
                 return

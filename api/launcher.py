@@ -1,5 +1,6 @@
 """Run `aigc-market serve` as a child process on 127.0.0.1: for the durability test, the load benchmark
-and the end-to-end tests, which need the real server (and need to SIGKILL it). `serve_in_thread` serves
+and the end-to-end tests, which need the real server (and need to SIGKILL it); `NodeProcess` runs an ESP
+node (`aigc-market esp run`) likewise. `serve_in_thread` serves
 an app built in-process under uvicorn in a thread, for tests and benchmarks that need no process.
 
 The child gets its own process group, so `kill()` takes down whatever it started with it (a
@@ -38,6 +39,7 @@ HARNESS_ENV = {
     "AIGC_MARKET_RATE_LIMIT_PER_S": "0",
     "AIGC_MARKET_ACCOUNT_RATE_LIMIT_PER_S": "0",
     "AIGC_MARKET_ACCOUNT_CREATIONS_PER_HOUR": "0",
+    "AIGC_MARKET_SIMULATED_ESPS": "true",
 }
 
 
@@ -142,6 +144,60 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def esp_command() -> list[str]:
+    """`aigc-market esp run` from this interpreter's environment."""
+    script = Path(sys.executable).with_name("aigc-market")
+    if script.exists():
+        return [str(script), "esp", "run"]
+    return [sys.executable, "-c", "from cli.main import run; raise SystemExit(run())", "esp", "run"]
+
+
+@dataclass
+class NodeProcess:
+    """`aigc-market esp run --api URL --key-file KEY --db DB [ARGS...]`: an ESP node in a process of its own (its
+    own process group), restartable on the same key and job file; its output goes to `log`."""
+
+    api_url: str
+    key_file: Path
+    db_path: Path
+    args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+
+    @property
+    def log(self) -> Path:
+        return self.db_path.with_suffix(".log")
+
+    def start(self) -> NodeProcess:
+        if self.process is not None:
+            raise RuntimeError("the node is already running")
+        command = esp_command() + ["--api", self.api_url, "--key-file", str(self.key_file), "--db", str(self.db_path)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command + self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.starts += 1
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> int | None:
+        """SIGTERM (the node drains and exits 0), SIGKILL after 20 s; the exit code."""
+        if self.process is None:
+            return None
+        process = self.process
+        self.kill(signal.SIGTERM)
+        return process.returncode
 
 
 @contextlib.contextmanager

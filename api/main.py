@@ -5,7 +5,7 @@ identified by its marker before it is reused), the faucet's chain check (ether i
 a development chain), contracts (deployed once, or checked against what the database recorded: a
 different chain is refused), the protocol with the server's market terms (checked against the
 deployment's parameters), indexer catch-up, Idempotency-Key claims of requests that died before
-committing released, fulfilled tasks without content given it back, the ESPs' memory of their
+committing released, delivered tasks without content given it back, the ESPs' memory of their
 commitments (from the tasks), simulation runs left over from a killed server marked interrupted and
 old run folders removed. A worker of several (`serve --workers N`, `api.workers`) skips those recoveries
 (its supervisor made them once) and, on PostgreSQL, shares the chain lock and the indexer with its
@@ -33,7 +33,7 @@ from api.indexer_leader import IndexerLeader
 from api.middleware import BodyLimitMiddleware, IdempotencyMiddleware
 from api.node import bind_market, open_chain
 from api.ratelimit import RateLimitMiddleware, worker_share
-from api.routes import accounts, credits, esps, health, products, simulations, tasks, trades
+from api.routes import accounts, auth, credits, esp_jobs, esps, health, products, simulations, tasks, trades
 from api.security import Vault
 from api.settings import Settings
 from api.simulations import SimulationRunner
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, recover: bool = True) -> Fas
     if recover:
         recovered = state.recover_contents()
         if recovered:
-            log.warning("%d fulfilled tasks without content: content recovered", recovered)
+            log.warning("%d delivered tasks without content: content recovered", recovered)
     state.remember_commitments()
     runner = SimulationRunner(sessions, settings.data_dir / "simulations", settings)
     if recover:
@@ -122,7 +122,9 @@ def create_app(settings: Settings | None = None, *, recover: bool = True) -> Fas
     # The last added runs first: rate limits before anything is read, the body limit before an idempotent
     # write reads the body.
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    # An ESP node's offer carries its ciphertext, base64 (4/3 of it) in JSON.
+    offer_bytes = settings.max_content_bytes * 4 // 3 + settings.max_body_bytes
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, max_offer_bytes=offer_bytes)
     # Several workers: each one limits its share of every budget (docs/api.md#several-workers).
     share = worker_share(settings.workers)
     app.add_middleware(
@@ -133,7 +135,7 @@ def create_app(settings: Settings | None = None, *, recover: bool = True) -> Fas
         account_creation=share(settings.account_creations_per_hour / 3600, settings.account_creation_burst),
         trusted_proxies=settings.trusted_proxies,
     )
-    for module in (accounts, esps, tasks, products, trades, credits, simulations, health):
+    for module in (accounts, auth, esps, esp_jobs, tasks, products, trades, credits, simulations, health):
         app.include_router(module.router)
     mount_explorer(app)  # the web pages under /explore (docs/explorer.md)
     serve_bounds_in_schema(app, fee_floor=market.exchange.fee_floor(), max_periods=settings.max_simulation_periods)

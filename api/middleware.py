@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-from api.models import Account, IdempotencyState, IdempotentReply
+from api.models import Account, AccountSession, IdempotencyState, IdempotentReply, expired
 from api.state import AppState
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
@@ -75,21 +75,32 @@ def replay_receive(body: bytes, receive: Receive) -> Receive:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """413 for a body over `max_body_bytes`; an ESP node's offer, which carries the ciphertext, may be
+    `max_offer_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_offer_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_offer_bytes = max_offer_bytes or max_body_bytes
+
+    def limit_of(self, scope: Scope) -> int:
+        path = scope["path"]
+        if scope["method"] == "POST" and path.startswith("/esp/jobs/") and path.endswith("/offer"):
+            return self.max_offer_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_of(scope)
         length = Headers(scope=scope).get("content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_body_bytes:
+            if not length.isdigit() or int(length) > limit:
                 await self.too_large()(scope, receive, send)
                 return
         elif scope["method"] in WRITE_METHODS:
-            body = await read_body(receive, self.max_body_bytes)
+            body = await read_body(receive, limit)
             if body is None:
                 await self.too_large()(scope, receive, send)
                 return
@@ -207,9 +218,13 @@ def _account_id(state: AppState, authorization: str) -> int | None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         return None
+    digest = state.vault.key_hash(token)
     with state.sessions() as session:
-        account = session.scalar(select(Account).where(Account.api_key_hash == state.vault.key_hash(token)))
-        return account.id if account is not None else None
+        account = session.scalar(select(Account).where(Account.api_key_hash == digest))
+        if account is not None:
+            return account.id
+        signed_in = session.get(AccountSession, digest)
+        return signed_in.account_id if signed_in is not None and not expired(signed_in.expires_at) else None
 
 
 def _claim(state: AppState, account_id: int, key: str, digest: str) -> IdempotentReply | None:

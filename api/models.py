@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from api.states import EspStakeState, SelectedBy, SimulationStatus, TaskState, TradeState
+from api.states import Custody, EspOperator, EspStakeState, SelectedBy, SimulationStatus, TaskState, TradeState
 from market.actors import EspProfile
 
 E = TypeVar("E", bound=StrEnum)
@@ -39,6 +39,11 @@ E = TypeVar("E", bound=StrEnum)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def expired(at: datetime) -> bool:
+    """Whether `at` has passed (SQLite hands datetimes back naive, in UTC)."""
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) <= utcnow()
 
 
 class EnumString(TypeDecorator[E], Generic[E]):
@@ -81,10 +86,15 @@ class Account(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(42), unique=True)
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    """HMAC-SHA256 of the API key under the server secret (hex); the key itself is never stored."""
-    encrypted_key: Mapped[bytes] = mapped_column(LargeBinary)
-    """AES-GCM(nonce || ciphertext) of the private key, associated data = address."""
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    """HMAC-SHA256 of the API key under the server secret (hex); the key itself is never stored. None for a
+    self-custodied account (it signs in with its own key: `AccountSession`)."""
+    encrypted_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """AES-GCM(nonce || ciphertext) of the private key, associated data = address; None when the server holds no
+    key for the account (custody self)."""
+    custody: Mapped[Custody] = mapped_column(EnumString(Custody, 8), default=Custody.SERVER, server_default=Custody.SERVER.value)
+    """server (the server holds the key and signs) or self (Sign-In with Ethereum; the owner signs what the
+    server prepares)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -95,7 +105,12 @@ class Esp(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
     address: Mapped[str] = mapped_column(String(42), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    profile: Mapped[EspProfile] = mapped_column(EnumString(EspProfile, 16))
+    profile: Mapped[EspProfile | None] = mapped_column(EnumString(EspProfile, 16), nullable=True)
+    """The simulated behaviour of an ESP the server runs (operator server); None for a node."""
+    operator: Mapped[EspOperator] = mapped_column(
+        EnumString(EspOperator, 8), default=EspOperator.SERVER, server_default=EspOperator.SERVER.value
+    )
+    """node (its own process and key: the server only coordinates its jobs) or server (a simulated profile)."""
     positives: Mapped[int] = mapped_column(Integer, default=0)
     negatives: Mapped[int] = mapped_column(Integer, default=0)
     stake_state: Mapped[EspStakeState] = mapped_column(
@@ -126,22 +141,46 @@ class Task(Base):
     fee_wei: Mapped[str] = mapped_column(String(80))
     timelock: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[TaskState] = mapped_column(EnumString(TaskState, 16))
-    """pending (intent committed, lock not seen on chain yet), locked (ESP has not revealed), fulfilled (key
-    revealed on chain), refunded, abandoned (the intent's timelock passed with no lock: none can follow)."""
+    """See `api.states.TaskState`."""
     selected_by: Mapped[SelectedBy] = mapped_column(EnumString(SelectedBy, 16))
-    ciphertext_sha256: Mapped[str] = mapped_column(String(64))
+    ciphertext_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """None until the ESP's node offered (state requested)."""
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    encrypted_content_key: Mapped[bytes] = mapped_column(LargeBinary)
-    latency_s: Mapped[float] = mapped_column(Float)
-    energy_j: Mapped[float] = mapped_column(Float)
-    completed: Mapped[bool] = mapped_column(Boolean)
-    quality: Mapped[float] = mapped_column(Float)
-    breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)
+    encrypted_content_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The content key sealed by the server: only for a server-run ESP (a node keeps its keys)."""
+    offer_signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    """The ESP's EIP-712 signature of `offer` (0x-hex), which the lock carries."""
+    latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """The offloading core's predicted latency (None until offered)."""
+    energy_j: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    breakdown: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    generation_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Measured wall-clock seconds of the generation on the ESP's machine (a node reports it with its offer)."""
     rated: Mapped[bool] = mapped_column(Boolean, default=False)
     token_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     """Bytes this task keeps on the server (prompt, ciphertext, content): counted in its producer's storage quota."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SignInNonce(Base):
+    """A Sign-In with Ethereum nonce the server issued (EIP-4361): good for one sign-in before it expires."""
+
+    __tablename__ = "sign_in_nonces"
+    nonce: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class AccountSession(Base):
+    """A session of a self-custodied account, opened by a signed-in message: its bearer token's keyed hash."""
+
+    __tablename__ = "account_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Product(Base):

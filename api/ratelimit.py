@@ -121,6 +121,10 @@ def client_address(scope: Scope, trusted_proxies: Iterable[str] = ()) -> str:
     return client_key(host)
 
 
+#: The requests that can make a new identity (an API-key account, a sign-in that may create one): the account-creation budget.
+IDENTITY_PATHS = ("/accounts", "/auth/sign-in")
+
+
 class RateLimitMiddleware:
     """429 `rate_limited` + Retry-After when a bucket of the request's client, account or account creation is empty."""
 
@@ -150,7 +154,7 @@ class RateLimitMiddleware:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and 0 < len(token) <= 200:
                 wait = self.per_account.take(self.vault.key_hash(token))
-        if not wait and scope["method"] == "POST" and scope["path"].rstrip("/") == "/accounts":
+        if not wait and scope["method"] == "POST" and scope["path"].rstrip("/") in IDENTITY_PATHS:
             wait = self.account_creation.take(client)
         if wait:
             retry_after = str(max(1, math.ceil(wait)))

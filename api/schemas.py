@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from api.states import EspStakeState, Funding, SelectedBy, SimulationStatus, TaskState, TradeState
+from api.states import Custody, EspOperator, EspStakeState, Funding, SelectedBy, SimulationStatus, TaskState, TradeState
 from market.actors import EspProfile
 from market.fields import FieldSpec, field_specs
 from market.flows import RULE_SCHEDULERS
@@ -86,6 +87,20 @@ class Strict(BaseModel):
 class Error(BaseModel):
     code: str
     detail: str
+    transaction: dict[str, Any] | None = Field(
+        None,
+        description="428 signature_required only: the unsigned EIP-1559 transaction (hex quantities) that a "
+        "self-custodied account signs and sends back as signed_transaction.",
+    )
+
+
+#: A transaction signed by a self-custodied account (the 428 reply's `transaction`), 0x-hex.
+SignedTransaction = Annotated[
+    str | None,
+    Field(
+        None, pattern=r"^0x[0-9a-fA-F]{2,32768}$", description="Self-custodied accounts: the signed transaction of the 428 reply."
+    ),
+]
 
 
 class AccountCreated(BaseModel):
@@ -102,6 +117,7 @@ class AccountCreated(BaseModel):
 
 class AccountOut(BaseModel):
     address: str
+    custody: Custody = Field(Custody.SERVER, description="server (API key: the server signs) or self (Sign-In with Ethereum).")
     balance_wei: int
     created_at: datetime
 
@@ -114,8 +130,10 @@ class AccountOut(BaseModel):
 
 class EspCreate(Strict):
     name: Name
-    profile: ServedProfile = Field(
-        EspProfile.HONEST, description="honest: reveals the key; cheating: never reveals (demo of refunds)."
+    profile: ServedProfile | None = Field(
+        None,
+        description="Server-run ESPs only (default honest): honest reveals the key; cheating never reveals (demo of "
+        "refunds). An ESP node (self-custodied account) takes none.",
     )
 
 
@@ -127,7 +145,8 @@ class EspUpdate(Strict):
 class EspOut(BaseModel):
     address: str
     name: str
-    profile: EspProfile
+    profile: EspProfile | None = Field(description="The simulated behaviour of a server-run ESP; null for a node.")
+    operator: EspOperator = Field(EspOperator.SERVER, description="node (its own process and key) or server (simulated).")
     index: int = Field(description="Column of this ESP in the MWSL reputation matrix.")
     positives: int
     negatives: int
@@ -162,6 +181,50 @@ class CostOut(BaseModel):
     breakdown: dict[str, float]
 
 
+class SignInNonce(BaseModel):
+    nonce: str
+    expires_at: datetime
+    domain: str = Field(description="What the message's first line must name (this server).")
+    chain_id: int
+    uri: str = Field(description="What the message's URI line must say.")
+
+
+class SignIn(BaseModel):
+    """The message has line feeds, which `Strict` refuses: api/siwe.py refuses every other control character."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = Field(
+        description="An EIP-4361 message with this server's domain, URI, chain id, a nonce from POST /auth/nonce and an "
+        "Expiration Time (LF line ends)."
+    )
+    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+class SignedIn(BaseModel):
+    address: str
+    token: str = Field(description="Bearer token of this session, shown once (only its keyed hash is stored).")
+    expires_at: datetime
+    funded_wei: int = 0
+    funding: Funding = Funding.OFF
+
+
+class ChainInfo(BaseModel):
+    chain_id: int
+    rpc_url: str | None = Field(description="The chain's public JSON-RPC endpoint (null: an embedded chain, no node can join).")
+    deployment: dict[str, Any] = Field(description="chain_id, block and the contracts' addresses.")
+    terms: dict[str, int] = Field(description="The server's market terms (wei and seconds).")
+    eip712_domain: dict[str, Any] = Field(description="The exchange's EIP-712 domain: what an ESP signs its offers in.")
+
+
+class LockCreate(Strict):
+    signed_transaction: SignedTransaction = None
+
+
+class RefundCreate(Strict):
+    signed_transaction: SignedTransaction = None
+
+
 class TaskOut(BaseModel):
     id: int
     producer: str
@@ -174,12 +237,15 @@ class TaskOut(BaseModel):
         "before the lock is sent (state pending: not seen on chain yet; abandoned: never will be)."
     )
     fee_wei: int
-    timelock: int
-    ciphertext_sha256: str
+    timelock: int = Field(description="The offer's timelock (0 until the ESP offered).")
+    ciphertext_sha256: str | None
     content_sha256: str | None
     rated: bool
     token_id: int | None
-    cost: CostOut
+    cost: CostOut | None = Field(description="The offloading core's prediction on the ESP's servers (null until offered).")
+    generation_s: float | None = Field(
+        None, description="Measured seconds of the generation on the ESP's machine, beside the core's predicted latency."
+    )
     offer: dict[str, Any] | None = Field(
         None,
         description="The ESP's offer that the lock paid (fields of the Solidity struct Offer; wei and nonce as decimal strings).",
@@ -192,11 +258,104 @@ class TaskOut(BaseModel):
 class RatingCreate(Strict):
     positive: bool
     score: Annotated[int, Field(ge=0, le=65535)] = 0
+    signed_transaction: SignedTransaction = None
 
 
 class ProductCreate(Strict):
     task_id: RowId
     uri: Uri | None = None
+    signed_transaction: SignedTransaction = None
+
+
+class ClaimCreate(Strict):
+    signed_transaction: SignedTransaction = None
+
+
+class EspJobAction(StrEnum):
+    OFFER = "offer"
+    """The task is requested: make the content, sign an offer, send both (POST /esp/jobs/{id}/offer)."""
+    REVEAL = "reveal"
+    """The producer's lock is recorded: reveal the key on chain, then POST /esp/jobs/{id}/delivery."""
+    DELIVER = "deliver"
+    """The key is on chain but this server has no opening of the content yet: POST /esp/jobs/{id}/delivery."""
+
+
+class EspJob(BaseModel):
+    task_id: int
+    action: EspJobAction
+    prompt: str
+    producer: str
+    fee_wei: int
+    offer: dict[str, Any] | None
+    lock_id: str | None
+
+
+class EspJobs(BaseModel):
+    items: list[EspJob]
+
+
+BreakdownTerm = Annotated[str, StringConstraints(max_length=40, pattern=NO_CONTROL_PATTERN)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class NodeCost(Strict):
+    latency_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    energy_j: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    completed: bool
+    quality: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+    breakdown: dict[BreakdownTerm, FiniteFloat] = Field(
+        default_factory=dict,
+        max_length=32,
+        # pydantic does not state a key's constraints in the schema: say them, so that the schema is the whole rule.
+        json_schema_extra={"propertyNames": {"maxLength": 40, "pattern": NO_CONTROL_PATTERN}},
+    )
+
+
+Bytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+#: Chain times in seconds: JSON numbers are exact up to 2**53 (far beyond any timestamp), not to uint64's 2**64 - 1.
+ChainSeconds = Annotated[int, Field(ge=0, le=2**53)]
+#: A 64-bit perceptual hash, 0x-hex: a JSON number cannot hold every 64-bit value exactly.
+PerceptualHashHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{1,16}$")]
+DecimalUint256 = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,78}$")]
+
+
+class OfferFields(Strict):
+    """The Solidity `Offer` struct, as `TaskOut.offer` shows it (wei and nonce as decimal strings)."""
+
+    esp: Address
+    producer: Address
+    hashlock: Bytes32
+    fee: DecimalUint256
+    timelock: ChainSeconds
+    expiry: ChainSeconds
+    nonce: DecimalUint256
+    commitment: Bytes32
+
+
+class OpeningFields(Strict):
+    """The content an offer commits to, as `TaskOut.opening` shows it."""
+
+    content_hash: Bytes32
+    perceptual_hash: PerceptualHashHex
+    prompt_hash: Bytes32
+    salt: Bytes32
+
+
+class OfferCreate(Strict):
+    offer: OfferFields = Field(description="The offer the ESP signed (EIP-712, the exchange's domain).")
+    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
+    ciphertext: Annotated[str, StringConstraints(min_length=1, max_length=12 * 1024 * 1024, pattern=r"^[A-Za-z0-9+/]+={0,2}$")] = (
+        Field(description="The encrypted content, base64.")
+    )
+    cost: NodeCost
+    generation_s: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
+
+
+class DeliveryCreate(Strict):
+    opening: OpeningFields = Field(description="The content the offer committed to.")
+    key: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")] = Field(
+        description="The content key, revealed on chain."
+    )
 
 
 class ProductOut(BaseModel):

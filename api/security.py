@@ -51,5 +51,13 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"aigc-market", info=purpose).derive(secret)
 
 
+#: What a session token of a signed-in (self-custodied) account starts with; an API key starts with "amk_".
+SESSION_PREFIX = "ams_"
+
+
 def new_api_key() -> str:
     return "amk_" + secrets.token_urlsafe(32)
+
+
+def new_session_token() -> str:
+    return SESSION_PREFIX + secrets.token_urlsafe(32)

@@ -80,7 +80,22 @@ class Settings(BaseSettings):
     reputation_period_s: float = 3600.0
     """MWSL freshness period in chain seconds."""
     max_body_bytes: int = 64 * 1024
-    """Requests with a larger body are refused with 413 before they are read."""
+    """Requests with a larger body are refused with 413 before they are read (an ESP node's offer excepted)."""
+    simulated_esps: bool = False
+    """Let API-key accounts register server-run ESPs with a simulated profile (the server then holds their keys and
+    generates for them). Off: every ESP is a node with its own key (`aigc-market esp run`) and the server only
+    coordinates; on only for development and the API's own tests (docs/api.md#esp-nodes)."""
+    max_content_bytes: int = Field(default=8 * 1024**2, ge=1024)
+    """Largest ciphertext an ESP node may hand in with its offer (its request body may be 4/3 of it, base64)."""
+    public_rpc_url: str | None = None
+    """The chain's JSON-RPC URL that ESP nodes are told (GET /chain); default: the node the server uses, or none
+    on the embedded chain."""
+    sign_in_domain: str | None = None
+    """The domain a Sign-In with Ethereum message must name; default: the request's Host header."""
+    sign_in_nonce_ttl_s: int = Field(default=600, ge=10)
+    """How long a sign-in nonce may wait for its message."""
+    session_max_s: int = Field(default=86400, ge=60)
+    """The longest session a sign-in opens (its message's Expiration Time may lie no later than this after Issued At)."""
     max_simulation_periods: int = 50
     """Largest `periods` a POST /simulations may ask for."""
     max_running_simulations: int = Field(default=1, ge=0)

@@ -72,6 +72,10 @@ class AppState:
 
     def signer(self, account: models.Account) -> LocalAccount:
         """The account's key, opened for one transaction; never logged nor returned."""
+        if account.encrypted_key is None:  # self-custodied: the route must prepare its transaction (api.custody)
+            raise ApiError(
+                409, "self_custodied", "this account keeps its own key and this action is not offered to such accounts yet"
+            )
         key: LocalAccount = Account.from_key(self.vault.open(account.encrypted_key, account.address))
         return key
 
@@ -123,6 +127,7 @@ class AppState:
         fee or price can still be refunded. A lock that the node refuses or that reverts leaves
         nothing behind. Call inside `writing`.
         """
+        offered = isinstance(row, models.Task) and row.state == TaskState.OFFERED  # a node's task: it stays, offered
         row.lock_id = "0x" + lock_id.hex()
         set_state(row, TaskState.PENDING, TradeState.PENDING)
         session.add(row)
@@ -131,7 +136,10 @@ class AppState:
         try:
             lock = send_lock()
         except (ContractRevert, TransactionRevertedError):  # refused or reverted: no lock exists
-            session.delete(row)
+            if offered:
+                set_state(row, TaskState.OFFERED, TradeState.PENDING)
+            else:
+                session.delete(row)
             session.commit()
             raise
         if lock.lock_id != lock_id:  # terms read from the chain moved under the route (see trades): the chain's id
@@ -228,14 +236,20 @@ class AppState:
             )
 
     def recover_content(self, session: Session, task: models.Task) -> bool:
-        """Give a fulfilled task without content its content (a route that died between the ESP's reveal and
-        its commit leaves one: the indexer marks it fulfilled from the Withdrawn event). The plaintext was
+        """Give a delivered task without content its content (a route that died between the ESP's reveal and
+        its commit leaves one: the indexer marks it delivered from the Withdrawn event). The plaintext was
         stored before the reveal; if the store lost it, the ciphertext is opened with the sealed content key
         and checked against the offer's commitment. Returns whether the task has its content now; the
         products registered from the task are linked to it as well. The caller commits."""
-        if task.state != TaskState.FULFILLED or task.content_sha256 is not None:
+        if task.state != TaskState.DELIVERED or task.content_sha256 is not None:
             return task.content_sha256 is not None
-        if task.offer is None or task.opening is None or task.hashlock is None:
+        if (
+            task.offer is None
+            or task.opening is None
+            or task.hashlock is None
+            or task.encrypted_content_key is None
+            or task.ciphertext_sha256 is None
+        ):
             return False
         offer, opening = Offer.from_json(task.offer), Opening.from_json(task.opening)
         digest = opening.content_hash.hex()
@@ -258,10 +272,10 @@ class AppState:
         return True
 
     def recover_contents(self) -> int:
-        """At start: every fulfilled task without content gets it back (`recover_content`); returns how many."""
+        """At start: every delivered task without content gets it back (`recover_content`); returns how many."""
         recovered = 0
         with self.sessions.begin() as session:
-            query = select(models.Task).where(models.Task.state == TaskState.FULFILLED, models.Task.content_sha256.is_(None))
+            query = select(models.Task).where(models.Task.state == TaskState.DELIVERED, models.Task.content_sha256.is_(None))
             for task in session.scalars(query):
                 recovered += self.recover_content(session, task)
         return recovered

@@ -8,14 +8,21 @@ from enum import StrEnum
 
 
 class TaskState(StrEnum):
-    """Where a generation task's lock stands."""
+    """Where a generation task stands (docs/api.md#tasks): requested -> offered -> pending -> locked -> delivered ->
+    registered, or refunded; an intent whose lock can never follow is abandoned."""
 
+    REQUESTED = "requested"
+    """Waiting for its ESP node's offer (an ESP that runs its own node: `aigc-market esp run`)."""
+    OFFERED = "offered"
+    """The ESP's signed offer and the ciphertext are in: the producer may lock the fee."""
     PENDING = "pending"
     """Intent committed, lock not seen on chain yet."""
     LOCKED = "locked"
     """Fee locked; the ESP has not revealed the key."""
-    FULFILLED = "fulfilled"
-    """Key revealed on chain (the ESP withdrew the fee)."""
+    DELIVERED = "delivered"
+    """Key revealed on chain (the ESP withdrew the fee): the producer can open the content."""
+    REGISTERED = "registered"
+    """The content is registered as a product (Proof-of-AIGC)."""
     REFUNDED = "refunded"
     """The producer took the fee back after the timelock."""
     ABANDONED = "abandoned"
@@ -47,6 +54,24 @@ class EspStakeState(StrEnum):
     WITHDRAWN = "withdrawn"
     """Took its stake back."""
     SLASHED = "slashed"
+
+
+class Custody(StrEnum):
+    """Who holds an account's key."""
+
+    SERVER = "server"
+    """The server, sealed under its secret (an API-key account, `POST /accounts`): it signs for the account."""
+    SELF = "self"
+    """The account's owner (Sign-In with Ethereum): the server prepares transactions, the owner signs them."""
+
+
+class EspOperator(StrEnum):
+    """Who runs an ESP's jobs."""
+
+    NODE = "node"
+    """Its own node process (`aigc-market esp run`), with its own key: the server only coordinates."""
+    SERVER = "server"
+    """The server, with a simulated profile, for an ESP account whose key it holds (kept for the old API flow)."""
 
 
 class SelectedBy(StrEnum):

@@ -11,7 +11,7 @@ data directory, the default SQLite database) and stops both at the end. Three fi
   two cores, so it would measure itself;
 - registration: POST /products, the one-transaction write path (one registry transaction that opens
   the commitment of a paid generation, plus the database rows and the indexer run that follow it).
-  Protocol v2 registers only from a paid generation, so each product needs a fulfilled task, made
+  Protocol v2 registers only from a paid generation, so each product needs a delivered task, made
   first: the ESP (registered, hence staked, by POST /esps) signs an offer, the producer locks the fee
   with it and the ESP withdraws it (POST /tasks: two transactions; its rate is shown too, not a
   target); then `--registrations` POST /products from `--concurrency` concurrent clients;
@@ -283,7 +283,7 @@ def server_phases(
         offset = 0
         while True:
             page = http.get("/tasks", params={"limit": 100, "offset": offset}, headers=headers).json()
-            task_ids += [t["id"] for t in page["items"] if t["state"] == "fulfilled" and t["token_id"] is None]
+            task_ids += [t["id"] for t in page["items"] if t["state"] == "delivered" and t["token_id"] is None]
             offset += len(page["items"])
             if offset >= page["total"] or not page["items"]:
                 break

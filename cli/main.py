@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cli import chain, demo, offload, reproduce, reputation, serve, simulate, sweep
+from cli import chain, demo, esp, offload, reproduce, reputation, serve, simulate, sweep
 from cli.errors import invoke
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.add_typer(chain.app, name="chain")
 app.add_typer(offload.app, name="offload")
 app.add_typer(reputation.app, name="reputation")
+app.add_typer(esp.app, name="esp")
 app.command("demo")(demo.demo)
 app.command("simulate")(simulate.simulate)
 app.command("serve")(serve.serve)

@@ -12,7 +12,7 @@ import pytest
 
 from market.chain.paths import REPO_ROOT
 
-PACKAGES = ("cli", "api", "reproduce", "market", "reputation", "offload_core", "sweep")
+PACKAGES = ("cli", "esp", "client", "api", "reproduce", "market", "reputation", "offload_core", "sweep")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 

@@ -156,7 +156,7 @@ class Job:
     lock_id: str | None
     state: str
     fee_wei: int
-    predicted_s: float
+    predicted_s: float | None
     measured_s: float | None
     token_id: int | None
 
@@ -342,7 +342,7 @@ def lock_view(session: Session, *, lock_id: str) -> LockView | None:
     args = opened.args
     if opened.name == "GenerationLocked":
         return LockView(
-            lock_id, "generation", "fulfilled" if state == "claimed" else state, str(args["producer"]), str(args["esp"]),
+            lock_id, "generation", "delivered" if state == "claimed" else state, str(args["producer"]), str(args["esp"]),
             int(args["fee"]), str(args["hashlock"]), int(args["timelock"]),
         )  # fmt: skip
     return LockView(

@@ -463,6 +463,7 @@ async def start_simulation(request: Request, session: DB) -> Response:
             schedulers=SCHEDULERS, error=exc.detail,
         )  # fmt: skip
     response = RedirectResponse(f"/explore/simulations/{sim_id}", status_code=303)
+    assert account.api_key_hash is not None  # found by it
     response.set_cookie(COOKIE, account.api_key_hash, httponly=True, samesite="strict", path="/explore")
     return response
 

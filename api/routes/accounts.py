@@ -49,4 +49,9 @@ def create_account(request: Request, response: Response, state: State, session: 
 
 @router.get("/me", response_model=AccountOut, responses=ERRORS)
 def me(state: State, account: CurrentAccount) -> AccountOut:
-    return AccountOut(address=account.address, balance_wei=state.chain.balance(account.address), created_at=account.created_at)
+    return AccountOut(
+        address=account.address,
+        custody=account.custody,
+        balance_wei=state.chain.balance(account.address),
+        created_at=account.created_at,
+    )

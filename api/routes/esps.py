@@ -1,4 +1,5 @@
-"""ESPs: a registered account whose key the server uses to serve generation tasks.
+"""ESPs: an ESP node (a self-custodied account that runs `aigc-market esp run`), or a server-run ESP (an API-key
+account whose key the server uses, with a simulated profile).
 
 Registering stakes the account on the exchange (protocol v2: only a staked ESP's offers can be
 locked), from the account's own funds, with the server's market terms' stake.
@@ -16,7 +17,8 @@ from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden
 from api.routes.common import ERRORS, AddressPath, Limit, Offset
 from api.schemas import Address, EspCreate, EspOut, EspUpdate, Page, ReputationOut
-from api.states import EspStakeState
+from api.states import Custody, EspOperator, EspStakeState
+from market.actors import EspProfile
 from market.chain.contracts import EspState
 
 router = APIRouter(prefix="/esps", tags=["esps"])
@@ -30,6 +32,14 @@ def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAcc
     exchange knows it as exiting or slashed. An account already staked on chain (a request that died
     after its stake) is recorded without a second stake.
     """
+    if account.custody == Custody.SELF:
+        return register_node(state, session, account, body)
+    if not state.settings.simulated_esps:
+        raise ApiError(
+            409,
+            "esp_must_run_a_node",
+            "this server coordinates ESP nodes only: run `aigc-market esp run` with your own key (docs/esp-node.md)",
+        )
     protocol = state.protocol
     stake = protocol.terms.esp_stake
     signer = state.signer(account)
@@ -51,12 +61,39 @@ def register_esp(body: EspCreate, state: State, session: DB, account: CurrentAcc
             account_id=account.id,
             address=account.address,
             name=body.name,
-            profile=body.profile,
+            profile=body.profile or EspProfile.HONEST,
+            operator=EspOperator.SERVER,
             positives=0,
             negatives=0,
             stake_state=EspStakeState.ACTIVE,
         )
         session.add(esp)
+    return crud.esp_out(esp)
+
+
+def register_node(state: State, session: DB, account: models.Account, body: EspCreate) -> EspOut:
+    """Record a self-custodied account as an ESP node: it staked on chain itself (`aigc-market esp run` does)."""
+    if body.profile is not None:
+        raise ApiError(422, "profile_for_node", "an ESP node behaves as its own process does: it takes no simulated profile")
+    if session.scalar(select(models.Esp.id).where(models.Esp.account_id == account.id)) is not None:
+        raise ApiError(409, "already_registered", "this account is an ESP already")
+    on_chain = state.market.exchange.esp_info(account.address).state
+    if on_chain is not EspState.ACTIVE:
+        raise ApiError(
+            409, "esp_not_staked", f"stake on the exchange first (registerEsp): it knows this account as {on_chain.name.lower()}"
+        )
+    esp = models.Esp(
+        account_id=account.id,
+        address=account.address,
+        name=body.name,
+        profile=None,
+        operator=EspOperator.NODE,
+        positives=0,
+        negatives=0,
+        stake_state=EspStakeState.ACTIVE,
+    )
+    session.add(esp)
+    session.commit()
     return crud.esp_out(esp)
 
 
@@ -80,6 +117,8 @@ def update_esp(address: AddressPath, body: EspUpdate, session: DB, account: Curr
     if body.name is not None:
         esp.name = body.name
     if body.profile is not None:
+        if esp.operator == EspOperator.NODE:
+            raise ApiError(422, "profile_for_node", "an ESP node behaves as its own process does: it takes no simulated profile")
         esp.profile = body.profile
     session.commit()
     return crud.esp_out(esp)

@@ -1,4 +1,4 @@
-"""Products: Proof-of-AIGC registration of a fulfilled task, listing, content download, challenges, bonds.
+"""Products: Proof-of-AIGC registration of a delivered task, listing, content download, challenges, bonds.
 
 Registration opens the commitment of the task's paid offer (`Protocol.register`, bond attached). A
 product can be challenged during the registry's challenge window (then 409
@@ -18,20 +18,21 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import or_, select
 
-from api import crud, models
+from api import crud, custody, models
 from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
-from api.routes.common import ERRORS, IdPath, Limit, Offset
+from api.routes.common import ERRORS, SIGNATURE, IdPath, Limit, Offset
 from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
 from api.states import TaskState
+from market.chain.contracts import registered
 from market.chain.errors import ContractRevert
 
 router = APIRouter(prefix="/products", tags=["products"])
 
 
-@router.post("", status_code=201, response_model=ProductOut, responses=ERRORS)
+@router.post("", status_code=201, response_model=ProductOut, responses=ERRORS | SIGNATURE)
 def register_product(body: ProductCreate, state: State, session: DB, account: CurrentAccount) -> ProductOut:
-    """Register the content of one of the caller's fulfilled tasks from its paid offer and the offer's opening.
+    """Register the content of one of the caller's delivered tasks from its paid offer and the offer's opening.
 
     A retry after a crash between the registry transaction and the database commit finds the
     task's lock used by the caller's own token and records that token: registration is exactly once.
@@ -39,17 +40,26 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
     task = crud.get_or_404(session, models.Task, body.task_id, f"task {body.task_id}")
     if task.producer_id != account.id:
         raise forbidden("this task belongs to another account")
-    if task.state == TaskState.FULFILLED and task.content_sha256 is None and state.recover_content(session, task):
+    if task.state == TaskState.DELIVERED and task.content_sha256 is None and state.recover_content(session, task):
         session.commit()
-    if task.state != TaskState.FULFILLED or task.content_sha256 is None:
-        raise ApiError(409, "task_not_fulfilled", f"task {task.id} is {task.state}: no revealed content to register")
     if task.token_id is not None:
         raise ApiError(409, "already_registered", f"task {task.id} is registered as product {task.token_id}")
+    if task.state != TaskState.DELIVERED or task.content_sha256 is None:
+        raise ApiError(409, "task_not_delivered", f"task {task.id} is {task.state}: no revealed content to register")
     offer, opening = crud.offer_of(task), crud.opening_of(task)
-    producer_key = state.signer(account)
+    uri = body.uri or f"sha256://{task.content_sha256}"
+    registry = state.market.registry
+    send = custody.sender(
+        state,
+        account,
+        body.signed_transaction,
+        call=registry.call_of("register", offer.as_tuple(), opening.as_tuple(), uri, value=registry.registration_bond()),
+        parse=registered,
+        as_server=lambda key: state.protocol.register(key, offer, opening, uri),
+    )
     with state.writing(session):
         try:
-            token_id = state.protocol.register(producer_key, offer, opening, body.uri or f"sha256://{task.content_sha256}").token_id
+            token_id = send().token_id
         except ContractRevert as exc:
             adopted = adoptable_token(exc, task)
             if adopted is None:
@@ -60,7 +70,7 @@ def register_product(body: ProductCreate, state: State, session: DB, account: Cu
             if record.producer != account.address or record.content_hash != opening.content_hash:
                 raise ApiError(409, "lock_mismatch", "the token registered from this task's lock is not its content") from exc
             token_id = adopted
-        task.token_id = token_id
+        task.token_id, task.state = token_id, TaskState.REGISTERED
     product = crud.get_or_404(session, models.Product, token_id, f"product {token_id}")
     if product.task_id is None or product.content_sha256 is None:  # indexed before its task was complete: link them
         product.task_id, product.content_sha256 = task.id, task.content_sha256

@@ -1,14 +1,18 @@
-"""Generation tasks: ESP selection, placement and cost, the ESP's offer, the lock and (same request) fulfilment.
+"""Generation tasks: ESP selection, the ESP's offer, the producer's lock, the reveal, refund and rating.
 
-POST /tasks does the whole fair exchange of protocol v2 at once because the ESP is a server-side
-account (for now): the ESP generates the content, encrypts it under a fresh key k, commits to it
-and signs an offer with sha256(k) as hashlock (`Protocol.make_offer`); the producer locks the fee
-with that offer (`Protocol.lock`) as a lock intent whose id, the offer's digest, is recorded before
-the lock is sent; an honest ESP claims the fee by revealing k on chain (`Protocol.reveal`), and the
-producer opens the ciphertext with the revealed key against the commitment (state `fulfilled`, the
-plaintext is then stored). A `cheating` ESP never reveals: the task stays `locked` and the producer
-refunds after the timelock (POST /tasks/{id}/refund). Rating is POST /tasks/{id}/rating. The offer
-and its opening are kept on the task: refund, rating and registration pass them back.
+An ESP that runs its own node (`aigc-market esp run`, docs/esp-node.md) is coordinated here, never played
+(docs/api.md#tasks): POST /tasks records the request (`requested`) for the ESP chosen by MWSL reputation;
+the node takes it from GET /esp/jobs, places it on its servers, generates, encrypts under a fresh key and
+sends its signed offer with the ciphertext (`offered`, api/routes/esp_jobs.py); the producer locks the fee
+with that offer (POST /tasks/{id}/lock: `pending` then `locked`; a self-custodied producer signs the
+lock itself, api/custody.py); the node reveals the key on chain and hands over the opening (`delivered`,
+the server opens the ciphertext and checks it against the commitment); the producer registers the product
+(`registered`, api/routes/products.py), or refunds after the timelock when the key never came
+(`refunded`), and rates the ESP.
+
+A server-run ESP (an API-key account registered with a simulated `profile`: honest or cheating) is the
+older flow, kept for the API's own tests and demos: POST /tasks then does the whole fair exchange at once
+with keys the server holds. Simulations (`/simulations`) run their own ESPs in their own chains.
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ import torch
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from api import crud, models, reputation
+from api import crud, custody, models, reputation
 from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden
 from api.placement import place
-from api.routes.common import ERRORS, IdPath, Limit, Offset
-from api.schemas import Page, RatingCreate, TaskCreate, TaskOut
-from api.states import EspStakeState, SelectedBy, TaskState
+from api.routes.common import ERRORS, SIGNATURE, IdPath, Limit, Offset
+from api.schemas import LockCreate, Page, RatingCreate, RefundCreate, TaskCreate, TaskOut
+from api.state import mark_committed
+from api.states import Custody, EspOperator, EspStakeState, SelectedBy, TaskState
 from market.actors import EspProfile
-from market.chain.contracts import LockKind
-from market.chain.offers import offer_id
+from market.chain.contracts import LockKind, lock_opened
+from market.chain.offers import Offer, SignedOffer, offer_id
 from market.content import DeterministicImageGenerator
 from market.protocol import DuplicateCommitment, Protocol
 from reputation.selection import SelectionStrategy
@@ -79,6 +84,11 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     if esp.account_id == account.id:
         raise ApiError(409, "self_generation", "an ESP cannot take its own generation task")
     crud.check_storage_quota(session, account.id, state.settings.stored_bytes_per_account)
+    fee = state.protocol.terms.generation_fee if body.fee_wei is None else body.fee_wei
+    if esp.operator == EspOperator.NODE:
+        return request_from_node(state, session, account, esp, body, selected_by, fee)
+    if account.custody != Custody.SERVER or not state.settings.simulated_esps:
+        raise ApiError(409, "esp_not_a_node", "a server-run (simulated) ESP serves API-key accounts only: ask an ESP node")
     esp_account = session.get(models.Account, esp.account_id)
     assert esp_account is not None
     producer_key, esp_key = state.signer(account), state.signer(esp_account)
@@ -86,7 +96,6 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     content = DeterministicImageGenerator().generate(body.prompt, seed=job_seed())
     protocol, chain, exchange = state.protocol, state.chain, state.market.exchange
     # A job the lock would refuse is refused before the ESP commits to it (the chain's verdict, without a transaction).
-    fee = protocol.terms.generation_fee if body.fee_wei is None else body.fee_wei
     if fee < exchange.fee_floor():
         raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
     if chain.balance(account.address) < fee:
@@ -135,7 +144,60 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
             reveal = protocol.reveal(esp_key, offer, job.key)
             # The producer's side: the key read from the chain opens the ciphertext to the committed content.
             delivery = Protocol.open_content(Protocol.revealed_key(reveal), state.store.get(ciphertext), job.opening, offer)
-            task.state, task.content_sha256 = TaskState.FULFILLED, state.store.put(delivery.content)
+            task.state, task.content_sha256 = TaskState.DELIVERED, state.store.put(delivery.content)
+    return crud.task_out(session, task)
+
+
+def request_from_node(
+    state: State, session: DB, account: models.Account, esp: models.Esp, body: TaskCreate, selected_by: SelectedBy, fee: int
+) -> TaskOut:
+    """The task of an ESP node: recorded `requested`; its node offers (api/routes/esp_jobs.py)."""
+    exchange = state.market.exchange
+    if fee < exchange.fee_floor():
+        raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
+    if state.chain.balance(account.address) < fee:
+        raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
+    task = models.Task(
+        producer_id=account.id,
+        esp_id=esp.id,
+        prompt=body.prompt,
+        fee_wei=str(fee),
+        timelock=0,
+        selected_by=selected_by,
+        state=TaskState.REQUESTED,
+        rated=False,
+        stored_bytes=len(body.prompt.encode()),
+    )
+    session.add(task)
+    mark_committed(session)
+    session.commit()
+    return crud.task_out(session, task)
+
+
+@router.post("/{task_id}/lock", response_model=TaskOut, responses=ERRORS | SIGNATURE)
+def lock_task(task_id: IdPath, state: State, session: DB, account: CurrentAccount, body: LockCreate | None = None) -> TaskOut:
+    """The producer locks the fee with its ESP node's signed offer (a self-custodied producer signs the lock: 428)."""
+    task = own_task(session, task_id, account)
+    if task.state != TaskState.OFFERED or task.offer is None or task.offer_signature is None:
+        raise ApiError(409, "task_not_offered", f"task {task.id} is {task.state}: there is no offer to lock")
+    offer = Offer.from_json(task.offer)
+    signed = SignedOffer(offer, bytes.fromhex(task.offer_signature[2:]))
+    chain, exchange, protocol = state.chain, state.market.exchange, state.protocol
+    if chain.now() >= offer.expiry:
+        raise ApiError(409, "offer_expired", "the ESP's offer expired: ask for the task again")
+    if chain.balance(account.address) < offer.fee:
+        raise ApiError(409, "insufficient_funds", f"the fee is {offer.fee} wei: the account has less")
+    send = custody.sender(
+        state,
+        account,
+        None if body is None else body.signed_transaction,
+        call=exchange.call_of("lockGeneration", offer.as_tuple(), signed.signature, value=offer.fee),
+        parse=lock_opened,
+        as_server=lambda key: protocol.lock(key, signed),
+    )
+    lock_id = offer_id(offer, chain_id=chain.chain_id, exchange=exchange.address)
+    with state.writing(session):
+        state.lock_as_intent(session, task, lock_id, send)
     return crud.task_out(session, task)
 
 
@@ -159,26 +221,40 @@ async def get_task(task_id: IdPath, session: DB, account: CurrentAccount) -> Tas
     return crud.task_out(session, own_task(session, task_id, account))
 
 
-@router.post("/{task_id}/refund", response_model=TaskOut, responses=ERRORS)
-def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAccount) -> TaskOut:
+@router.post("/{task_id}/refund", response_model=TaskOut, responses=ERRORS | SIGNATURE)
+def refund_task(task_id: IdPath, state: State, session: DB, account: CurrentAccount, body: RefundCreate | None = None) -> TaskOut:
     """The producer takes the fee back, at or after the timelock, if the ESP never revealed the key."""
     task = own_task(session, task_id, account)
     offer = crud.offer_of(task)
-    signer = state.signer(account)
+    send = custody.sender(
+        state,
+        account,
+        None if body is None else body.signed_transaction,
+        call=state.market.exchange.call_of("refundGeneration", offer.as_tuple()),
+        parse=lambda tx: tx,
+        as_server=lambda key: state.protocol.refund(key, offer, wait=False),  # the server never moves chain time
+    )
     with state.writing(session):
-        state.protocol.refund(signer, offer, wait=False)  # the server never moves chain time
+        send()
         task.state = TaskState.REFUNDED
     return crud.task_out(session, task)
 
 
-@router.post("/{task_id}/rating", response_model=TaskOut, responses=ERRORS)
+@router.post("/{task_id}/rating", response_model=TaskOut, responses=ERRORS | SIGNATURE)
 def rate_task(task_id: IdPath, body: RatingCreate, state: State, session: DB, account: CurrentAccount) -> TaskOut:
     """Rate the ESP on chain for a settled task (once; a refunded task only negatively)."""
     task = own_task(session, task_id, account)
     offer = crud.offer_of(task)
-    signer = state.signer(account)
+    send = custody.sender(
+        state,
+        account,
+        body.signed_transaction,
+        call=state.market.ledger.call_of("rate", offer.as_tuple(), body.positive, body.score),
+        parse=lambda tx: tx,
+        as_server=lambda key: state.protocol.rate(key, offer, body.positive, body.score),
+    )
     with state.writing(session):
-        state.protocol.rate(signer, offer, body.positive, body.score)
+        send()
         task.rated = True
     return crud.task_out(session, task)
 

@@ -18,12 +18,12 @@ import logging
 from fastapi import APIRouter
 from sqlalchemy import or_, select
 
-from api import crud, models
+from api import crud, custody, models
 from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
-from api.routes.common import ERRORS, IdPath, Limit, Offset
-from api.schemas import Page, TradeCreate, TradeOut
-from api.states import TradeState
+from api.routes.common import ERRORS, SIGNATURE, IdPath, Limit, Offset
+from api.schemas import ClaimCreate, Page, TradeCreate, TradeOut
+from api.states import Custody, TradeState
 from market.chain.contracts import LockKind
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
@@ -96,8 +96,10 @@ async def get_trade(trade_id: IdPath, session: DB, account: CurrentAccount) -> T
     return crud.trade_out(session, trade)
 
 
-@router.post("/{trade_id}/claim", response_model=TradeOut, responses=ERRORS)
-def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) -> TradeOut:
+@router.post("/{trade_id}/claim", response_model=TradeOut, responses=ERRORS | SIGNATURE)
+def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount, body: ClaimCreate | None = None) -> TradeOut:
+    """The seller reveals its secret: the token moves, price and royalty are credited. A self-custodied seller
+    signs what it sends (428): first the exchange's approval for the token if it lacks one, then the claim."""
     trade = crud.get_or_404(session, models.Trade, trade_id, f"trade {trade_id}")
     if trade.seller_id != account.id:
         raise forbidden("only the seller of this trade can claim it")
@@ -121,9 +123,31 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) 
         raise ApiError(
             409, "seller_not_owner", f"product {trade.token_id} no longer belongs to the seller: the buyer can refund at once"
         )
-    signer = state.signer(account)
+    signed = None if body is None else body.signed_transaction
+    registry, exchange = state.market.registry, state.market.exchange
+    if account.custody == Custody.SELF and not registry.exchange_may_move(account.address, trade.token_id, exchange.address):
+        # The seller's own key approves the exchange first: this request sends the approval, the next the claim.
+        send_approval = custody.sender(
+            state,
+            account,
+            signed,
+            call=registry.call_of("approve", exchange.address, trade.token_id),
+            parse=lambda tx: tx,
+            as_server=lambda key: registry.approve(key, exchange.address, trade.token_id),
+        )
+        with state.writing(session):
+            send_approval()
+        raise custody.signature_required(state, account, exchange.call_of("withdrawPurchase", terms.as_tuple(), secret))
+    send = custody.sender(
+        state,
+        account,
+        signed,
+        call=exchange.call_of("withdrawPurchase", terms.as_tuple(), secret),
+        parse=lambda tx: tx,
+        as_server=lambda key: state.protocol.claim_sale(key, terms, secret),
+    )
     with state.writing(session):
-        state.protocol.claim_sale(signer, terms, secret)
+        send()
         trade.state = TradeState.CLAIMED
     return crud.trade_out(session, trade)
 

@@ -33,7 +33,7 @@ def new_esp(client: TestClient, profile: str = "honest") -> tuple[str, dict[str,
 def new_product(client: TestClient, esp: str, headers: dict[str, str], prompt: str) -> tuple[dict[str, Any], int]:
     """A paid generation of `prompt` by `esp`, registered: the task and the product's token id."""
     task = client.post("/tasks", json={"prompt": prompt, "esp": esp}, headers=headers)
-    assert task.status_code == 201 and task.json()["state"] == "fulfilled", task.text
+    assert task.status_code == 201 and task.json()["state"] == "delivered", task.text
     product = client.post("/products", json={"task_id": task.json()["id"]}, headers=headers)
     assert product.status_code == 201, product.text
     return task.json(), product.json()["token_id"]

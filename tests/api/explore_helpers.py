@@ -31,6 +31,7 @@ HARNESS: dict[str, Any] = {
     "rate_limit_per_s": 0,
     "account_rate_limit_per_s": 0,
     "account_creations_per_hour": 0,
+    "simulated_esps": True,
 }
 
 

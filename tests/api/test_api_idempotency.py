@@ -80,7 +80,7 @@ def test_a_committed_write_whose_indexing_failed_is_not_repeated(
         assert retry.status_code == 409 and retry.json()["code"] == "idempotent_reply_lost", retry.text
         assert state.chain.head() == head  # no transaction sent again
         tasks = client.get("/tasks", headers=headers).json()
-        assert tasks["total"] == 1 and tasks["items"][0]["state"] == "fulfilled"
+        assert tasks["total"] == 1 and tasks["items"][0]["state"] == "delivered"
         # A write that failed before committing anything releases its key: the retry runs.
         monkeypatch.setattr(state, "signer", lambda account: (_ for _ in ()).throw(RuntimeError("vault down")))
         keyed = headers | {"Idempotency-Key": "task-before-commit"}

@@ -28,7 +28,7 @@ def test_lifecycle(make_settings: Callable[..., Settings], db_url: str, chain: C
         assert client.get(f"/esps/{esp}").json()["stake_state"] == "active"
 
         task = client.post("/tasks", json={"prompt": "a red fox", "esp": esp}, headers=headers).json()
-        assert task["state"] == "fulfilled" and task["cost"]["latency_s"] > 0 and "T_up" in task["cost"]["breakdown"]
+        assert task["state"] == "delivered" and task["cost"]["latency_s"] > 0 and "T_up" in task["cost"]["breakdown"]
         # The lock paid the ESP's signed offer: its id is the offer's digest, and the ESP withdrew it.
         offer = Offer.from_json(task["offer"])
         assert (offer.esp, offer.producer, offer.fee) == (esp, producer, terms.generation_fee)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from api.db import alembic_config, make_engine, migrate
+from api.db import make_engine, migrate, run_alembic
 from api.main import create_app
 from api.models import Base
 from api.node import ChainMismatchError
@@ -19,10 +18,7 @@ from api.settings import Settings
 
 
 def alembic(engine: Engine, action: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
+    run_alembic(engine, action, revision)
 
 
 def schema_diff(engine: Engine) -> list[object]:

@@ -1,7 +1,7 @@
 """Recovery and claims check the whole lock (issue 18, item 4): a secret is revealed only for the lock of exactly
 the recorded terms (sender, receiver, amount, kind, token, hashlock: the lock id is their digest, and the
 chain must hold it as a lock of that kind, still locked); an intent is adopted only by an event with its terms;
-a challenge's verdict is read from its own transaction's log; a fulfilled task always gets its content."""
+a challenge's verdict is read from its own transaction's log; a delivered task always gets its content."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def challenge_in_a_shared_block(client: TestClient, chain: Chain) -> None:
     assert (body["original_id"], body["duplicate_id"], body["upheld"]) == (original, duplicate, False)
 
 
-def test_a_fulfilled_task_gets_its_content_back_at_start(
+def test_a_delivered_task_gets_its_content_back_at_start(
     make_settings: Callable[..., Settings], db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The route died between the ESP's reveal and its commit, and the plaintext is gone from the store: the
@@ -184,7 +184,7 @@ def test_a_fulfilled_task_gets_its_content_back_at_start(
         assert client.post("/tasks", json={"prompt": "revealed, then cut off", "esp": esp}, headers=headers).status_code == 500
         monkeypatch.undo()
         task = client.get("/tasks", headers=headers).json()["items"][0]
-        assert task["state"] == "fulfilled" and task["content_sha256"] is None  # from the indexed Withdrawn event
+        assert task["state"] == "delivered" and task["content_sha256"] is None  # from the indexed Withdrawn event
         store = client.app.state.market.store  # type: ignore[attr-defined]
         content_hash = task["opening"]["content_hash"][2:]
         (store.root / content_hash[:2] / content_hash).unlink()

@@ -33,7 +33,8 @@ def test_every_check_passes_on_every_operation(client: TestClient) -> None:
         operation = result.ok()
         operations += mode is GenerationMode.POSITIVE
 
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        # derandomize: the same cases every run (a fixed seed), so that CI is repeatable
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(generation_mode=mode))
         def run(case: Any) -> None:
             for extra in ({}, headers):

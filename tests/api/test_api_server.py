@@ -63,7 +63,7 @@ def test_whole_lifecycle_over_http_on_the_real_server(tmp_path: Path, db_url: st
                 assert http.post("/esps", json={"name": "edge"}, headers=auth(esp)).status_code == 201
                 assert http.post("/esps", json={"name": "cheat", "profile": "cheating"}, headers=auth(cheat)).status_code == 201
                 task = http.post("/tasks", json={"prompt": "served fox", "esp": esp["address"]}, headers=auth(producer)).json()
-                assert task["state"] == "fulfilled"
+                assert task["state"] == "delivered"
                 product = http.post("/products", json={"task_id": task["id"]}, headers=auth(producer))
                 assert product.status_code == 201, product.text
                 token = product.json()["token_id"]

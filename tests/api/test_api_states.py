@@ -14,7 +14,16 @@ from market.actors import EspProfile
 
 
 def test_state_values_are_the_strings_of_the_api():
-    assert [s.value for s in TaskState] == ["pending", "locked", "fulfilled", "refunded", "abandoned"]
+    assert [s.value for s in TaskState] == [
+        "requested",
+        "offered",
+        "pending",
+        "locked",
+        "delivered",
+        "registered",
+        "refunded",
+        "abandoned",
+    ]
     assert [s.value for s in TradeState] == ["pending", "locked", "claimed", "refunded", "abandoned"]
     assert [s.value for s in EspStakeState] == ["active", "exiting", "withdrawn", "slashed"]
     assert [s.value for s in SelectedBy] == ["mwsl", "request"]

@@ -215,21 +215,21 @@ def test_a_killed_worker_loses_no_acknowledged_write_and_a_survivor_takes_the_in
     chain = Chain.connect(anvil_node.url)
     with engine.connect() as connection:
         stored: set[str] = set(connection.execute(text("SELECT address FROM accounts")).scalars().all())
-        fulfilled: dict[int, str] = dict(
-            connection.execute(text("SELECT id, lock_id FROM tasks WHERE state = 'fulfilled' AND content_sha256 IS NOT NULL")).all()
+        delivered: dict[int, str] = dict(
+            connection.execute(text("SELECT id, lock_id FROM tasks WHERE state = 'delivered' AND content_sha256 IS NOT NULL")).all()
         )
         meta = connection.execute(
             text("SELECT chain_id, deploy_block, registry_address, exchange_address, ledger_address FROM chain_meta")
         ).one()
     assert set(accounts) <= stored and all(chain.balance(address) == FAUCET for address in accounts)
-    assert set(tasks) <= set(fulfilled)
+    assert set(tasks) <= set(delivered)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM tasks")).scalar_one() == len(tasks)
     market = attach_market(
         chain,
         Deployment(meta[0], meta[1], {"AIGCRegistry": meta[2], "AIGCExchange": meta[3], "ReputationLedger": meta[4]}),
     )
-    assert all(market.exchange.get_lock(bytes.fromhex(fulfilled[t][2:])).state == LockState.WITHDRAWN for t in tasks)
+    assert all(market.exchange.get_lock(bytes.fromhex(delivered[t][2:])).state == LockState.WITHDRAWN for t in tasks)
 
     # Events that no write of the server caused keep being indexed, by the survivor's loop (no request is in flight).
     outsider = chain.new_account(ETHER, "outsider")

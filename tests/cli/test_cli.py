@@ -133,4 +133,4 @@ def test_the_application_assembles_every_command_group_explicitly():
 
     commands = {c.name for c in app.registered_commands}
     groups = {g.name for g in app.registered_groups}
-    assert commands == {"demo", "simulate", "serve", "reproduce", "sweep"} and groups == {"chain", "offload", "reputation"}
+    assert commands == {"demo", "simulate", "serve", "reproduce", "sweep"} and groups == {"chain", "esp", "offload", "reputation"}

@@ -1,0 +1,188 @@
+"""The coordinator (issue #17): an ESP node's job channel and self-custodied producers, in process.
+
+The ESP node here is the test itself, acting as `aigc-market esp run` would with its own key: it signs
+in (EIP-4361), stakes on chain, takes the job, offers, reveals on chain and delivers. The producers are
+one API-key account and one self-custodied account (the Python client signs what the server prepares).
+The node process itself is tested in tests/esp/."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api import models
+from client.market_client import ApiClientError, JobAction, MarketClient
+from market.chain.connection import Chain
+from market.content import DeterministicImageGenerator
+from market.protocol import Protocol
+
+BASE = "http://testserver"
+ZERO32 = "0x" + "00" * 32
+
+
+def node_protocol(client: TestClient) -> Protocol:
+    state = client.app.state.market  # type: ignore[attr-defined]
+    return Protocol(state.market, state.protocol.terms)
+
+
+def signed_in(client: TestClient, chain: Chain, funds: int = 10**18) -> MarketClient:
+    key = Account.create()
+    chain.fund([(key.address, funds)])
+    return MarketClient.sign_in(BASE, key, http=client)
+
+
+def esp_node(client: TestClient, chain: Chain) -> MarketClient:
+    """A self-custodied ESP that staked on chain itself and registered as a node."""
+    node = signed_in(client, chain)
+    assert node.signer is not None
+    node_protocol(client).stake(node.signer)
+    esp = node.register_esp("node one")
+    assert esp.operator == "node" and esp.profile is None
+    return node
+
+
+def seed_of(task_id: int) -> bytes:
+    return f"node seed {task_id}".encode()
+
+
+def offer_for(client: TestClient, node: MarketClient) -> tuple[Any, bytes]:
+    """The node takes its one job and offers: returns the job (offer side) and the content key."""
+    [job] = node.esp_jobs(wait_s=0)
+    assert job.action == JobAction.OFFER
+    content = DeterministicImageGenerator().generate(job.prompt, seed_of(job.task_id))
+    assert node.signer is not None
+    made = node_protocol(client).make_offer(
+        node.signer, job.producer, content, hashlib.sha256(job.prompt.encode()).digest(), fee=job.fee_wei
+    )
+    node.submit_offer(
+        job.task_id, made.signed, made.ciphertext, latency_s=1.5, energy_j=2.0, completed=True, quality=0.9,
+        breakdown={"T_gen": 1.5}, generation_s=0.01,
+    )  # fmt: skip
+    return made, made.key
+
+
+def test_an_esp_node_and_two_kinds_of_producer_reach_registered_products(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    api_key_producer, _ = MarketClient.with_new_account(BASE, http=client)
+    self_producer = signed_in(client, chain)
+    assert self_producer.me().custody == "self"
+    for producer in (api_key_producer, self_producer):
+        task = producer.create_task("a lighthouse at dusk")
+        assert task.state == "requested" and task.cost is None
+        made, key = offer_for(client, node)
+        offered = producer.task(task.id)
+        assert offered.state == "offered" and offered.generation_s == 0.01 and offered.cost is not None
+        assert producer.lock(task.id).state == "locked"
+        [job] = node.esp_jobs(wait_s=0)
+        assert job.action == JobAction.REVEAL and job.task_id == task.id
+        assert node.signer is not None
+        node_protocol(client).reveal(node.signer, made.offer, key)
+        assert node.submit_delivery(task.id, made.opening, key).state == "delivered"
+        product = producer.register_product(task.id)
+        assert producer.task(task.id).state == "registered" and product.producer == producer.me().address
+        assert producer.content(product.token_id) == DeterministicImageGenerator().generate(
+            "a lighthouse at dusk", seed_of(task.id)
+        )
+    assert node.esp_jobs(wait_s=0) == []
+
+
+def test_the_server_holds_no_key_of_a_self_custodied_account(client: TestClient, chain: Chain) -> None:
+    esp_node(client, chain)
+    producer = signed_in(client, chain)
+    state = client.app.state.market  # type: ignore[attr-defined]
+    with state.sessions() as session:
+        rows = session.scalars(select(models.Account).where(models.Account.custody == "self")).all()
+    assert len(rows) == 2 and all(r.encrypted_key is None and r.api_key_hash is None for r in rows)
+    assert producer.me().address in {r.address for r in rows}
+
+
+def test_a_signed_lock_of_another_call_is_refused_and_nothing_is_recorded(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer = signed_in(client, chain)
+    task = producer.create_task("a quiet harbour")
+    offer_for(client, node)
+    reply = client.post(f"/tasks/{task.id}/lock", json={}, headers=producer._auth)
+    assert reply.status_code == 428 and reply.json()["code"] == "signature_required"
+    prepared = reply.json()["transaction"]
+    prepared["value"] = hex(int(prepared["value"], 16) - 1)  # a lock of one wei less than the offer's fee
+    forged = producer._sign(prepared)
+    reply = client.post(f"/tasks/{task.id}/lock", json={"signed_transaction": forged}, headers=producer._auth)
+    assert reply.status_code == 422 and reply.json()["code"] == "transaction_mismatch"
+    assert producer.task(task.id).state == "offered"
+
+
+def test_an_offer_signed_by_another_key_is_refused(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    task = producer.create_task("a red kite")
+    [job] = node.esp_jobs(wait_s=0)
+    impostor = Account.create()
+    made = node_protocol(client).make_offer(
+        impostor, job.producer, b"x" * 64, hashlib.sha256(job.prompt.encode()).digest(), fee=job.fee_wei, phash=1
+    )
+    forged = type(made.signed)(type(made.offer)(**{**made.offer.__dict__, "esp": node.me().address}), made.signed.signature)
+    with pytest.raises(ApiClientError) as refused:
+        node.submit_offer(
+            task.id, forged, made.ciphertext, latency_s=1, energy_j=1, completed=True, quality=1, breakdown={}, generation_s=0
+        )
+    assert refused.value.code == "invalid_offer_signature" and producer.task(task.id).state == "requested"
+
+
+def test_only_the_tasks_esp_node_may_offer_on_it(client: TestClient, chain: Chain) -> None:
+    esp_node(client, chain)
+    other = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    first = producer.esps().items[0].address
+    task = producer.create_task("a bridge in fog", esp=first)
+    assert other.esp_jobs(wait_s=0) == []
+    reply = client.post(
+        f"/esp/jobs/{task.id}/delivery",
+        json={"opening": {"content_hash": ZERO32, "perceptual_hash": "0x0", "prompt_hash": ZERO32, "salt": ZERO32}, "key": ZERO32},
+        headers=other._auth,
+    )
+    assert reply.status_code == 403
+
+
+def test_a_delivery_before_the_key_is_on_chain_is_refused(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    task = producer.create_task("an owl")
+    made, key = offer_for(client, node)
+    producer.lock(task.id)
+    with pytest.raises(ApiClientError) as refused:
+        node.submit_delivery(task.id, made.opening, key)
+    assert refused.value.code == "key_not_revealed" and producer.task(task.id).state == "locked"
+
+
+def test_a_replayed_sign_in_is_refused(client: TestClient, chain: Chain) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.siwe import SignInMessage, format_time, sign
+
+    key = Account.create()
+    nonce = client.post("/auth/nonce").json()
+    now = datetime.now(UTC)
+    message = SignInMessage(
+        domain=nonce["domain"], address=key.address, uri=nonce["uri"], chain_id=nonce["chain_id"], nonce=nonce["nonce"],
+        issued_at=format_time(now), expiration_time=format_time(now + timedelta(hours=1)),
+    )  # fmt: skip
+    body = {"message": message.text(), "signature": sign(message, bytes(key.key))}
+    assert client.post("/auth/sign-in", json=body).status_code == 201
+    replay = client.post("/auth/sign-in", json=body)
+    assert replay.status_code == 401 and replay.json()["code"] == "sign_in_nonce_invalid"
+
+
+def test_a_default_server_plays_no_esp(make_settings: Any) -> None:
+    """Without the development setting `simulated_esps`, an API-key account cannot register a server-run ESP:
+    the server would hold its key and generate for it."""
+    from api.main import create_app
+
+    with TestClient(create_app(make_settings(simulated_esps=False)), raise_server_exceptions=False) as client:
+        account = client.post("/accounts").json()
+        reply = client.post("/esps", json={"name": "played"}, headers={"Authorization": f"Bearer {account['api_key']}"})
+    assert reply.status_code == 409 and reply.json()["code"] == "esp_must_run_a_node"
