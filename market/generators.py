@@ -1,8 +1,8 @@
 """Generators behind one interface (`market.content.Generator`), chosen by a spec `NAME[:ARG]`.
 
 - `deterministic[:SIZE]`: `market.content.DeterministicImageGenerator` (the default; no model).
-- `diffusers:PATH`: `market.diffusion.DiffusersImageGenerator`, a text-to-image pipeline saved in the
-  local directory PATH (optional extra `aigc-market[diffusion]`; nothing is downloaded).
+- `diffusers:PATH[,steps=N][,size=N]`: `market.diffusion.DiffusersImageGenerator`, a text-to-image pipeline
+  saved in the local directory PATH (optional extra `aigc-market[diffusion]`; nothing is downloaded).
 
 `timed_generate` returns the content with the measured generation time, which a task records beside
 the offloading core's predicted latency (docs/generators.md).
@@ -23,6 +23,8 @@ class GeneratorName(StrEnum):
 
 
 DEFAULT_GENERATOR = GeneratorName.DETERMINISTIC.value
+#: The options of `diffusers:PATH,steps=N,size=N` (market.diffusion.DiffusersImageGenerator's fields).
+DIFFUSERS_OPTIONS = ("steps", "size")
 
 
 def make_generator(spec: str = DEFAULT_GENERATOR, device: str = "cpu") -> Generator:
@@ -35,11 +37,18 @@ def make_generator(spec: str = DEFAULT_GENERATOR, device: str = "cpu") -> Genera
             raise ValueError(f"generator deterministic:SIZE needs a size of 8-4096 pixels, got {arg!r}")
         return DeterministicImageGenerator(size=int(arg))
     if name == GeneratorName.DIFFUSERS:
-        if not arg:
-            raise ValueError("generator diffusers:PATH needs the directory of a saved pipeline")
+        path, *options = arg.split(",")
+        if not path:
+            raise ValueError("generator diffusers:PATH[,steps=N][,size=N] needs the directory of a saved pipeline")
+        settings: dict[str, int] = {}
+        for option in options:
+            key, _, value = option.partition("=")
+            if key not in DIFFUSERS_OPTIONS or not value.isdigit():
+                raise ValueError(f"generator diffusers: option {option!r} is not steps=N or size=N")
+            settings[key] = int(value)
         from market.diffusion import DiffusersImageGenerator
 
-        return DiffusersImageGenerator(Path(arg), device=device)
+        return DiffusersImageGenerator(Path(path), device=device, **settings)
     names = ", ".join(g.value for g in GeneratorName)
     raise ValueError(f"unknown generator {name!r}: one of {names} (as NAME[:ARG])")
 

@@ -186,3 +186,65 @@ def test_a_default_server_plays_no_esp(make_settings: Any) -> None:
         account = client.post("/accounts").json()
         reply = client.post("/esps", json={"name": "played"}, headers={"Authorization": f"Bearer {account['api_key']}"})
     assert reply.status_code == 409 and reply.json()["code"] == "esp_must_run_a_node"
+
+
+def test_an_api_key_producer_may_not_hand_in_a_signed_transaction(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    task = producer.create_task("a tern")
+    offer_for(client, node)
+    reply = client.post(f"/tasks/{task.id}/lock", json={"signed_transaction": "0x02c0"}, headers=producer._auth)
+    assert reply.status_code == 422 and reply.json()["code"] == "signed_transaction_unexpected"
+    assert producer.task(task.id).state == "offered"
+
+
+def test_a_delivery_that_does_not_open_to_the_committed_content_is_refused(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    task = producer.create_task("a heron")
+    made, key = offer_for(client, node)
+    producer.lock(task.id)
+    assert node.signer is not None
+    node_protocol(client).reveal(node.signer, made.offer, key)
+    other = type(made.opening)(b"\x01" * 32, made.opening.perceptual_hash, made.opening.prompt_hash, made.opening.salt)
+    with pytest.raises(ApiClientError) as refused:
+        node.submit_delivery(task.id, other, key)
+    assert refused.value.code == "content_mismatch" and producer.task(task.id).content_sha256 is None
+    assert node.submit_delivery(task.id, made.opening, key).state == "delivered"  # the true opening still goes in
+
+
+def test_an_offer_whose_hashlock_another_task_holds_is_refused(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    first = producer.create_task("a gull")
+    made, key = offer_for(client, node)
+    second = producer.create_task("a second gull")
+    [job] = node.esp_jobs(wait_s=0)
+    assert node.signer is not None and job.task_id == second.id
+    again = node_protocol(client).make_offer(
+        node.signer, job.producer, b"y" * 64, hashlib.sha256(job.prompt.encode()).digest(), fee=job.fee_wei, key=key, phash=7
+    )
+    with pytest.raises(ApiClientError) as refused:
+        node.submit_offer(
+            second.id,
+            again.signed,
+            again.ciphertext,
+            latency_s=1,
+            energy_j=1,
+            completed=True,
+            quality=1,
+            breakdown={},
+            generation_s=0,
+        )
+    assert refused.value.code == "offer_reused" and producer.task(second.id).state == "requested"
+    assert producer.task(first.id).state == "offered"
+
+
+def test_the_client_refuses_to_sign_a_transaction_outside_the_market(client: TestClient, chain: Chain) -> None:
+    """A compromised server cannot make a self-custodied client sign a transfer to itself."""
+    producer = signed_in(client, chain)
+    forged = {"to": Account.create().address, "value": "0x1", "data": "0x", "chainId": hex(chain.chain_id), "nonce": "0x0",
+              "gas": "0x5208", "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1"}  # fmt: skip
+    with pytest.raises(ApiClientError) as refused:
+        producer._sign(forged)
+    assert refused.value.code == "unexpected_transaction"
