@@ -71,6 +71,11 @@ def opening_of(task: models.Task) -> Opening:
 def purchase_of(session: Session, trade: models.Trade) -> Purchase:
     """The terms of the trade's purchase lock, rebuilt from the row (its id is their digest)."""
     _settled_lock(trade)
+    return purchase_terms(session, trade)
+
+
+def purchase_terms(session: Session, trade: models.Trade) -> Purchase:
+    """The terms the trade's row holds, locked or not (a prepared trade's are what its buyer is asked to sign)."""
     assert trade.hashlock is not None
     buyer, seller = session.get(models.Account, trade.buyer_id), session.get(models.Account, trade.seller_id)
     assert buyer is not None and seller is not None

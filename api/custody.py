@@ -11,7 +11,7 @@ sender, to, value, calldata): a client cannot slip another call in under a route
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -55,6 +55,11 @@ def sender(
     raw = decode_hex(signed_transaction)
     check_signed(raw, call, sender=account.address, chain_id=state.chain.chain_id)
     return lambda: parse(state.chain.send_raw(raw))
+
+
+def never(_: LocalAccount) -> NoReturn:
+    """`as_server` of a route that serves self-custodied accounts only."""
+    raise AssertionError("the server signs for no self-custodied account")
 
 
 def signature_required(state: AppState, account: models.Account, call: Call) -> ApiError:

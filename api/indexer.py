@@ -184,12 +184,6 @@ class Indexer:
                     }
                 ],
             )
-            if task is not None:
-                session.execute(
-                    update(Task)
-                    .where(Task.id == task.id, Task.state == TaskState.DELIVERED)
-                    .values(state=TaskState.REGISTERED, token_id=token_id)
-                )
         elif event.name == "Transfer" and str(args["from"]) != ZERO_ADDRESS:
             owner = None if str(args["to"]) == ZERO_ADDRESS else str(args["to"])
             session.execute(update(Product).where(Product.token_id == int(args["tokenId"])).values(owner=owner))

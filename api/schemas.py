@@ -388,6 +388,7 @@ class Page(BaseModel, Generic[T]):
 
 class ChallengeCreate(Strict):
     duplicate_id: TokenId
+    signed_transaction: SignedTransaction = None
 
 
 class ChallengeOut(BaseModel):
@@ -402,6 +403,7 @@ class ChallengeOut(BaseModel):
 class TradeCreate(Strict):
     token_id: TokenId
     price_wei: Wei
+    signed_transaction: SignedTransaction = None
 
 
 class TradeOut(BaseModel):

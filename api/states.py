@@ -32,6 +32,8 @@ class TaskState(StrEnum):
 class TradeState(StrEnum):
     """Where a purchase HTLC stands."""
 
+    PREPARED = "prepared"
+    """Terms drawn for a self-custodied buyer, waiting for its signed lock (no lock exists)."""
     PENDING = "pending"
     LOCKED = "locked"
     CLAIMED = "claimed"

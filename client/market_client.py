@@ -260,13 +260,14 @@ class MarketClient:
         return self._request("GET", f"/products/{token_id}/content").content
 
     def challenge(self, token_id: int, duplicate_id: int) -> schemas.ChallengeOut:
-        return self._call("POST", f"/products/{token_id}/challenges", schemas.ChallengeOut, json={"duplicate_id": duplicate_id})
+        return self._signed("POST", f"/products/{token_id}/challenges", schemas.ChallengeOut, {"duplicate_id": duplicate_id})
 
     def claim_bond(self, token_id: int) -> schemas.ProductOut:
-        return self._call("POST", f"/products/{token_id}/bond", schemas.ProductOut)
+        return self._signed("POST", f"/products/{token_id}/bond", schemas.ProductOut, {})
 
     def open_trade(self, token_id: int, price_wei: int) -> schemas.TradeOut:
-        return self._call("POST", "/trades", schemas.TradeOut, json={"token_id": token_id, "price_wei": price_wei})
+        """Buy a final product: lock its price (a self-custodied buyer signs the lock of the terms the server drew)."""
+        return self._signed("POST", "/trades", schemas.TradeOut, {"token_id": token_id, "price_wei": price_wei})
 
     def trade(self, trade_id: int) -> schemas.TradeOut:
         return self._call("GET", f"/trades/{trade_id}", schemas.TradeOut)
@@ -275,13 +276,24 @@ class MarketClient:
         return self._signed("POST", f"/trades/{trade_id}/claim", schemas.TradeOut, {})
 
     def refund_trade(self, trade_id: int) -> schemas.TradeOut:
-        return self._call("POST", f"/trades/{trade_id}/refund", schemas.TradeOut)
+        return self._signed("POST", f"/trades/{trade_id}/refund", schemas.TradeOut, {})
 
     def credits(self) -> schemas.CreditsOut:
         return self._call("GET", "/credits", schemas.CreditsOut)
 
     def withdraw_credits(self) -> schemas.CreditWithdrawal:
-        return self._call("POST", "/credits/withdraw", schemas.CreditWithdrawal)
+        """All the account's credit; a self-custodied account signs one withdrawal per contract that credits it."""
+        if self.signer is None:
+            return self._call("POST", "/credits/withdraw", schemas.CreditWithdrawal)
+        withdrawn = 0
+        while True:
+            try:
+                reply = self._signed("POST", "/credits/withdraw", schemas.CreditWithdrawal, {})
+            except ApiClientError as exc:
+                if exc.code == "no_credit" and withdrawn:
+                    return reply_of(self.me().address, withdrawn, self.me().balance_wei)
+                raise
+            withdrawn += reply.withdrawn_wei
 
     def health(self) -> schemas.Health:
         return self._call("GET", "/health", schemas.Health)
@@ -338,3 +350,7 @@ class _SignatureRequired(Exception):
     def __init__(self, transaction: dict[str, Any]) -> None:
         super().__init__("signature required")
         self.transaction = transaction
+
+
+def reply_of(address: str, withdrawn: int, balance: int) -> schemas.CreditWithdrawal:
+    return schemas.CreditWithdrawal(address=address, withdrawn_wei=withdrawn, balance_wei=balance)

@@ -22,9 +22,9 @@ from api import crud, custody, models
 from api.deps import DB, CurrentAccount, State
 from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, SIGNATURE, IdPath, Limit, Offset
-from api.schemas import Address, ChallengeCreate, ChallengeOut, Page, ProductCreate, ProductOut
+from api.schemas import Address, ChallengeCreate, ChallengeOut, ClaimCreate, Page, ProductCreate, ProductOut
 from api.states import TaskState
-from market.chain.contracts import registered
+from market.chain.contracts import challenge_outcome, registered
 from market.chain.errors import ContractRevert
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -126,15 +126,23 @@ async def product_content(token_id: IdPath, state: State, session: DB) -> Respon
     return Response(state.store.get(product.content_sha256), media_type="image/png")
 
 
-@router.post("/{token_id}/challenges", status_code=201, response_model=ChallengeOut, responses=ERRORS)
+@router.post("/{token_id}/challenges", status_code=201, response_model=ChallengeOut, responses=ERRORS | SIGNATURE)
 def challenge(token_id: IdPath, body: ChallengeCreate, state: State, session: DB, account: CurrentAccount) -> ChallengeOut:
     """The owner of product `token_id` accuses `duplicate_id` of copying it; the registry adjudicates.
 
     Only within the accused product's challenge window (409 `challenge_window_closed` after it)."""
     owned_by(state, session, token_id, account)
-    signer = state.signer(account)
+    registry = state.market.registry
+    send = custody.sender(
+        state,
+        account,
+        body.signed_transaction,
+        call=registry.call_of("challenge", token_id, body.duplicate_id, value=registry.challenge_deposit()),
+        parse=challenge_outcome,
+        as_server=lambda key: state.protocol.challenge(key, token_id, body.duplicate_id),
+    )
     with state.writing(session):
-        outcome = state.protocol.challenge(signer, token_id, body.duplicate_id)
+        outcome = send()
     # The verdict of this transaction, from its own log: a block may hold several challenges.
     resolved = outcome.tx.event("ChallengeResolved")
     row = session.scalar(
@@ -155,15 +163,22 @@ def challenge(token_id: IdPath, body: ChallengeCreate, state: State, session: DB
     )
 
 
-@router.post("/{token_id}/bond", response_model=ProductOut, responses=ERRORS)
-def claim_bond(token_id: IdPath, state: State, session: DB, account: CurrentAccount) -> ProductOut:
+@router.post("/{token_id}/bond", response_model=ProductOut, responses=ERRORS | SIGNATURE)
+def claim_bond(token_id: IdPath, state: State, session: DB, account: CurrentAccount, body: ClaimCreate | None = None) -> ProductOut:
     """The owner of a final product has its registration bond credited (once); withdraw it with POST /credits/withdraw.
 
     409 `product_not_final` inside the challenge window, `bond_already_claimed` the second time."""
     owned_by(state, session, token_id, account)
-    signer = state.signer(account)
+    send = custody.sender(
+        state,
+        account,
+        None if body is None else body.signed_transaction,
+        call=state.market.registry.call_of("claimBond", token_id),
+        parse=lambda tx: tx,
+        as_server=lambda key: state.protocol.claim_bond(key, token_id),
+    )
     with state.writing(session):
-        state.protocol.claim_bond(signer, token_id)
+        send()
     return crud.product_out(crud.get_or_404(session, models.Product, token_id, f"product {token_id}"))
 
 

@@ -24,7 +24,7 @@ from api.errors import ApiError, forbidden, not_found
 from api.routes.common import ERRORS, SIGNATURE, IdPath, Limit, Offset
 from api.schemas import ClaimCreate, Page, TradeCreate, TradeOut
 from api.states import Custody, TradeState
-from market.chain.contracts import LockKind
+from market.chain.contracts import LockKind, purchase_opened
 from market.chain.errors import ContractRevert
 from market.chain.hashlocks import hashlock_of, new_secret
 from market.chain.offers import Purchase, purchase_id
@@ -34,8 +34,14 @@ log = logging.getLogger("api.trades")
 router = APIRouter(prefix="/trades", tags=["trades"])
 
 
-@router.post("", status_code=201, response_model=TradeOut, responses=ERRORS)
+@router.post("", status_code=201, response_model=TradeOut, responses=ERRORS | SIGNATURE)
 def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAccount) -> TradeOut:
+    """The buyer locks the price of a final product under the seller's hashlock (the server draws the secret).
+
+    A self-custodied buyer signs the lock: the first request draws the terms and keeps them as a `prepared`
+    trade (428 with the lock to sign); the same request with `signed_transaction` locks exactly those."""
+    if account.custody == Custody.SELF:
+        return open_trade_signed(body, state, session, account)
     signer = state.signer(account)
     secret = new_secret()
     hashlock = hashlock_of(secret)
@@ -78,6 +84,59 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
             else:
                 log.error("trade %s: the token moved to %s, not served here, while it was locked", trade.id, opened.terms.seller)
     return crud.trade_out(session, trade)
+
+
+def open_trade_signed(body: TradeCreate, state: State, session: DB, account: models.Account) -> TradeOut:
+    """A self-custodied buyer's trade: prepared (terms drawn, 428), then locked with the buyer's signature."""
+    exchange = state.market.exchange
+    prepared = session.scalar(
+        select(models.Trade)
+        .where(
+            models.Trade.buyer_id == account.id,
+            models.Trade.token_id == body.token_id,
+            models.Trade.price_wei == str(body.price_wei),
+            models.Trade.state == TradeState.PREPARED,
+        )
+        .order_by(models.Trade.id.desc())
+    )
+    if body.signed_transaction is None or prepared is None:
+        if body.signed_transaction is not None:
+            raise ApiError(409, "trade_not_prepared", "ask without signed_transaction first: the server draws the terms")
+        prepared = prepare_trade(body, state, session, account)
+    terms = crud.purchase_terms(session, prepared)
+    call = exchange.call_of("lockPurchase", terms.token_id, terms.hashlock, terms.timelock, value=terms.price)
+    send = custody.sender(state, account, body.signed_transaction, call=call, parse=purchase_opened, as_server=custody.never)
+    with state.writing(session):
+        state.lock_as_intent(session, prepared, purchase_id(terms, chain_id=state.chain.chain_id, exchange=exchange.address), send)
+    return crud.trade_out(session, prepared)
+
+
+def prepare_trade(body: TradeCreate, state: State, session: DB, account: models.Account) -> models.Trade:
+    """Draw a self-custodied buyer's terms (the seller's secret sealed here) and keep them `prepared`."""
+    try:
+        owner = state.market.registry.owner_of(body.token_id)
+    except ContractRevert as exc:
+        raise not_found(f"product {body.token_id}") from exc
+    seller = crud.account_by_address(session, owner)
+    if seller is None:
+        raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
+    if seller.id == account.id:
+        raise ApiError(409, "self_trade", "the caller already owns this product")
+    secret = new_secret()
+    hashlock_hex = "0x" + hashlock_of(secret).hex()
+    trade = models.Trade(
+        hashlock=hashlock_hex,
+        token_id=body.token_id,
+        buyer_id=account.id,
+        seller_id=seller.id,
+        price_wei=str(body.price_wei),
+        timelock=state.chain.now() + state.protocol.terms.lock_duration_s,
+        encrypted_secret=state.vault.seal(secret, hashlock_hex),
+        state=TradeState.PREPARED,
+    )
+    session.add(trade)
+    session.commit()
+    return trade
 
 
 @router.get("", response_model=Page[TradeOut], responses=ERRORS)
@@ -152,15 +211,22 @@ def claim(trade_id: IdPath, state: State, session: DB, account: CurrentAccount, 
     return crud.trade_out(session, trade)
 
 
-@router.post("/{trade_id}/refund", response_model=TradeOut, responses=ERRORS)
-def refund(trade_id: IdPath, state: State, session: DB, account: CurrentAccount) -> TradeOut:
+@router.post("/{trade_id}/refund", response_model=TradeOut, responses=ERRORS | SIGNATURE)
+def refund(trade_id: IdPath, state: State, session: DB, account: CurrentAccount, body: ClaimCreate | None = None) -> TradeOut:
     """The buyer takes the price back: after the timelock, or at once if the seller no longer owns the token."""
     trade = crud.get_or_404(session, models.Trade, trade_id, f"trade {trade_id}")
     if trade.buyer_id != account.id:
         raise forbidden("only the buyer of this trade can refund it")
     terms = crud.purchase_of(session, trade)
-    signer = state.signer(account)
+    send = custody.sender(
+        state,
+        account,
+        None if body is None else body.signed_transaction,
+        call=state.market.exchange.call_of("refundPurchase", terms.as_tuple()),
+        parse=lambda tx: tx,
+        as_server=lambda key: state.protocol.refund_purchase(key, terms, wait=False),  # the server never moves chain time
+    )
     with state.writing(session):
-        state.protocol.refund_purchase(signer, terms, wait=False)  # the server never moves chain time
+        send()
         trade.state = TradeState.REFUNDED
     return crud.trade_out(session, trade)

@@ -248,3 +248,32 @@ def test_the_client_refuses_to_sign_a_transaction_outside_the_market(client: Tes
     with pytest.raises(ApiClientError) as refused:
         producer._sign(forged)
     assert refused.value.code == "unexpected_transaction"
+
+
+def registered_product(client: TestClient, node: MarketClient, producer: MarketClient, prompt: str) -> int:
+    """A task of `producer` through the node, to a registered product: its token id."""
+    task = producer.create_task(prompt)
+    made, key = offer_for(client, node)
+    producer.lock(task.id)
+    assert node.signer is not None
+    node_protocol(client).reveal(node.signer, made.offer, key)
+    node.submit_delivery(task.id, made.opening, key)
+    return producer.register_product(task.id).token_id
+
+
+def test_a_self_custodied_buyer_buys_claims_the_bond_and_withdraws_its_credit(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    seller, _ = MarketClient.with_new_account(BASE, http=client)
+    buyer = signed_in(client, chain)
+    token = registered_product(client, node, seller, "a lantern in snow")
+    market = client.app.state.market.market  # type: ignore[attr-defined]
+    chain.advance_time(market.registry.challenge_window() + 1)
+    trade = buyer.open_trade(token, 10**16)  # prepared, then locked with the buyer's signature
+    assert trade.state == "locked" and trade.buyer == buyer.me().address
+    assert seller.claim_trade(trade.id).state == "claimed"
+    assert market.registry.owner_of(token) == buyer.me().address
+    buyer.claim_bond(token)  # the bond follows the product: its owner's now
+    balance = buyer.me().balance_wei
+    withdrawn = buyer.withdraw_credits()
+    assert withdrawn.withdrawn_wei == market.registry.registration_bond() and buyer.me().balance_wei > balance
+    assert buyer.credits().total_wei == 0

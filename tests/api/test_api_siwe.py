@@ -126,11 +126,3 @@ def test_an_api_key_address_cannot_be_signed_into(client: TestClient) -> None:
         key = Account.from_key(state.vault.open(account.encrypted_key, account.address))
     reply = client.post("/auth/sign-in", json=signed_body(client, key))
     assert reply.status_code == 409 and reply.json()["code"] == "custody_mismatch"
-
-
-def test_a_self_custodied_account_gets_a_clear_refusal_where_it_is_not_served_yet(client: TestClient) -> None:
-    signed_in = client.post("/auth/sign-in", json=signed_body(client, Account.create())).json()
-    reply = client.post(
-        "/trades", json={"token_id": 1, "price_wei": 10**16}, headers={"Authorization": f"Bearer {signed_in['token']}"}
-    )
-    assert reply.status_code == 409 and reply.json()["code"] == "self_custodied"

@@ -24,7 +24,7 @@ def test_state_values_are_the_strings_of_the_api():
         "refunded",
         "abandoned",
     ]
-    assert [s.value for s in TradeState] == ["pending", "locked", "claimed", "refunded", "abandoned"]
+    assert [s.value for s in TradeState] == ["prepared", "pending", "locked", "claimed", "refunded", "abandoned"]
     assert [s.value for s in EspStakeState] == ["active", "exiting", "withdrawn", "slashed"]
     assert [s.value for s in SelectedBy] == ["mwsl", "request"]
     assert [s.value for s in SimulationStatus] == ["running", "done", "failed", "interrupted"]
