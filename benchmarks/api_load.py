@@ -1,7 +1,8 @@
-"""Sustained load on the REST API against anvil: reads, product registration, raw web3 transactions.
+"""Sustained load on the REST API against anvil: reads, product registration, raw web3 transactions, and
+generations end to end through ESP node processes.
 
 Starts its own anvil node and `aigc-market serve --rpc` (both on 127.0.0.1, fresh ports, a temporary
-data directory, the default SQLite database) and stops both at the end. Three figures, same run:
+data directory, the default SQLite database) and stops both at the end. The figures, same run:
 
 - reads: GET /products?limit=10 (a real database read: a page of rows and their count) for
   `--read-seconds` from `--concurrency` keep-alive connections of autocannon (npm, pinned in
@@ -24,17 +25,39 @@ data directory, the default SQLite database) and stops both at the end. Three fi
 - lean JSON-RPC: the same transfers through `Chain.send_ether` of the node backend (`market.chain.node.RpcChain`), the path the
   server sends its own transactions on (one batched request for estimate, pending block and nonce,
   then eth_sendRawTransactionSync; no web3 formatting). Shown with its own ratio, for information:
-  it is several times faster than web3.py, so it is the stricter yardstick.
+  it is several times faster than web3.py, so it is the stricter yardstick;
+- end to end (issue 17), last, against the same server and anvil: `--end-to-end` tasks (default 40; 0
+  skips it) from request to registered product, through `--nodes` ESP node processes (default 2:
+  `aigc-market esp run --wait 1`, the default deterministic generator, each with a key of its own funded
+  by anvil's funder; started after the other phases so that their polls cost those nothing, and timed only
+  once every node has staked and registered) and `--producers` API-key producers (default 8). Each producer
+  is one thread with the package's own client (`MarketClient`, sync httpx): the client a producer really
+  uses, and its threads sleep most of the time, so the client's CPU stays small beside the server's (it is
+  shown). Each producer takes the next task and loops: POST /tasks naming one of the nodes (alternating by
+  task), polls GET /tasks/{id} until `offered`, locks the fee, polls until `delivered`, registers the
+  product. A task's latency runs from its POST /tasks to its registered product; the rate is tasks over
+  the phase's wall time. Polling is part of the figure: the producer sleeps 0.05 s between polls, and the
+  node learns of its work by long-poll (the server looks for work every 0.2 s while one waits). Each task
+  is three transactions (the producer's lock, the node's reveal, the registration) plus the node's two
+  round trips to the market (the offer with its ciphertext; the delivery of the key and opening), each
+  after a long-poll brought the job. The CPU of the client, server and anvil is shown per task, and the nodes' summed.
+  Baseline, measured in the same run: the same lifecycle by the server-run simulated ESP (the POST /tasks
+  and POST /products rows above, taken as a sequential pipeline, 1 / (1/tasks_per_s + 1/registrations_per_s));
+  `end_to_end_to_simulated_ratio` = end-to-end tasks/s over it, no target. The two are not peers: there
+  the server plays the ESP inside one request (no offer round trip, no node long-poll, no producer poll, no
+  separate lock request), with `--concurrency` requests in flight rather than `--producers`, so the ratio
+  says what real, separate parties cost the market's throughput, not a defect of the node path.
 
 Targets (issue 7): reads >= 1,000 requests/s; registration >= 0.5x the raw web3 rate.
 
-    python benchmarks/api_load.py [--read-seconds 10] [--registrations 100] [--transfers 100] [--concurrency 16] [--json]
+    python benchmarks/api_load.py [--read-seconds 10] [--registrations 100] [--transfers 100] [--concurrency 16]
+        [--end-to-end 40] [--producers 8] [--nodes 2] [--json]
 
 With `--workers N` (N > 1) the server's three phases (reads, registration, the tasks made for it)
 run twice on PostgreSQL (`--db`, default the `test` database on 127.0.0.1:5432; each server gets a
 fresh schema, dropped afterwards) against one anvil node: `aigc-market serve --workers 1`, then
 `--workers N` (docs/api.md#several-workers); it prints reads/s, registrations/s and tasks/s of N
-workers against 1 worker, measured in the same run. The transfers are not run then. On a machine
+workers against 1 worker, measured in the same run. The transfers and the end-to-end phase are not run then. On a machine
 with few cores the load generator, PostgreSQL and anvil share them with the workers: the ratio
 says what N workers gain there, not what they gain on a larger machine. Registrations hold the
 chain lock (one chain write at a time across the workers), so their ratio is bounded by the part
@@ -56,10 +79,12 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -69,13 +94,15 @@ from typing import Any
 
 import httpx
 import requests
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import create_engine, text
 from web3 import HTTPProvider, Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import RPCEndpoint
 
-from api.launcher import ServerProcess
+from api.launcher import NodeProcess, ServerProcess
+from client.market_client import MarketClient
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.paths import NODE_MODULES
@@ -84,6 +111,14 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 READ_TARGET_RPS = 1000.0
 REGISTRATION_TARGET_RATIO = 0.5
 AUTOCANNON = NODE_MODULES / ".bin" / "autocannon"
+#: How long a producer of the end-to-end phase sleeps between two GET /tasks/{id} (part of the measured latency).
+E2E_POLL_S = 0.05
+#: The longest a producer waits for one state of one task (an offer, a delivery) before it counts an error.
+E2E_STAGE_TIMEOUT_S = 120.0
+#: The longest the ESP nodes may take to start, stake and register.
+NODE_START_TIMEOUT_S = 120.0
+#: What the anvil funder sends each ESP node's key: its stake (0.1 ether) and the gas of its reveals.
+NODE_FUNDS_WEI = 10 * 10**18
 
 
 def cpu_seconds(pid: int) -> float:
@@ -300,7 +335,161 @@ def server_phases(
     return tasks, registration, read
 
 
-def run(read_seconds: int, registrations: int, transfers: int, concurrency: int) -> dict[str, Any]:
+def start_nodes(api_url: str, rpc_url: str, directory: Path, count: int) -> list[NodeProcess]:
+    """`count` ESP node processes (`aigc-market esp run --wait 1`, the default deterministic generator), each with a
+    key of its own that the anvil funder funds; started, not yet registered (see `wait_for_nodes`)."""
+    chain = Chain.connect(rpc_url)
+    keys: list[LocalAccount] = [Account.create() for _ in range(count)]
+    chain.fund([(key.address, NODE_FUNDS_WEI) for key in keys])
+    directory.mkdir(parents=True, exist_ok=True)
+    nodes = []
+    for i, key in enumerate(keys):
+        key_file = directory / f"esp-{i}.key"
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:  # as `esp keygen` writes it
+            out.write(bytes(key.key).hex() + "\n")
+        nodes.append(NodeProcess(api_url, key_file, directory / f"esp-{i}.sqlite", ["--name", f"bench-node-{i}", "--wait", "1"]))
+    try:
+        for node in nodes:
+            node.start()
+    except BaseException:
+        stop_nodes(nodes)
+        raise
+    return nodes
+
+
+def stop_nodes(nodes: list[NodeProcess]) -> None:
+    """SIGTERM every node at once (each drains and exits), then wait for each (`NodeProcess.stop`: SIGKILL after 30 s)."""
+    for node in nodes:
+        if node.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.process.pid, signal.SIGTERM)
+    for node in nodes:
+        node.stop()
+
+
+def wait_for_nodes(api_url: str, nodes: list[NodeProcess]) -> list[str]:
+    """The ESP addresses of `nodes` once the market lists every one of them (each staked and registered itself)."""
+    addresses = []
+    for node in nodes:
+        key = Account.from_key(bytes.fromhex(node.key_file.read_text().strip()))
+        addresses.append(key.address)
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    with MarketClient(api_url) as anonymous:
+        while time.monotonic() < deadline:
+            listed = {esp.address.lower() for esp in anonymous.esps(limit=100).items}
+            if all(address.lower() in listed for address in addresses):
+                return addresses
+            for node in nodes:
+                if node.process is not None and node.process.poll() is not None:
+                    raise RuntimeError(f"an ESP node exited with code {node.process.returncode}: {node.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    raise RuntimeError(f"the ESP nodes did not register within {NODE_START_TIMEOUT_S:.0f} s")
+
+
+def wait_for_state(client: MarketClient, task_id: int, state: str) -> None:
+    """Poll GET /tasks/{id} every `E2E_POLL_S` until the task is in `state`; an error if it ends elsewhere or times out."""
+    deadline = time.monotonic() + E2E_STAGE_TIMEOUT_S
+    while True:
+        now = client.task(task_id).state
+        if now == state:
+            return
+        if now in ("refunded", "abandoned", "registered"):
+            raise RuntimeError(f"task {task_id} is {now}, waiting for {state}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} is still {now} after {E2E_STAGE_TIMEOUT_S:.0f} s, waiting for {state}")
+        time.sleep(E2E_POLL_S)
+
+
+def end_to_end(
+    api_url: str, rpc_url: str, directory: Path, pids: dict[str, int], tasks: int, producers: int, nodes: int
+) -> dict[str, Any]:
+    """`tasks` generations from request to registered product: `nodes` ESP node processes, `producers` API-key
+    producers in one thread each (the module docstring says what the figure holds)."""
+    processes = start_nodes(api_url, rpc_url, directory, nodes)
+    try:
+        esps = wait_for_nodes(api_url, processes)
+        clients = [MarketClient.with_new_account(api_url)[0] for _ in range(producers)]
+        latencies: list[float] = []
+        failures: list[str] = []
+        counter = iter(range(tasks))
+        guard = threading.Lock()
+        run_id = time.time_ns()
+
+        def produce(client: MarketClient) -> None:
+            while True:
+                with guard:
+                    k = next(counter, None)
+                if k is None:
+                    return
+                started = time.perf_counter()
+                try:
+                    task = client.create_task(f"end to end {k} {run_id}", esp=esps[k % len(esps)])
+                    wait_for_state(client, task.id, "offered")
+                    client.lock(task.id)
+                    wait_for_state(client, task.id, "delivered")
+                    client.register_product(task.id)
+                except Exception as exc:  # an error reply, a timeout, anything else: counted, and the producer goes on
+                    with guard:
+                        failures.append(f"task {k}: {exc.__class__.__name__}: {exc}")
+                    continue
+                elapsed = time.perf_counter() - started
+                with guard:
+                    latencies.append(elapsed)
+
+        node_pids = {f"node{i}": node.process.pid for i, node in enumerate(processes) if node.process is not None}
+        threads = [threading.Thread(target=produce, args=(client,), name=f"producer-{i}") for i, client in enumerate(clients)]
+        with CpuMeter(pids | node_pids) as meter:
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - started
+        for client in clients:
+            client.close()
+    finally:
+        stop_nodes(processes)
+    row = summarise(f"end to end ({nodes} nodes, {producers} producers)", latencies, elapsed, len(failures))
+    cpu = meter.per_request_ms(len(latencies))
+    nodes_cpu = sum(cpu.pop(f"{name}_cpu_ms") for name in node_pids)
+    ordered = sorted(latencies)
+
+    def quantile(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else float("nan")
+
+    return (
+        row
+        | cpu
+        | {
+            "tasks": len(latencies),
+            "per_s": round(len(latencies) / elapsed, 3) if elapsed > 0 else 0.0,
+            "p50_s": quantile(0.50),
+            "p99_s": quantile(0.99),
+            "nodes_cpu_ms": round(nodes_cpu, 3),
+            "nodes": nodes,
+            "producers": producers,
+            "poll_s": E2E_POLL_S,
+            "first_errors": failures[:3],
+        }
+    )
+
+
+def simulated_pipeline_per_s(tasks_per_s: float, registrations_per_s: float) -> float:
+    """The server-run simulated ESP's lifecycle as a sequential pipeline: POST /tasks, then POST /products."""
+    if tasks_per_s <= 0 or registrations_per_s <= 0:
+        return 0.0
+    return 1 / (1 / tasks_per_s + 1 / registrations_per_s)
+
+
+def run(
+    read_seconds: int,
+    registrations: int,
+    transfers: int,
+    concurrency: int,
+    e2e_tasks: int = 0,
+    producers: int = 8,
+    nodes: int = 2,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aigc-api-load-") as tmp, AnvilNode(port=free_port()) as node:
         assert node.process is not None
         with CpuMeter({"anvil": node.process.pid}) as meter:
@@ -322,6 +511,9 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
             with CpuMeter(pids) as meter:
                 lean_after = bench_transfers(node.url, transfers, lean=True)
             lean_after |= meter.per_request_ms(lean_after["requests"])
+            e2e = None
+            if e2e_tasks > 0:
+                e2e = end_to_end(server.url, node.url, Path(tmp) / "nodes", pids, e2e_tasks, producers, nodes)
         finally:
             server.stop()
     for row in (raw_before, lean_before):
@@ -334,6 +526,8 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
     lean = max(lean_before, lean_after, key=lambda row: row["per_s"])
     ratio = registration["per_s"] / raw["per_s"] if raw["per_s"] else 0.0
     lean_ratio = registration["per_s"] / lean["per_s"] if lean["per_s"] else 0.0
+    simulated = simulated_pipeline_per_s(tasks["per_s"], registration["per_s"])
+    e2e_ratio = e2e["per_s"] / simulated if e2e is not None and simulated else None
     return {
         "read": read,
         "registration": registration,
@@ -346,6 +540,9 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
         "lean_rpc_after": lean_after,
         "registration_to_raw_ratio": round(ratio, 3),
         "registration_to_lean_ratio": round(lean_ratio, 3),
+        "end_to_end": e2e,
+        "simulated_pipeline_per_s": round(simulated, 3),
+        "end_to_end_to_simulated_ratio": None if e2e_ratio is None else round(e2e_ratio, 4),
         "targets": {"read_per_s": READ_TARGET_RPS, "registration_to_raw_ratio": REGISTRATION_TARGET_RATIO},
         "met": {"read": read["per_s"] >= READ_TARGET_RPS, "registration": ratio >= REGISTRATION_TARGET_RATIO},
         "concurrency": concurrency,
@@ -355,6 +552,7 @@ def run(read_seconds: int, registrations: int, transfers: int, concurrency: int)
             "writes": "httpx.AsyncClient",
             "raw_web3": "web3.py (HTTPProvider)",
             "lean_rpc": "market.chain.node.RpcChain",
+            "end_to_end": "client.market_client.MarketClient (sync httpx), one thread per producer",
         },
     }
 
@@ -454,12 +652,19 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="> 1: the server's figures with this many workers against 1, on PostgreSQL"
     )
     parser.add_argument("--db", default=PG_URL, help="PostgreSQL database of --workers (a schema per server, dropped after)")
+    parser.add_argument(
+        "--end-to-end", type=int, default=40, help="tasks from request to registered product through ESP nodes (0: skip)"
+    )
+    parser.add_argument("--producers", type=int, default=8, help="concurrent producers of the end-to-end phase")
+    parser.add_argument("--nodes", type=int, default=2, help="ESP node processes of the end-to-end phase")
     args = parser.parse_args(argv)
     if args.workers > 1:
         return main_workers(args)
-    result = run(args.read_seconds, args.registrations, args.transfers, args.concurrency)
+    result = run(
+        args.read_seconds, args.registrations, args.transfers, args.concurrency, args.end_to_end, args.producers, args.nodes
+    )
     keys = ("read", "registration", "tasks", "raw_web3_before", "raw_web3_after", "lean_rpc_before", "lean_rpc_after")
-    print_rows([result[key] for key in keys])
+    print_rows([result[key] for key in keys] + ([result["end_to_end"]] if result["end_to_end"] else []))
     print(
         f"reads: {result['read']['per_s']:.0f}/s (target >= {READ_TARGET_RPS:.0f}: {'met' if result['met']['read'] else 'NOT met'})"
     )
@@ -470,6 +675,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"registration / lean JSON-RPC transfers (the server's own sender, no target): {result['registration_to_lean_ratio']:.2f}x"
     )
+    e2e = result["end_to_end"]
+    if e2e:
+        print(
+            f"end to end: {e2e['tasks']} tasks, {e2e['errors']} errors, {e2e['per_s']:.3f} tasks/s, p50 {e2e['p50_s']:.2f} s, "
+            f"p99 {e2e['p99_s']:.2f} s (polls every {e2e['poll_s']} s); CPU ms per task: client {e2e['client_cpu_ms']:.1f}, "
+            f"server {e2e['server_cpu_ms']:.1f}, anvil {e2e['anvil_cpu_ms']:.1f}, nodes {e2e['nodes_cpu_ms']:.1f}"
+        )
+        print(
+            f"end to end / simulated ESP pipeline (1 / (1/tasks + 1/registrations) = {result['simulated_pipeline_per_s']:.2f}/s, "
+            f"no target): {result['end_to_end_to_simulated_ratio']:.3f}x"
+        )
+        for error in e2e["first_errors"]:
+            print(f"end-to-end error: {error}")
     if args.json:
         print(json.dumps(result))
     return 0
