@@ -277,3 +277,12 @@ def test_a_self_custodied_buyer_buys_claims_the_bond_and_withdraws_its_credit(cl
     withdrawn = buyer.withdraw_credits()
     assert withdrawn.withdrawn_wei == market.registry.registration_bond() and buyer.me().balance_wei > balance
     assert buyer.credits().total_wei == 0
+
+
+def test_the_explorer_shows_a_node_and_its_task_before_any_offer(client: TestClient, chain: Chain) -> None:
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    producer.create_task("a moth at a lamp")  # requested: no offer, no lock, no predicted cost yet
+    page = client.get(f"/explore/esps/{node.me().address}")
+    assert page.status_code == 200 and "node" in page.text and "requested" in page.text
+    assert client.get(f"/explore/esps/{node.me().address}/jobs.csv").status_code == 200
