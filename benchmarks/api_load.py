@@ -106,6 +106,7 @@ from client.market_client import MarketClient
 from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Chain
 from market.chain.paths import NODE_MODULES
+from market.terms import ETHER
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 READ_TARGET_RPS = 1000.0
@@ -118,7 +119,7 @@ E2E_STAGE_TIMEOUT_S = 120.0
 #: The longest the ESP nodes may take to start, stake and register.
 NODE_START_TIMEOUT_S = 120.0
 #: What the anvil funder sends each ESP node's key: its stake (0.1 ether) and the gas of its reveals.
-NODE_FUNDS_WEI = 10 * 10**18
+NODE_FUNDS_WEI = 10 * ETHER
 
 
 def cpu_seconds(pid: int) -> float:

@@ -49,6 +49,7 @@ SETTINGS: dict[str, Any] = {
     "rate_limit_per_s": 0,
     "account_rate_limit_per_s": 0,
     "account_creations_per_hour": 0,
+    "simulated_esps": True,
 }
 
 

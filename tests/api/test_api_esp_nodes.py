@@ -20,6 +20,7 @@ from client.market_client import ApiClientError, JobAction, MarketClient
 from market.chain.connection import Chain
 from market.content import DeterministicImageGenerator
 from market.protocol import Protocol
+from market.terms import ETHER
 
 BASE = "http://testserver"
 ZERO32 = "0x" + "00" * 32
@@ -30,7 +31,7 @@ def node_protocol(client: TestClient) -> Protocol:
     return Protocol(state.market, state.protocol.terms)
 
 
-def signed_in(client: TestClient, chain: Chain, funds: int = 10**18) -> MarketClient:
+def signed_in(client: TestClient, chain: Chain, funds: int = ETHER) -> MarketClient:
     key = Account.create()
     chain.fund([(key.address, funds)])
     return MarketClient.sign_in(BASE, key, http=client)

@@ -21,6 +21,7 @@ from market.chain.connection import Chain
 from market.chain.contracts import LockState
 from market.chain.deploy import Deployment, Market, attach_market
 from market.invariants import exchange_solvent, live_products_owned, registry_bonds_backed
+from market.terms import ETHER
 
 #: Seconds a test waits for a node to move a task (a node's long poll is 1 s here).
 NODE_S = 60.0
@@ -40,7 +41,7 @@ def server(tmp_path: Path, anvil: AnvilNode) -> Iterator[ServerProcess]:
 
 def funded_key(chain: Chain, path: Path | None = None, ether: int = 1) -> LocalAccount:
     account: LocalAccount = Account.create()
-    chain.fund([(account.address, ether * 10**18)])
+    chain.fund([(account.address, ether * ETHER)])
     if path is not None:
         path.write_text(bytes(account.key).hex() + "\n")
         path.chmod(0o600)

@@ -21,6 +21,7 @@ from esp.node import EspNode, NodeConfig
 from market.chain.connection import Chain
 from market.content import content_hash
 from market.protocol import Protocol
+from market.terms import ETHER
 
 pytest.importorskip("diffusers", reason="the diffusers extra is in the dev dependencies: this runs in CI")
 from tiny_diffusion import TINY_SIZE, build_tiny_pipeline  # noqa: E402  # tests/ is on the path (pyproject)
@@ -35,7 +36,7 @@ def test_a_job_generated_by_a_diffusers_pipeline_on_a_node_registers_with_a_vali
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         state = client.app.state.market  # type: ignore[attr-defined]
         key = Account.create()
-        chain.fund([(key.address, 10**18)])
+        chain.fund([(key.address, ETHER)])
         node = EspNode(
             NodeConfig(
                 api_url=BASE,
