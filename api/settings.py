@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     """Let API-key accounts register server-run ESPs with a simulated profile (the server then holds their keys and
     generates for them). Off: every ESP is a node with its own key (`aigc-market esp run`) and the server only
     coordinates; on only for development and the API's own tests (docs/api.md#esp-nodes)."""
+    open_tasks_per_account: int = Field(default=20, ge=1)
+    """Tasks one producer may have waiting for an ESP node (requested or offered, asked within the lock duration): an
+    ESP node generates for every request, so unlocked requests are work a producer could make it do for free."""
     max_content_bytes: int = Field(default=8 * 1024**2, ge=1024)
     """Largest ciphertext an ESP node may hand in with its offer (its request body may be 4/3 of it, base64)."""
     public_rpc_url: str | None = None

@@ -14,7 +14,7 @@ import secrets
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from api import faucet, models
 from api.deps import DB, State
@@ -39,7 +39,11 @@ def expected_domain(state: AppState, request: Request) -> str:
 def sign_in_nonce(request: Request, state: State, session: DB) -> SignInNonce:
     """A fresh nonce for one sign-in message, good for `sign_in_nonce_ttl_s`."""
     nonce = secrets.token_hex(16)
-    expires_at = models.utcnow() + timedelta(seconds=state.settings.sign_in_nonce_ttl_s)
+    now = models.utcnow()
+    expires_at = now + timedelta(seconds=state.settings.sign_in_nonce_ttl_s)
+    # Spent and lapsed nonces are of no use: the table holds only the live ones (an unauthenticated route must
+    # not grow the database without bound).
+    session.execute(delete(models.SignInNonce).where(models.SignInNonce.expires_at <= now))
     session.add(models.SignInNonce(nonce=nonce, expires_at=expires_at, used=False))
     session.commit()
     domain = expected_domain(state, request)
@@ -88,6 +92,11 @@ def sign_in(body: SignIn, request: Request, response: Response, state: State, se
         if account.custody != Custody.SELF:
             session.rollback()
             raise ApiError(409, "custody_mismatch", "this address has an API-key account on this server: use its API key")
+        session.execute(
+            delete(models.AccountSession).where(
+                models.AccountSession.account_id == account.id, models.AccountSession.expires_at <= now
+            )
+        )
         session.add(models.AccountSession(token_hash=state.vault.key_hash(token), account_id=account.id, expires_at=expires_at))
         session.commit()
     response.headers["Cache-Control"] = "no-store"

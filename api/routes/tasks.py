@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 import torch
 from fastapi import APIRouter
@@ -157,6 +158,22 @@ def request_from_node(
         raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
     if state.chain.balance(account.address) < fee:
         raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
+    since = models.utcnow() - timedelta(seconds=state.protocol.terms.lock_duration_s)
+    waiting = session.scalar(
+        select(func.count())
+        .select_from(models.Task)
+        .where(
+            models.Task.producer_id == account.id,
+            models.Task.state.in_((TaskState.REQUESTED, TaskState.OFFERED)),
+            models.Task.created_at >= since,
+        )
+    )
+    if (waiting or 0) >= state.settings.open_tasks_per_account:
+        raise ApiError(
+            429,
+            "too_many_open_tasks",
+            f"{waiting} tasks of this account wait for an ESP node's offer or for their lock: lock or let them lapse first",
+        )
     task = models.Task(
         producer_id=account.id,
         esp_id=esp.id,

@@ -287,3 +287,19 @@ def test_the_explorer_shows_a_node_and_its_task_before_any_offer(client: TestCli
     page = client.get(f"/explore/esps/{node.me().address}")
     assert page.status_code == 200 and "node" in page.text and "requested" in page.text
     assert client.get(f"/explore/esps/{node.me().address}/jobs.csv").status_code == 200
+
+
+def test_a_producer_cannot_flood_a_node_with_requests_it_never_locks(make_settings: Any, chain: Chain) -> None:
+    """A node generates for every request: unlocked requests are work a producer could make it do for free."""
+    from api.main import create_app
+
+    with TestClient(create_app(make_settings(open_tasks_per_account=2)), raise_server_exceptions=False) as client:
+        esp_node(client, chain)
+        producer, _ = MarketClient.with_new_account(BASE, http=client)
+        producer.create_task("one")
+        producer.create_task("two")
+        with pytest.raises(ApiClientError) as refused:
+            producer.create_task("three")
+        assert refused.value.status == 429 and refused.value.code == "too_many_open_tasks"
+        other, _ = MarketClient.with_new_account(BASE, http=client)
+        assert other.create_task("another producer's").state == "requested"  # the limit is per producer

@@ -126,3 +126,14 @@ def test_an_api_key_address_cannot_be_signed_into(client: TestClient) -> None:
         key = Account.from_key(state.vault.open(account.encrypted_key, account.address))
     reply = client.post("/auth/sign-in", json=signed_body(client, key))
     assert reply.status_code == 409 and reply.json()["code"] == "custody_mismatch"
+
+
+def test_lapsed_nonces_do_not_accumulate(client: TestClient) -> None:
+    """POST /auth/nonce needs no key: it must not grow the database without bound."""
+    first = client.post("/auth/nonce").json()["nonce"]
+    state = client.app.state.market  # type: ignore[attr-defined]
+    with state.sessions.begin() as session:
+        session.get(models.SignInNonce, first).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    client.post("/auth/nonce")
+    with state.sessions() as session:
+        assert session.get(models.SignInNonce, first) is None and session.query(models.SignInNonce).count() == 1
