@@ -207,7 +207,7 @@ def test_every_list_exports_as_csv(site: tuple[str, Market, httpx.Client]) -> No
     assert [r["name"] for r in rows_of(http, "/explore/esps.csv")] == ["edge one", "cheat"]
     assert [(r["positive"], r["score"]) for r in rows_of(http, f"/explore/esps/{esp}/ratings.csv")] == [("True", "80")]
     assert len(rows_of(http, f"/explore/esps/{esp}/reputation.csv")) == 2
-    assert {r["state"] for r in rows_of(http, f"/explore/esps/{esp}/jobs.csv")} == {"delivered"}
+    assert {r["state"] for r in rows_of(http, f"/explore/esps/{esp}/jobs.csv")} == {"registered"}  # every job a product
     verdicts = rows_of(http, f"/explore/products/{market.token}/challenges.csv")
     assert [(r["original_id"], r["duplicate_id"], r["upheld"]) for r in verdicts] == [
         (str(market.token), str(market.accused), "False")
