@@ -7,7 +7,9 @@ phases send them (`Chain.send_many`: per-account nonces, JSON-RPC batches, autom
 `evm_mine`), Python signing included. The ratio of the two is the figure that matters; the
 absolute rates depend on the machine and its load. `--market P,T` also times one market of P
 producers over T periods (the issue's 100 producers, 100 periods by default with `--market`), and
-`--one-by-one` adds the same sizes sent one transaction at a time, for the speed-up.
+`--one-by-one` adds the same sizes sent one transaction at a time, for the speed-up. Each run also
+reports the CPU time of the simulation's process and of anvil per transaction, which other jobs on the
+machine disturb much less than the rates.
 
     python benchmarks/simulate_scale.py [--sizes 3,30,300] [--periods 3] [--market 100,100] [--one-by-one] [--json]
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -53,15 +57,39 @@ def node_ceiling(chain: Chain, transfers: int = CEILING_TRANSFERS, senders: int 
     return transfers / elapsed
 
 
-def market_run(url: str, producers: int, periods: int, pipelined: bool = True) -> dict[str, Any]:
-    """One market of `producers` producers, ESPs and consumers over `periods` periods on the node at `url`."""
+def own_cpu_s() -> float:
+    """CPU seconds this process has used (user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def node_cpu_s(node: AnvilNode | None) -> float | None:
+    """CPU seconds the node's process has used (user and system), where /proc tells it; else None."""
+    if node is None or node.process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def market_run(url: str, producers: int, periods: int, pipelined: bool = True, node: AnvilNode | None = None) -> dict[str, Any]:
+    """One market of `producers` producers, ESPs and consumers over `periods` periods on the node at `url`.
+
+    Besides the wall clock, the CPU time of this process and of `node` during the run: on a machine that
+    other jobs share, CPU per transaction moves much less with the load than transactions per second.
+    """
     config = SimulationConfig(producers=producers, esps=producers, consumers=producers, periods=periods, random_periods=1)
     chain = Chain.connect(url, pipelined=pipelined)
     with tempfile.TemporaryDirectory() as workdir:
+        node_before, own_before = node_cpu_s(node), own_cpu_s()
         started = time.perf_counter()
         summary = run_simulation(config, chain, Path(workdir)).summary
         elapsed = time.perf_counter() - started
+        own, node_after = own_cpu_s() - own_before, node_cpu_s(node)
     transactions = sum(op["calls"] for op in summary["gas_by_operation"].values())
+    node_used = node_after - node_before if node_after is not None and node_before is not None else None
     return {
         "producers": producers,
         "periods": periods,
@@ -71,6 +99,9 @@ def market_run(url: str, producers: int, periods: int, pipelined: bool = True) -
         "transactions": transactions,
         "tx_per_s": transactions / elapsed,
         "tasks_per_s": summary["tasks"] / elapsed,
+        "python_cpu_s": own,
+        "node_cpu_s": node_used,
+        "cpu_ms_per_tx": 1000 * (own + (node_used or 0.0)) / transactions if transactions else None,
         "invariants_hold": all(summary["invariants"].values()),
     }
 
@@ -90,15 +121,16 @@ def main() -> None:
     with AnvilNode(port=free_port(), **NODE) as node:
         ceiling = node_ceiling(Chain.connect(node.url), args.transfers)
         for size in sizes:
-            runs.append(market_run(node.url, size, args.periods))
+            runs.append(market_run(node.url, size, args.periods, node=node))
             if args.one_by_one:
-                runs.append(market_run(node.url, size, args.periods, pipelined=False))
+                runs.append(market_run(node.url, size, args.periods, pipelined=False, node=node))
         if args.market:
             producers, periods = (int(x) for x in args.market.split(","))
-            runs.append(market_run(node.url, producers, periods))
+            runs.append(market_run(node.url, producers, periods, node=node))
 
     table = Table(title=f"simulate on anvil: settled transactions against anvil's pipelined transfers ({ceiling:,.0f}/s)")
-    for column in ("producers", "periods", "sending", "tasks", "transactions", "seconds", "tx/s", "tasks/s", "tx/s / ceiling"):
+    columns = ("producers", "periods", "sending", "tasks", "transactions", "seconds", "tx/s", "tasks/s", "tx/s / ceiling")
+    for column in (*columns, "CPU ms/tx (Python + anvil)"):
         table.add_column(column, justify="right")
     for run in runs:
         table.add_row(
@@ -111,6 +143,7 @@ def main() -> None:
             f"{run['tx_per_s']:,.0f}",
             f"{run['tasks_per_s']:,.1f}",
             f"{run['tx_per_s'] / ceiling:.2f}",
+            "" if run["cpu_ms_per_tx"] is None else f"{run['cpu_ms_per_tx']:.2f}",
         )
     console.print(table)
     if not all(run["invariants_hold"] for run in runs):

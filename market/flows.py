@@ -50,6 +50,7 @@ from offload_core.engine import Action, EdgeEngine, EngineView
 from offload_core.maddpg import MADDPG
 from offload_core.names import Backend, SchedulerName
 from offload_core.scenario import TaskBatch
+from offload_core.schedulers import edge as edge_scheduler
 from offload_core.schedulers import scheduler as rule_scheduler
 from reputation import Rating
 from reputation.selection import Selector
@@ -144,6 +145,14 @@ class Placement:
             mask = torch.where(requests[:, None], servers, True)  # [M, N] (no request: any, overridden below)
             action, _, _ = self.agent.act(engine, tasks, None, mask.unsqueeze(0).to(self.agent.device))
             split, download = action.split.to(view.dtype), action.download
+        elif rule_scheduler(self.scheduler) is edge_scheduler:
+            # Edge puts each task whole on the nearest server it sees and draws nothing: the nearest of each
+            # device's own ESP's servers, for every device at once, is what one call per ESP gives it (one
+            # call per ESP made the placement of a 300-ESP market its slowest step).
+            nearest = torch.where(servers.to(view.device), view.distance, math.inf).argmin(dim=-1)  # [1, M]
+            split = torch.zeros((1, c.n_devices, c.n_servers + 2), dtype=view.dtype, device=view.device)
+            split.scatter_(2, (nearest + 1).unsqueeze(-1), 1.0)
+            download = torch.ones((1, c.n_devices), dtype=torch.bool, device=view.device)
         else:
             split = torch.zeros((1, c.n_devices, c.n_servers + 2), dtype=view.dtype, device=view.device)
             download = torch.ones((1, c.n_devices), dtype=torch.bool, device=view.device)
@@ -242,9 +251,21 @@ class MarketContext:
     attacking: Protocol = field(init=False)
     """The same steps for the attackers' own Sybil ESPs, which keep no guard against selling copies."""
 
+    _block_time: tuple[int, int] = field(default=(-1, 0), init=False, repr=False)
+    """(number, timestamp) of the last block whose time `record` read."""
+
     def __post_init__(self) -> None:
         self.protocol = Protocol(self.market, self.terms, on_tx=self.record)
         self.attacking = Protocol(self.market, self.terms, on_tx=self.record)
+
+    def _registered_at(self, tx: TxResult) -> int:
+        """The chain time of `tx`'s block (the registry's `registeredAt`), read once per block: a phase of
+        a hundred registrations is mined in a few blocks."""
+        number, timestamp = self._block_time
+        if number != tx.block_number:
+            timestamp = self.market.chain.block_timestamp(tx.block_number)
+            self._block_time = (tx.block_number, timestamp)
+        return timestamp
 
     def record(self, operation: str, tx: TxResult) -> TxResult:
         """Book the gas of `tx` and follow the token transfers it made (mint, sale, burn)."""
@@ -261,7 +282,7 @@ class MarketContext:
                 token_id = int(event.args["tokenId"])
                 self.phashes[token_id] = int(event.args["perceptualHash"])
                 self.generation_seq[token_id] = int(event.args["generationSeq"])
-                self.final_at[token_id] = self.market.chain.now() + self.market.registry.challenge_window()
+                self.final_at[token_id] = self._registered_at(tx) + self.market.registry.challenge_window()
         return tx
 
     def live_products(self) -> list[int]:
@@ -337,23 +358,30 @@ def cost_tasks(
     config = engine.config
     tasks = engine.sample_tasks()
     servers = torch.zeros((config.n_devices, config.n_servers), dtype=torch.bool)  # [M, N]
-    for m, esp in chosen.items():
-        servers[m] = esp_servers(esp, servers_per_esp, config.n_servers)
+    if chosen:  # row m: esp_servers(chosen[m]), every row at once
+        devices = torch.tensor(list(chosen))
+        first = torch.tensor(list(chosen.values()))[:, None] * servers_per_esp  # [K, 1]
+        index = torch.arange(config.n_servers)[None, :]  # [1, N]
+        servers[devices] = (index >= first) & (index < first + servers_per_esp)
     out = engine.step(tasks, placement.action(engine, tasks, servers, generator))  # every term [1, M]
     terms = out.as_dict()
     edge_latency = out.T_up + out.T_wait + out.T_sw + out.T_es + out.T_down  # [1, M] the slowest ESP part's
     esp_on_time = ~out.offloaded | ((edge_latency <= tasks.deadline) & ~out.failed & ~out.crashed)  # [1, M]
+    # Each term as a list once (the same Python floats and bools as indexing the tensor for each task).
+    rows = {key: value[0].tolist() for key, value in terms.items()}
+    latency, energy, completed, quality = (row[0].tolist() for row in (out.T, out.E, out.completed, out.quality))
+    deadline, on_time = tasks.deadline[0].tolist(), esp_on_time[0].tolist()
     costs = {}
     for m in chosen:
-        breakdown = {key: float(value[0, m]) for key, value in terms.items()}  # flags as 0.0 or 1.0
+        breakdown = {key: float(row[m]) for key, row in rows.items()}  # flags as 0.0 or 1.0
         costs[m] = TaskCost(
-            float(out.T[0, m]),
-            float(out.E[0, m]),
-            bool(out.completed[0, m]),
-            float(out.quality[0, m]),
+            float(latency[m]),
+            float(energy[m]),
+            bool(completed[m]),
+            float(quality[m]),
             breakdown,
-            deadline_s=float(tasks.deadline[0, m]),
-            esp_on_time=bool(esp_on_time[0, m]),
+            deadline_s=float(deadline[m]),
+            esp_on_time=bool(on_time[m]),
         )
     return costs
 

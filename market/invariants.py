@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from market.chain.connection import Chain
 from market.chain.contracts import Exchange, LockState, Registry
 from market.chain.deploy import Market
-from market.chain.errors import ContractRevert
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ def tracked_addresses(market: Market) -> list[str]:
 
 
 def snapshot_balances(chain: Chain, addresses: list[str]) -> BalanceSnapshot:
-    return BalanceSnapshot({a: chain.balance(a) for a in addresses}, chain.fees_paid_wei)
+    return BalanceSnapshot(dict(zip(addresses, chain.balances(addresses), strict=True)), chain.fees_paid_wei)
 
 
 def ether_conserved(chain: Chain, before: BalanceSnapshot) -> tuple[bool, int]:
@@ -39,7 +38,7 @@ def ether_conserved(chain: Chain, before: BalanceSnapshot) -> tuple[bool, int]:
     `before` (and contracts deployed since) started empty, so they count with balance 0 before.
     """
     addresses = set(before.balances) | {a.address for a in chain.accounts} | set(chain.deployed)
-    after = sum(chain.balance(a) for a in addresses)
+    after = sum(chain.balances(sorted(addresses)))
     fees = chain.fees_paid_wei - before.fees_paid_wei
     discrepancy = after + fees - before.total
     return discrepancy == 0, discrepancy
@@ -49,20 +48,21 @@ def open_lock_total(market: Market, from_block: int = 0) -> int:
     """Sum of the amounts (fees and prices) of all locks still in state Locked."""
     exchange = market.exchange
     amounts = exchange.generation_lock_ids(from_block) + [(i, t.price) for i, t in exchange.purchases(from_block)]
-    return sum(amount for lock_id, amount in amounts if exchange.get_lock(lock_id).state is LockState.LOCKED)
+    locks = exchange.get_locks([lock_id for lock_id, _ in amounts])
+    return sum(amount for (_, amount), lock in zip(amounts, locks, strict=True) if lock.state is LockState.LOCKED)
 
 
 def _credited(contract: Registry | Exchange, from_block: int) -> int:
     """Sum of the credits not yet withdrawn, over every account the contract ever credited."""
-    accounts = {str(e.args["account"]) for e in contract.chain.events(contract.contract, "Credited", from_block)}
-    return sum(contract.credit_of(account) for account in accounts)
+    accounts = sorted({str(e.args["account"]) for e in contract.chain.events(contract.contract, "Credited", from_block)})
+    return sum(contract.credits_of(accounts))
 
 
 def staked_total(market: Market, from_block: int = 0) -> int:
     """Sum of the stakes of every ESP ever registered (withdrawn ones hold 0; slashed ones what is left)."""
     exchange = market.exchange
-    esps = {str(e.args["esp"]) for e in exchange.chain.events(exchange.contract, "EspRegistered", from_block)}
-    return sum(exchange.esp_info(esp).stake for esp in esps)
+    esps = sorted({str(e.args["esp"]) for e in exchange.chain.events(exchange.contract, "EspRegistered", from_block)})
+    return sum(info.stake for info in exchange.esp_infos(esps))
 
 
 def exchange_solvent(market: Market) -> tuple[bool, int, int]:
@@ -82,10 +82,8 @@ def exchange_solvent(market: Market) -> tuple[bool, int, int]:
 def registry_bonds_backed(market: Market) -> tuple[bool, int, int]:
     """Whether the registry holds exactly the bonds of live, unreleased products plus its unclaimed credits."""
     registry = market.registry
-    held = 0
-    for token_id in range(1, registry.total_registered() + 1):
-        record = registry.product(token_id)
-        held += not (record.revoked or record.bond_released)
+    records = registry.products(range(1, registry.total_registered() + 1))
+    held = sum(not (record.revoked or record.bond_released) for record in records)
     expected = held * registry.registration_bond() + _credited(registry, market.deployment.block)
     return registry.balance() == expected, registry.balance(), expected
 
@@ -94,26 +92,19 @@ def nothing_sold_before_final(market: Market) -> tuple[bool, int]:
     """Whether every purchase lock was opened on a final product; returns the verdict and the offenders."""
     registry, exchange = market.registry, market.exchange
     window = registry.challenge_window()
-    early = sum(
-        1
-        for lock_id, terms in exchange.purchases(market.deployment.block)
-        if exchange.get_lock(lock_id).locked_at < registry.product(terms.token_id).registered_at + window
-    )
+    purchases = exchange.purchases(market.deployment.block)
+    locks = exchange.get_locks([lock_id for lock_id, _ in purchases])
+    records = registry.products([terms.token_id for _, terms in purchases])
+    early = sum(1 for lock, record in zip(locks, records, strict=True) if lock.locked_at < record.registered_at + window)
     return early == 0, early
 
 
 def live_products_owned(market: Market) -> bool:
     """Every live product has exactly one owner (a nonzero address) and every revoked one none."""
     registry = market.registry
-    for token_id in range(1, registry.total_registered() + 1):
-        revoked = registry.is_revoked(token_id)
-        try:
-            holder: str | None = registry.owner_of(token_id)
-        except ContractRevert:  # ERC721NonexistentToken: burned
-            holder = None
-        if revoked == (holder is not None):
-            return False
-    return True
+    tokens = range(1, registry.total_registered() + 1)
+    holders = registry.owners_of(tokens)  # None: ERC721NonexistentToken, burned
+    return all(revoked != (holder is not None) for revoked, holder in zip(registry.are_revoked(tokens), holders, strict=True))
 
 
 @dataclass(frozen=True)

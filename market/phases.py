@@ -73,8 +73,9 @@ def settle_generations(
     protocol, terms = ctx.protocol, ctx.terms
     jobs: list[Job] = []
     digests: list[str] = []
+    now = ctx.market.chain.now()  # every offer counts from it: nothing is sent before the locks
     for order in orders:
-        job = _offer(ctx, order)
+        job = _offer(ctx, order, now=now)
         digests.append(ctx.store.put(job.ciphertext))  # the ciphertext the ESP hands over with its offer
         jobs.append(job)
     batch = protocol.batch()
@@ -123,15 +124,16 @@ def settle_generations(
     return outcomes
 
 
-def _offer(ctx: MarketContext, order: GenerationOrder, tries: int = GENERATION_TRIES) -> Job:
+def _offer(ctx: MarketContext, order: GenerationOrder, tries: int = GENERATION_TRIES, now: int | None = None) -> Job:
     """The ESP generates the content with a fresh secret seed and makes its offer; it generates again, with
     the next seed, when its guard finds the content a near-copy of content committed to another producer
-    (pHashes of random images meet within the threshold by chance once a market has thousands)."""
+    (pHashes of random images meet within the threshold by chance once a market has thousands). `now`:
+    the chain time (read from the chain when not given)."""
     prompt_hash = hashlib.sha256(order.prompt.encode()).digest()
     for attempt in range(tries):
         content = ctx.generator.generate(order.prompt, seed=ctx.seeds.randbytes(32))  # the ESP's secret seed for this job
         try:
-            return ctx.protocol.make_offer(order.esp.account, order.producer.address, content, prompt_hash)
+            return ctx.protocol.make_offer(order.esp.account, order.producer.address, content, prompt_hash, now=now)
         except DuplicateCommitment:
             if attempt == tries - 1:
                 raise
@@ -177,8 +179,9 @@ def trade_round(ctx: MarketContext, orders: list[TradeOrder]) -> list[TradeOutco
         opened = lock.value()
         outcomes.append(TradeOutcome(order.token_id, opened.lock_id, opened.terms, completed=False))
     claiming = [i for i, order in enumerate(orders) if order.claims]
-    royalties = {i: market.registry.royalty_info(orders[i].token_id, outcomes[i].terms.price) for i in claiming}
-    approvals = [batch.approve_sale(orders[i].seller, outcomes[i].terms) for i in claiming]
+    infos = market.registry.royalty_infos([(orders[i].token_id, outcomes[i].terms.price) for i in claiming])
+    royalties = dict(zip(claiming, infos, strict=True))
+    approvals = batch.approve_sales([(orders[i].seller, outcomes[i].terms) for i in claiming])
     batch.send()
     for approval in approvals:
         if approval is not None:
@@ -196,7 +199,8 @@ def trade_round(ctx: MarketContext, orders: list[TradeOrder]) -> list[TradeOutco
 def refund_trades(ctx: MarketContext, open_trades: list[tuple[LocalAccount, TradeOutcome]]) -> None:
     """`flows.refund_trade` for every open trade: chain time moves past the latest timelock, then the refunds."""
     exchange, chain = ctx.market.exchange, ctx.market.chain
-    locked = [(buyer, trade) for buyer, trade in open_trades if exchange.get_lock(trade.lock_id).state is LockState.LOCKED]
+    locks = exchange.get_locks([trade.lock_id for _, trade in open_trades])
+    locked = [(buyer, trade) for (buyer, trade), lock in zip(open_trades, locks, strict=True) if lock.state is LockState.LOCKED]
     if not locked:
         return
     latest = max(trade.terms.timelock for _, trade in locked)
@@ -221,6 +225,6 @@ def claim_bonds(ctx: MarketContext, owners: Mapping[str, LocalAccount], token_id
 def withdraw_all_credits(ctx: MarketContext, accounts: list[LocalAccount]) -> int:
     """`Protocol.withdraw_credits` for every account in one phase; returns the wei withdrawn in all."""
     batch = ctx.protocol.batch()
-    queued = [entry for account in accounts for entry in batch.withdraw_credits(account)]
+    queued = batch.withdraw_credits_of(accounts)
     batch.send()
     return sum(credit for credit, slot in queued if slot.value() is not None)

@@ -33,8 +33,10 @@ from market.chain.contracts import (
     LockOpened,
     PurchaseOpened,
     Registered,
+    View,
     lock_opened,
     purchase_opened,
+    read_views,
     registered,
 )
 from market.chain.deploy import Market
@@ -188,14 +190,18 @@ class Protocol:
         nonce: int | None = None,
         key: bytes | None = None,
         phash: int | None = None,
+        now: int | None = None,
     ) -> Job:
         """The ESP accepts a job: encrypts `content` under a fresh key, commits to it and signs the offer.
 
-        `phash` overrides the perceptual hash of `content` (for non-image content and tests).
+        `phash` overrides the perceptual hash of `content` (for non-image content and tests); `now`, the
+        chain time the offer counts from, is read from the chain when not given (see `commit_offer`).
         """
         key = new_secret() if key is None else key
         opening = Opening.of(content_hash(content), perceptual_hash(content) if phash is None else phash, prompt_hash)
-        signed = self.commit_offer(esp, producer, opening, hashlock_of(key), fee=fee, lock_duration_s=lock_duration_s, nonce=nonce)
+        signed = self.commit_offer(
+            esp, producer, opening, hashlock_of(key), fee=fee, lock_duration_s=lock_duration_s, nonce=nonce, now=now
+        )
         return Job(signed, opening, key, encrypt(key, content))
 
     def commit_offer(
@@ -208,15 +214,19 @@ class Protocol:
         fee: int | None = None,
         lock_duration_s: int | None = None,
         nonce: int | None = None,
+        now: int | None = None,
     ) -> SignedOffer:
         """The ESP's signed offer to `producer` committing to `opening`, payable under `hashlock`, from now.
+
+        `now` is the chain time (the latest block's timestamp), read from the chain when not given: a
+        caller making many offers before any transaction (a simulation's period) reads it once.
 
         Raises `DuplicateCommitment` when an ESP signing through this object committed the same
         content, or a near-copy (pHash within the registry's threshold), to another producer before:
         `proveEquivocation` would slash the later one. (Same content to the same producer is allowed.)
         """
         self._guard(esp.address, producer, opening)
-        now = self.market.chain.now()
+        now = self.market.chain.now() if now is None else now
         offer = Offer(
             esp=esp.address,
             producer=producer,
@@ -519,6 +529,28 @@ class Batch:
             return None
         return self._queue("approve", seller, registry.call_of("approve", exchange.address, terms.token_id), self._receipt)
 
+    def approve_sales(self, sales: list[tuple[LocalAccount, Purchase]]) -> list[Slot[TxResult] | None]:
+        """`approve_sale` of each `(seller, terms)`, with the views it needs read together (`read_views`): the
+        same approvals, queued in the same order, in one round trip to the node instead of three per sale."""
+        registry, exchange = self.protocol.market.registry, self.protocol.market.exchange
+        views: list[View] = []
+        for seller, terms in sales:
+            views += [
+                (registry, "ownerOf", (terms.token_id,)),
+                (registry, "getApproved", (terms.token_id,)),
+                (registry, "isApprovedForAll", (seller.address, exchange.address)),
+            ]
+        values = read_views(registry.chain, views)
+        slots: list[Slot[TxResult] | None] = []
+        for index, (seller, terms) in enumerate(sales):
+            owner, approved, for_all = values[3 * index : 3 * index + 3]
+            if str(owner) != seller.address or str(approved) == exchange.address or bool(for_all):
+                slots.append(None)
+                continue
+            call = registry.call_of("approve", exchange.address, terms.token_id)
+            slots.append(self._queue("approve", seller, call, self._receipt))
+        return slots
+
     def withdraw_purchase(self, seller: LocalAccount, terms: Purchase, secret: bytes) -> Slot[TxResult]:
         """The seller's claim of a sale, once the exchange may move the token (see `approve_sale`)."""
         call = self.protocol.market.exchange.call_of("withdrawPurchase", terms.as_tuple(), secret)
@@ -531,6 +563,22 @@ class Batch:
 
     def claim_bond(self, owner: LocalAccount, token_id: int) -> Slot[TxResult]:
         return self._queue("claimBond", owner, self.protocol.market.registry.call_of("claimBond", token_id), self._receipt)
+
+    def withdraw_credits_of(self, accounts: list[LocalAccount]) -> list[tuple[int, Slot[TxResult]]]:
+        """`withdraw_credits` of every account, in order, with the credits read together (`read_views`)."""
+        contracts = (self.protocol.market.registry, self.protocol.market.exchange)
+        credits = read_views(
+            self.protocol.market.chain,
+            [(contract, "creditOf", (account.address,)) for account in accounts for contract in contracts],
+        )
+        queued = []
+        for index, account in enumerate(accounts):
+            for offset, contract in enumerate(contracts):
+                credit = int(credits[len(contracts) * index + offset])
+                if credit:
+                    call = contract.call_of("withdrawCredit")
+                    queued.append((credit, self._queue("withdrawCredit", account, call, self._receipt)))
+        return queued
 
     def withdraw_credits(self, account: LocalAccount) -> list[tuple[int, Slot[TxResult]]]:
         """What `Protocol.withdraw_credits` sends: (credit, slot) of each contract that credits `account`."""

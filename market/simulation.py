@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import random
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -181,6 +182,39 @@ class SimulationConfig:
         """Every field, as JSON values (enums as their strings, tuples as lists)."""
         values: dict[str, Any] = json.loads(json.dumps(asdict(self)))
         return values
+
+
+class _Without(Sequence[int]):
+    """`tokens` without those at the positions `skip` and `picked`, as the list of the others would be, but not
+    built: `random.choice` reads only its length and one item, and building the list for every buyer made the
+    choice of purchases grow with buyers x final products."""
+
+    def __init__(self, tokens: list[int], skip: list[int], picked: set[int]) -> None:
+        self._tokens = tokens
+        self._skipped = sorted(set(skip) | picked)
+
+    def __len__(self) -> int:
+        return len(self._tokens) - len(self._skipped)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        position = index
+        for skipped in self._skipped:  # ascending: each one at or before the position shifts it by one
+            if skipped > position:
+                break
+            position += 1
+        return self._tokens[position]
+
+    def position(self, token: int) -> int:
+        """Where `token` stands in `tokens` (they are sorted)."""
+        return bisect_left(self._tokens, token)
 
 
 def _record_front_run(
@@ -378,16 +412,20 @@ def _run_simulation(
                     challenges_upheld += verdict.upheld
                     challenges_rejected += not verdict.upheld
         # Trading: consumers buy final products from their current owners, each product once a period.
-        final_now, picked = ctx.final_products(), set()
+        final_now = ctx.final_products()  # sorted
+        picked: set[int] = set()  # the positions in final_now of the products bought this period
+        held: dict[str, list[int]] = {}  # owner -> the positions of its tokens in final_now
+        for position, token in enumerate(final_now):
+            held.setdefault(ctx.owners[token], []).append(position)
         trade_orders: list[TradeOrder] = []
         for consumer in consumers:
             if rng.random() >= config.purchase_probability:
                 continue
-            final = [t for t in final_now if ctx.owners[t] != consumer.address and t not in picked]
+            final = _Without(final_now, held.get(consumer.address, []), picked)  # not its own, not picked
             if not final:
                 continue
             token_id = rng.choice(final)
-            picked.add(token_id)
+            picked.add(final.position(token_id))
             claims = rng.random() >= config.seller_absent_probability
             trade_orders.append(TradeOrder(everyone[ctx.owners[token_id]], consumer.account, token_id, claims))
         period_trades = trade_round(ctx, trade_orders)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -189,6 +189,10 @@ class Chain(ABC):
         for outcome in self.send_many(calls):
             if not isinstance(outcome, TxResult):
                 raise outcome
+
+    def balances(self, addresses: Sequence[str]) -> list[int]:
+        """Wei held by each of `addresses` at the latest block (a node backend asks in JSON-RPC batches)."""
+        return [self.balance(address) for address in addresses]
 
     def nonce(self, address: str) -> int:
         """The nonce of `address`'s next transaction (pending transactions counted)."""

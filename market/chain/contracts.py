@@ -7,6 +7,7 @@ A revert raises `ContractRevert` naming the contract's custom error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -16,6 +17,7 @@ from web3.contract import Contract
 
 from market.chain.calldata import CalldataEncoder
 from market.chain.connection import Call, Chain, TxResult
+from market.chain.errors import ChainError, ContractRevert
 from market.chain.offers import Offer, Opening, Purchase, SignedOffer
 
 
@@ -131,6 +133,44 @@ def purchase_opened(tx: TxResult) -> PurchaseOpened:
     return PurchaseOpened(tx, bytes(locked["id"]), Purchase.from_event(locked))
 
 
+View = tuple["_Wrapper", str, tuple[Any, ...]]
+"""One view to read: the contract's wrapper, the function and its arguments (see `read_views`)."""
+
+
+def read_views(chain: Chain, views: Sequence[View], *, errors: bool = False) -> list[Any]:
+    """The results of many views, in order, as each `_view` returns them.
+
+    On a chain that batches calls (`RpcChain.call_raw_many`) they go in JSON-RPC batches, a few round
+    trips for thousands of views; elsewhere one by one. The views are read against the same state only
+    if nothing is sent meanwhile. A view that reverts raises its decoded revert (the first one's), or
+    with `errors`, comes back as that `ChainError` in its place.
+    """
+    coders = [wrapper._calldata.coder(function) for wrapper, function, _ in views]
+    calls = [(wrapper.address, coder.encode(args)) for (wrapper, _, args), coder in zip(views, coders, strict=True)]
+    many = getattr(chain, "call_raw_many", None)
+    raws: list[bytes | ChainError]
+    if many is not None:
+        raws = many(calls)
+    else:
+        raws = []
+        for to, data in calls:
+            try:
+                raws.append(chain.call_raw(to, data))
+            except ChainError as exc:
+                if not errors:
+                    raise
+                raws.append(exc)
+    results: list[Any] = []
+    for coder, raw in zip(coders, raws, strict=True):
+        if isinstance(raw, ChainError):
+            if not errors:
+                raise raw
+            results.append(raw)
+        else:
+            results.append(coder.decode(raw))
+    return results
+
+
 class _Wrapper:
     def __init__(self, chain: Chain, contract: Contract) -> None:
         self.chain = chain
@@ -199,6 +239,10 @@ class Registry(_Wrapper):
     def credit_of(self, address: str) -> int:
         return int(self._view("creditOf", address))
 
+    def credits_of(self, addresses: Sequence[str]) -> list[int]:
+        """`credit_of` of each address, read together (`read_views`)."""
+        return [int(c) for c in read_views(self.chain, [(self, "creditOf", (a,)) for a in addresses])]
+
     def approve(self, owner: LocalAccount, spender: str, token_id: int) -> TxResult:
         return self._transact(owner, "approve", spender, token_id)
 
@@ -209,8 +253,22 @@ class Registry(_Wrapper):
         fields = self._view("product", token_id)
         return ProductRecord(token_id, *fields)
 
+    def products(self, token_ids: Sequence[int]) -> list[ProductRecord]:
+        """`product` of each token, read together (`read_views`)."""
+        records = read_views(self.chain, [(self, "product", (t,)) for t in token_ids])
+        return [ProductRecord(t, *fields) for t, fields in zip(token_ids, records, strict=True)]
+
     def owner_of(self, token_id: int) -> str:
         return str(self._view("ownerOf", token_id))
+
+    def owners_of(self, token_ids: Sequence[int]) -> list[str | None]:
+        """`owner_of` of each token, read together (`read_views`); None for a token with no owner (burned or never
+        minted: the view reverts)."""
+        owners = read_views(self.chain, [(self, "ownerOf", (t,)) for t in token_ids], errors=True)
+        for owner in owners:
+            if isinstance(owner, ChainError) and not isinstance(owner, ContractRevert):
+                raise owner
+        return [None if isinstance(owner, ContractRevert) else str(owner) for owner in owners]
 
     def exchange_may_move(self, owner: str, token_id: int, operator: str) -> bool:
         """Whether `operator` is approved for `token_id` or for all of `owner`'s tokens."""
@@ -227,6 +285,10 @@ class Registry(_Wrapper):
     def is_revoked(self, token_id: int) -> bool:
         return bool(self._view("isRevoked", token_id))
 
+    def are_revoked(self, token_ids: Sequence[int]) -> list[bool]:
+        """`is_revoked` of each token, read together (`read_views`)."""
+        return [bool(r) for r in read_views(self.chain, [(self, "isRevoked", (t,)) for t in token_ids])]
+
     def is_final(self, token_id: int) -> bool:
         return bool(self._view("isFinal", token_id))
 
@@ -236,6 +298,11 @@ class Registry(_Wrapper):
     def royalty_info(self, token_id: int, sale_price: int) -> tuple[str, int]:
         receiver, amount = self._view("royaltyInfo", token_id, sale_price)
         return str(receiver), int(amount)
+
+    def royalty_infos(self, sales: Sequence[tuple[int, int]]) -> list[tuple[str, int]]:
+        """`royalty_info` of each `(token_id, sale_price)`, read together (`read_views`)."""
+        infos = read_views(self.chain, [(self, "royaltyInfo", (token_id, price)) for token_id, price in sales])
+        return [(str(receiver), int(amount)) for receiver, amount in infos]
 
     def hamming_distance(self, a: int, b: int) -> int:
         return int(self._view("hammingDistance", a, b))
@@ -322,10 +389,27 @@ class Exchange(_Wrapper):
     def credit_of(self, address: str) -> int:
         return int(self._view("creditOf", address))
 
+    def credits_of(self, addresses: Sequence[str]) -> list[int]:
+        """`credit_of` of each address, read together (`read_views`)."""
+        return [int(c) for c in read_views(self.chain, [(self, "creditOf", (a,)) for a in addresses])]
+
     # -- views
     def get_lock(self, lock_id: bytes) -> LockInfo:
         kind, state, seq, locked_at = self._view("getLock", lock_id)
         return LockInfo(lock_id, LockKind(kind), LockState(state), int(seq), int(locked_at))
+
+    def get_locks(self, lock_ids: Sequence[bytes]) -> list[LockInfo]:
+        """`get_lock` of each lock, read together (`read_views`)."""
+        infos = read_views(self.chain, [(self, "getLock", (lock_id,)) for lock_id in lock_ids])
+        return [
+            LockInfo(lock_id, LockKind(kind), LockState(state), int(seq), int(locked_at))
+            for lock_id, (kind, state, seq, locked_at) in zip(lock_ids, infos, strict=True)
+        ]
+
+    def esp_infos(self, esps: Sequence[str]) -> list[EspInfo]:
+        """`esp_info` of each ESP, read together (`read_views`)."""
+        infos = read_views(self.chain, [(self, "espInfo", (esp,)) for esp in esps])
+        return [EspInfo(EspState(state), int(stake), int(available_at)) for state, stake, available_at in infos]
 
     def generation_offers(self, from_block: int = 0) -> list[Offer]:
         """The offers of every generation lock opened since `from_block`, from the GenerationLocked events."""

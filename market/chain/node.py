@@ -12,14 +12,17 @@ sent and its receipts read in JSON-RPC batches, and mined with automine off and 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import event_abi_to_log_topic, keccak
 from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
+from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from market.chain.connection import Chain, Outcome
@@ -40,6 +43,10 @@ PIPELINE_GAS_MARGIN = 2.0
 
 #: Calls per JSON-RPC batch request of a pipelined phase (anvil takes far more; a remote node may not).
 BATCH_SIZE = 500
+
+#: An address in EIP-55 form, each worked out once (a keccak each: the views and receipts of a large run ask
+#: for the same few contracts and accounts thousands of times).
+_checksum = lru_cache(maxsize=65536)(to_checksum_address)
 
 #: Error code of `eth_sendRawTransactionSync` when the node took the transaction but did not mine it
 #: within its wait (EIP-7966).
@@ -89,22 +96,54 @@ class RpcChain(Chain):
         return int(self.rpc.call("eth_blockNumber", []), 16)
 
     def balance(self, address: str) -> int:
-        return int(self.rpc.call("eth_getBalance", [to_checksum_address(address), "latest"]), 16)
+        return int(self.rpc.call("eth_getBalance", [_checksum(address), "latest"]), 16)
+
+    def balances(self, addresses: Sequence[str]) -> list[int]:
+        """The balances of `addresses`, in order, read in JSON-RPC batches (what `balance` reads for one)."""
+        answers = self._batch([("eth_getBalance", [_checksum(address), "latest"]) for address in addresses])
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise answer
+        return [int(answer, 16) for answer in answers]
 
     def now(self) -> int:
         """The latest block's timestamp, through the lean client (the simulation asks for it often)."""
         return int(self.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
 
+    def block_timestamp(self, number: int) -> int:
+        """Timestamp of block `number`, through the lean client."""
+        block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+        if block is None:
+            raise ChainError(f"no block {number}")
+        return int(block["timestamp"], 16)
+
     def call_raw(self, to: str, data: str, sender: str | None = None) -> bytes:
         """eth_call through the lean client (the contract wrappers' views come here); a revert raises `ContractRevert`."""
-        call = {"to": to_checksum_address(to), "data": data}
+        call = {"to": _checksum(to), "data": data}
         if sender is not None:
-            call["from"] = to_checksum_address(sender)
+            call["from"] = _checksum(sender)
         try:
             result = self.rpc.call("eth_call", [call, "latest"])
         except RpcError as exc:
             raise self._as_revert(exc) from exc
         return bytes.fromhex(str(result)[2:])
+
+    def call_raw_many(self, calls: Sequence[tuple[str, str]]) -> list[bytes | ChainError]:
+        """`call_raw` of every `(to, data)`, against the latest block, in JSON-RPC batches of `BATCH_SIZE`.
+
+        The answers come back in order; a call that reverts comes back as its decoded revert (what
+        `call_raw` would raise), not raised. Any other error of the node is raised.
+        """
+        answers = self._batch([("eth_call", [{"to": _checksum(to), "data": data}, "latest"]) for to, data in calls])
+        results: list[bytes | ChainError] = []
+        for answer in answers:
+            if isinstance(answer, RpcError):
+                results.append(self._as_revert(answer))
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                results.append(bytes.fromhex(str(answer)[2:]))
+        return results
 
     def logs(self, addresses: list[str], from_block: int, to_block: int) -> list[DecodedEvent]:
         """One eth_getLogs, which also sees other clients' transactions, through the lean client: web3's
@@ -113,6 +152,18 @@ class RpcChain(Chain):
             "eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": [a.lower() for a in addresses]}]
         )
         return sorted(self._receipts.decode(list(logs)), key=lambda e: (e.block_number, e.log_index))
+
+    def events(self, contract: Contract, name: str, from_block: int = 0) -> list[DecodedEvent]:
+        """Events `name` of `contract` since `from_block`, as `Chain.events` returns them: the node filters them
+        by their topic, so that only those are sent and decoded, not every log of the contract."""
+        topic = _event_topic(contract, name)
+        if topic is None:  # no such event, or an overloaded name: every log of the contract, filtered here
+            return super().events(contract, name, from_block)
+        address = str(contract.address).lower()
+        query = {"fromBlock": hex(from_block), "toBlock": hex(self.head()), "address": [address], "topics": [topic]}
+        logs = self.rpc.call("eth_getLogs", [query])
+        events = self._receipts.decode(list(logs))
+        return sorted((e for e in events if e.name == name), key=lambda e: (e.block_number, e.log_index))
 
     def _as_revert(self, exc: BaseException) -> ChainError:
         if isinstance(exc, RpcError) and not revert_data(exc):  # refused: insufficient funds, a stale nonce...
@@ -379,6 +430,14 @@ class RpcChain(Chain):
         self.rpc.call("evm_revert", [snapshot_id])
 
 
+def _event_topic(contract: Contract, name: str) -> str | None:
+    """The topic (0x-hex) of `contract`'s one non-anonymous event called `name`; None if it has none or several."""
+    entries = [e for e in contract.abi if e.get("type") == "event" and e.get("name") == name]
+    if len(entries) != 1 or entries[0].get("anonymous"):
+        return None
+    return "0x" + event_abi_to_log_topic(entries[0]).hex()  # type: ignore[arg-type]  # web3's TypedDict is a dict
+
+
 def _call_of(tx: dict[str, Any]) -> dict[str, Any]:
     """The eth_call / eth_estimateGas object of a prepared transaction."""
     call = {"from": tx["from"], "value": hex(tx.get("value", 0))}
@@ -399,7 +458,7 @@ def _receipt(tx_hash: str, receipt: dict[str, Any]) -> Receipt:
         int(receipt["gasUsed"], 16),
         int(receipt["effectiveGasPrice"], 16),
         receipt["logs"],
-        to_checksum_address(contract_address) if contract_address else None,
+        _checksum(contract_address) if contract_address else None,
     )
 
 
