@@ -55,6 +55,18 @@ def serve_command() -> list[str]:
     return [sys.executable, "-c", "from cli.main import run; raise SystemExit(run())", "serve"]
 
 
+def kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` to the process group of `process` (a child started with `start_new_session`) and reap it;
+    SIGKILL after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @dataclass
 class ServerProcess:
     """`aigc-market serve --host 127.0.0.1 --data DIR [--rpc URL] [--db URL]`, restartable."""
@@ -115,15 +127,8 @@ class ServerProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` (default SIGKILL) to the server's process group and reap it."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            kill_group(self.process, sig)
         self.process = None
 
     def stop(self) -> None:
@@ -180,19 +185,12 @@ class NodeProcess:
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            kill_group(self.process, sig)
         self.process = None
 
     def stop(self) -> int | None:
-        """SIGTERM (the node drains and exits 0), SIGKILL after 20 s; the exit code."""
+        """SIGTERM (the node drains and exits 0), SIGKILL after 30 s; the exit code."""
         if self.process is None:
             return None
         process = self.process

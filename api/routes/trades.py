@@ -50,15 +50,7 @@ def open_trade(body: TradeCreate, state: State, session: DB, account: CurrentAcc
     with state.writing(session):
         # The terms that `Protocol.lock_purchase` will lock, read under the chain lock, which every write of
         # this server holds: the seller is the token's owner, the timelock counts from the latest block.
-        try:
-            owner = state.market.registry.owner_of(body.token_id)
-        except ContractRevert as exc:
-            raise not_found(f"product {body.token_id}") from exc
-        seller = crud.account_by_address(session, owner)
-        if seller is None:
-            raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
-        if seller.id == account.id:
-            raise ApiError(409, "self_trade", "the caller already owns this product")
+        seller = seller_of(state, session, body.token_id, account)
         timelock = chain.now() + protocol.terms.lock_duration_s
         terms = Purchase(account.address, seller.address, body.token_id, body.price_wei, hashlock, timelock)
         trade = models.Trade(
@@ -111,17 +103,24 @@ def open_trade_signed(body: TradeCreate, state: State, session: DB, account: mod
     return crud.trade_out(session, prepared)
 
 
-def prepare_trade(body: TradeCreate, state: State, session: DB, account: models.Account) -> models.Trade:
-    """Draw a self-custodied buyer's terms (the seller's secret sealed here) and keep them `prepared`."""
+def seller_of(state: State, session: DB, token_id: int, buyer: models.Account) -> models.Account:
+    """The account of the token's owner on chain: 404 for an unknown token, 409 `seller_not_served` when the owner
+    has no account here (nobody could claim the sale), `self_trade` when it is the buyer."""
     try:
-        owner = state.market.registry.owner_of(body.token_id)
+        owner = state.market.registry.owner_of(token_id)
     except ContractRevert as exc:
-        raise not_found(f"product {body.token_id}") from exc
+        raise not_found(f"product {token_id}") from exc
     seller = crud.account_by_address(session, owner)
     if seller is None:
         raise ApiError(409, "seller_not_served", "the product's owner has no account on this server to claim a sale")
-    if seller.id == account.id:
+    if seller.id == buyer.id:
         raise ApiError(409, "self_trade", "the caller already owns this product")
+    return seller
+
+
+def prepare_trade(body: TradeCreate, state: State, session: DB, account: models.Account) -> models.Trade:
+    """Draw a self-custodied buyer's terms (the seller's secret sealed here) and keep them `prepared`."""
+    seller = seller_of(state, session, body.token_id, account)
     secret = new_secret()
     hashlock_hex = "0x" + hashlock_of(secret).hex()
     trade = models.Trade(
