@@ -52,8 +52,10 @@ def node_esp(session: Session, account: models.Account) -> models.Esp:
 
 
 def jobs_of(session: Session, esp: models.Esp) -> list[EspJob]:
-    tasks = session.scalars(
-        select(models.Task)
+    """One query with each task's producer (a long poll runs it every `POLL_S`)."""
+    rows = session.execute(
+        select(models.Task, models.Account.address)
+        .join(models.Account, models.Account.id == models.Task.producer_id)
         .where(
             models.Task.esp_id == esp.id,
             or_(
@@ -69,22 +71,18 @@ def jobs_of(session: Session, esp: models.Esp) -> list[EspJob]:
         TaskState.LOCKED: EspJobAction.REVEAL,
         TaskState.DELIVERED: EspJobAction.DELIVER,
     }
-    jobs = []
-    for task in tasks:
-        producer = session.get(models.Account, task.producer_id)
-        assert producer is not None
-        jobs.append(
-            EspJob(
-                task_id=task.id,
-                action=actions[task.state],
-                prompt=task.prompt,
-                producer=producer.address,
-                fee_wei=int(task.fee_wei),
-                offer=task.offer,
-                lock_id=task.lock_id,
-            )
+    return [
+        EspJob(
+            task_id=task.id,
+            action=actions[task.state],
+            prompt=task.prompt,
+            producer=producer,
+            fee_wei=int(task.fee_wei),
+            offer=task.offer,
+            lock_id=task.lock_id,
         )
-    return jobs
+        for task, producer in rows
+    ]
 
 
 @router.get("", response_model=EspJobs, responses=ERRORS)

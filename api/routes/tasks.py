@@ -86,6 +86,12 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
         raise ApiError(409, "self_generation", "an ESP cannot take its own generation task")
     crud.check_storage_quota(session, account.id, state.settings.stored_bytes_per_account)
     fee = state.protocol.terms.generation_fee if body.fee_wei is None else body.fee_wei
+    # A job the lock would refuse is refused before anyone works on it (the chain's verdict, without a transaction).
+    exchange = state.market.exchange
+    if fee < exchange.fee_floor():
+        raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
+    if state.chain.balance(account.address) < fee:
+        raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
     if esp.operator == EspOperator.NODE:
         return request_from_node(state, session, account, esp, body, selected_by, fee)
     if account.custody != Custody.SERVER or not state.settings.simulated_esps:
@@ -95,12 +101,7 @@ def create_task(body: TaskCreate, state: State, session: DB, account: CurrentAcc
     producer_key, esp_key = state.signer(account), state.signer(esp_account)
     cost = place(state.market, state.store, producer_key, esp_key, esp.id - 1, n_esps, seed)
     content = DeterministicImageGenerator().generate(body.prompt, seed=job_seed())
-    protocol, chain, exchange = state.protocol, state.chain, state.market.exchange
-    # A job the lock would refuse is refused before the ESP commits to it (the chain's verdict, without a transaction).
-    if fee < exchange.fee_floor():
-        raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
-    if chain.balance(account.address) < fee:
-        raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
+    protocol, chain = state.protocol, state.chain
     # The ESP accepts the job: encrypts the content, commits to it and signs the offer; an honest ESP
     # refuses content it committed to another producer (it would be slashed for it).
     with state.offer_lock:
@@ -153,11 +154,6 @@ def request_from_node(
     state: State, session: DB, account: models.Account, esp: models.Esp, body: TaskCreate, selected_by: SelectedBy, fee: int
 ) -> TaskOut:
     """The task of an ESP node: recorded `requested`; its node offers (api/routes/esp_jobs.py)."""
-    exchange = state.market.exchange
-    if fee < exchange.fee_floor():
-        raise ApiError(422, "fee_below_floor", f"the fee must be at least the exchange's floor, {exchange.fee_floor()} wei")
-    if state.chain.balance(account.address) < fee:
-        raise ApiError(409, "insufficient_funds", f"the fee is {fee} wei: the account has less")
     since = models.utcnow() - timedelta(seconds=state.protocol.terms.lock_duration_s)
     waiting = session.scalar(
         select(func.count())
