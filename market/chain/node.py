@@ -35,10 +35,11 @@ from market.chain.transactions import sign_dynamic_fee
 #: Headroom over eth_estimateGas: refunds and the 63/64 rule make estimates a little tight.
 GAS_MARGIN = 1.2
 
-#: Headroom of a pipelined phase's transactions over their estimates. Each is estimated against the state
-#: before the phase; one that runs after another of the phase can cost more (a storage slot that an
-#: earlier one emptied costs 20,000 gas to fill again, not 5,000), and the fee is paid on the gas used,
-#: not on the limit.
+#: Headroom of a pipelined phase's transactions over the gas each used in its trial run. Each is tried
+#: against the state before the phase; one that runs after another of the phase can cost more (a storage
+#: slot that an earlier one emptied costs 20,000 gas to fill again, not 5,000). The trial's figure is the
+#: gas used after refunds, which EIP-3529 caps at a fifth of it, so the limit a transaction needs is at
+#: most 1.25x that. The fee is paid on the gas used, not on the limit.
 PIPELINE_GAS_MARGIN = 2.0
 
 #: Calls per JSON-RPC batch request of a pipelined phase (anvil takes far more; a remote node may not).
@@ -90,6 +91,8 @@ class RpcChain(Chain):
         self._automine_control: bool | None = None
         #: Whether the node answers eth_getBlockReceipts (None: not asked yet).
         self._block_receipts: bool | None = None
+        #: Whether the node answers eth_createAccessList (None: not asked yet).
+        self._access_lists: bool | None = None
 
     def head(self) -> int:
         """eth_blockNumber, sent as it is."""
@@ -202,11 +205,14 @@ class RpcChain(Chain):
         return self._record(_receipt(tx_hash, receipt))
 
     def _send_many(self, txs: list[tuple[dict[str, Any], LocalAccount]]) -> list[Outcome]:
-        """A phase pipelined: estimates, pending block and nonces in batches; every transaction signed with
+        """A phase pipelined: trial runs, pending block and nonces in batches; every transaction signed with
         its sender's next nonce; sent in batches with automine off; mined by `evm_mine` (anvil) or waited
         for; receipts read in batches and booked in the phase's order.
 
-        A transaction whose estimate reverts is not sent, and its revert comes back decoded (as `_send`
+        Each transaction is tried once with `eth_createAccessList` (one execution; `eth_estimateGas` searches
+        for the limit with several, about 4x the node's CPU), which gives its gas used and its revert; a node
+        without that method gets the estimates. A transaction whose trial reverts is not sent, and its revert
+        comes back decoded (as `_send`
         raises it); one that reverts on chain (it depended on another of the phase) books its fee and comes
         back as `TransactionRevertedError`, as `_send` would. One transaction goes through `_send`.
         """
@@ -214,12 +220,18 @@ class RpcChain(Chain):
             return super()._send_many(txs)
         prepared = [self._prepare(tx, sender) for tx, sender in txs]
         senders = list(dict.fromkeys(sender.address for _, sender in txs))
+        trial = "eth_estimateGas" if self._access_lists is False else "eth_createAccessList"
         answers = self._batch(
-            [("eth_estimateGas", [_call_of(tx), "pending"]) for tx in prepared]
+            [(trial, [_call_of(tx), "pending"]) for tx in prepared]
             + [("eth_getBlockByNumber", ["pending", False])]
             + [("eth_getTransactionCount", [address, "pending"]) for address in senders]
         )
         estimates, pending, counts = answers[: len(txs)], answers[len(txs)], answers[len(txs) + 1 :]
+        if trial == "eth_createAccessList" and any(isinstance(a, RpcError) and _unknown_method(a) for a in estimates):
+            self._access_lists = False  # a node without the method: the estimates, as one by one
+            return self._send_many(txs)
+        if trial == "eth_createAccessList":
+            self._access_lists = True
         for answer in (pending, *counts):
             if isinstance(answer, Exception):
                 raise answer
@@ -235,7 +247,8 @@ class RpcChain(Chain):
                     raise revert
                 outcomes[index] = revert
                 continue
-            tx["gas"] = min(int(int(estimate, 16) * PIPELINE_GAS_MARGIN), gas_limit)
+            used = estimate["gasUsed"] if isinstance(estimate, dict) else estimate
+            tx["gas"] = min(int(int(used, 16) * PIPELINE_GAS_MARGIN), gas_limit)
             tx["nonce"] = nonces[sender.address]
             nonces[sender.address] += 1
             self._set_fees(tx, base_fee)

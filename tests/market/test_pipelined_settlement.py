@@ -16,6 +16,7 @@ from market.chain.anvil import AnvilNode, free_port
 from market.chain.connection import Call, Chain, TxResult
 from market.chain.deploy import deploy_market
 from market.chain.errors import ContractRevert
+from market.chain.rpc import METHOD_NOT_FOUND, RpcError
 from market.simulation import SimulationConfig, run_simulation
 from market.terms import ETHER
 
@@ -88,3 +89,37 @@ def test_a_pipelined_phase_mines_many_transactions_in_a_few_blocks_and_one_by_on
         assert blocks == sorted(blocks)
     # 40 transfers of 21,000 gas (a limit of 42,000 each with the phase's margin of 2) fill 1.7 M of a 30 M block.
     assert heads == {False: 40, True: 1}
+
+
+def test_a_node_without_access_lists_gets_estimates_and_the_same_outcomes(two_nodes, monkeypatch):
+    """The trial runs use eth_createAccessList; a node that lacks it answers 'method not found' and the phase
+    falls back to eth_estimateGas: the same reverts in the same places, the same transfers."""
+    chain = Chain.connect(two_nodes[0], pipelined=True)
+    market, _ = deploy_market(chain)
+    asked: list[str] = []
+    real_batch = chain.rpc.batch
+
+    def batch_without_access_lists(calls):
+        asked.extend(method for method, _ in calls)
+        answers = real_batch([call for call in calls if call[0] != "eth_createAccessList"])
+        refusals = iter(RpcError("eth_createAccessList", METHOD_NOT_FOUND, "the method does not exist") for _ in calls)
+        refused = [next(refusals) if method == "eth_createAccessList" else None for method, _ in calls]
+        kept = iter(answers)
+        return [refusal if refusal is not None else next(kept) for refusal in refused]
+
+    monkeypatch.setattr(chain.rpc, "batch", batch_without_access_lists)
+    payer, payee = chain.new_account(ETHER, "payer"), chain.new_account(0, "payee")
+    phase = [
+        (Call(payee.address, value=1), payer),
+        (market.registry.call_of("claimBond", 7), payer),
+        (Call(payee.address, value=2), payer),
+    ]
+    first, revert, last = chain.send_many(phase)
+    assert "eth_createAccessList" in asked and "eth_estimateGas" in asked
+    assert isinstance(first, TxResult) and isinstance(last, TxResult)
+    assert isinstance(revert, ContractRevert) and revert.error == "AIGCRegistryUnknownProduct"
+    assert chain.balance(payee.address) == 3
+    # Asked once: the next phase goes straight to the estimates.
+    asked.clear()
+    chain.send_many([(Call(payee.address, value=1), payer), (Call(payee.address, value=1), payer)])
+    assert "eth_createAccessList" not in asked and "eth_estimateGas" in asked
