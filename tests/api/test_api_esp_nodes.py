@@ -18,6 +18,7 @@ from sqlalchemy import select
 from api import models
 from client.market_client import ApiClientError, JobAction, MarketClient
 from market.chain.connection import Chain
+from market.chain.offers import SECP256K1_N
 from market.content import DeterministicImageGenerator
 from market.protocol import Protocol
 from market.terms import ETHER
@@ -131,6 +132,28 @@ def test_an_offer_signed_by_another_key_is_refused(client: TestClient, chain: Ch
         node.submit_offer(
             task.id, forged, made.ciphertext, latency_s=1, energy_j=1, completed=True, quality=1, breakdown={}, generation_s=0
         )
+    assert refused.value.code == "invalid_offer_signature" and producer.task(task.id).state == "requested"
+
+
+def test_the_malleated_twin_of_the_nodes_own_signature_is_refused_as_the_exchange_would(client: TestClient, chain: Chain) -> None:
+    """s -> n - s with v flipped recovers the same signer (eth_account accepts it), but the exchange's
+    OpenZeppelin ECDSA refuses a high s: taken here, the task would wait for a lock that can only revert."""
+    node = esp_node(client, chain)
+    producer, _ = MarketClient.with_new_account(BASE, http=client)
+    task = producer.create_task("a red kite")
+    [job] = node.esp_jobs(wait_s=0)
+    assert node.signer is not None
+    made = node_protocol(client).make_offer(
+        node.signer, job.producer, b"x" * 64, hashlib.sha256(job.prompt.encode()).digest(), fee=job.fee_wei, phash=1
+    )
+    signature = made.signed.signature
+    s = int.from_bytes(signature[32:64], "big")
+    twin = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes((55 - signature[64],))
+    with pytest.raises(ApiClientError) as refused:
+        node.submit_offer(
+            task.id, type(made.signed)(made.offer, twin), made.ciphertext, latency_s=1, energy_j=1, completed=True, quality=1,
+            breakdown={}, generation_s=0,
+        )  # fmt: skip
     assert refused.value.code == "invalid_offer_signature" and producer.task(task.id).state == "requested"
 
 
