@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli.main import main
 from market.actors import EspProfile
 from market.chain.anvil import free_port
 from market.chain.connection import Chain
@@ -196,12 +197,22 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--rpc", "http://127.0.0.1:{port}"], "no EVM JSON-RPC node answers"),
     ],
 )
-def test_bad_simulate_input_prints_one_line_and_exits_2(args, fragment):
+def test_bad_simulate_input_prints_one_line_and_exits_2(args, fragment, capsys):
+    """In this process, through the entry point's own `main` (what `aigc-market` runs); one case below runs as
+    a process of its own."""
     args = [a.format(port=free_port()) for a in args]
-    proc = run_cli(*args)
+    code = main(["simulate", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
+
+
+def test_bad_simulate_input_in_a_process_of_its_own_prints_one_line_and_exits_2():
+    proc = run_cli("--scheduler", "oracle")
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr
+    assert len(lines) == 1 and "scheduler" in lines[0] and "Traceback" not in proc.stderr
 
 
 def test_simulate_writes_the_report_and_ends_with_the_summary(tmp_path: Path):
