@@ -98,3 +98,19 @@ def test_a_diffusers_image_is_registered_as_a_product_with_a_valid_proof(market:
     assert (product.producer, product.esp) == (actors.producer.address, actors.esp.address)
     assert product.content_hash == content_hash(content)
     assert product.perceptual_hash == perceptual_hash(content)
+
+
+def test_the_remembered_phash_is_imagehashs_and_the_same_bytes_are_hashed_once(monkeypatch):
+    import imagehash
+
+    images = [DeterministicImageGenerator().generate(f"a memo test {i}", seed=b"memo") for i in range(3)]
+    expected = []
+    for data in images:  # the oracle: imagehash itself, on the decoded image
+        with Image.open(io.BytesIO(data)) as image:
+            expected.append(int(str(imagehash.phash(image)), 16))
+    computed = []
+    real_phash = imagehash.phash
+    monkeypatch.setattr(imagehash, "phash", lambda image: computed.append(1) or real_phash(image))
+    assert [perceptual_hash(data) for data in images] == expected
+    assert [perceptual_hash(bytes(data)) for data in images] == expected  # equal bytes, new objects
+    assert len(computed) == 3

@@ -30,6 +30,7 @@ from market.chain.offers import (
     purchase_id,
     sign_offer,
 )
+from market.terms import ETHER
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 CHAIN_ID, EXCHANGE = 31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -107,14 +108,14 @@ def test_signature_and_signer_are_eth_accounts(esp: Any, offer: Offer, chain_id:
 def test_values_off_the_fast_path_encode_as_eth_account_encodes_them() -> None:
     """Values off the fast path (a short bytes32, right-padded; a lowercase, wrongly checksummed or 20-byte address;
     an int subclass) encode to the same digest as eth_account gives."""
-    offer = Offer(ESP.address, EXCHANGE, b"\x07" * 32, 10**18, 1_700_000_600, 1_700_000_300, 5, b"\x09" * 32)
+    offer = Offer(ESP.address, EXCHANGE, b"\x07" * 32, ETHER, 1_700_000_600, 1_700_000_300, 5, b"\x09" * 32)
     variants = [
         replace(offer, hashlock=b"\x07" * 31),
         replace(offer, commitment=b""),
         replace(offer, esp=ESP.address.lower()),
         replace(offer, esp="0x5fbDB2315678afecb367f032d93F642f64180aa3"),  # a broken checksum: eth_abi takes it
         replace(offer, producer=bytes.fromhex(EXCHANGE[2:])),  # type: ignore[arg-type]
-        replace(offer, fee=type("Wei", (int,), {})(10**18)),
+        replace(offer, fee=type("Wei", (int,), {})(ETHER)),
     ]
     for variant in variants:
         expected = eth_account_digest("Offer", OFFER_FIELDS, variant.message(), CHAIN_ID, EXCHANGE)
@@ -185,7 +186,7 @@ def _malformed(valid: bytes) -> dict[str, bytes | str]:
 
 
 def test_malformed_signatures_are_refused_or_accepted_exactly_as_the_exchange_does() -> None:
-    offer = Offer(ESP.address, EXCHANGE, b"\x07" * 32, 10**18, 1_700_000_600, 1_700_000_300, 5, b"\x09" * 32)
+    offer = Offer(ESP.address, EXCHANGE, b"\x07" * 32, ETHER, 1_700_000_600, 1_700_000_300, 5, b"\x09" * 32)
     valid = sign_offer(ESP, offer, chain_id=CHAIN_ID, exchange=EXCHANGE).signature
     outcomes = {}
     for name, signature in _malformed(valid).items():
