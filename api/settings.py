@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     open_tasks_per_account: int = Field(default=20, ge=1)
     """Tasks one producer may have waiting for an ESP node (requested or offered, asked within the lock duration): an
     ESP node generates for every request, so unlocked requests are work a producer could make it do for free."""
+    prepared_trades_per_account: int = Field(default=20, ge=1)
+    """Prepared trades (terms drawn, signed lock not yet sent) one self-custodied buyer may hold; each is a row and a
+    sealed secret, made by a request that costs the buyer nothing."""
     max_content_bytes: int = Field(default=8 * 1024**2, ge=1024)
     """Largest ciphertext an ESP node may hand in with its offer (its request body may be 4/3 of it, base64)."""
     public_rpc_url: str | None = None

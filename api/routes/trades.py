@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from sqlalchemy import or_, select
+from sqlalchemy import delete, func, or_, select
 
 from api import crud, custody, models
 from api.deps import DB, CurrentAccount, State
@@ -119,8 +119,30 @@ def seller_of(state: State, session: DB, token_id: int, buyer: models.Account) -
 
 
 def prepare_trade(body: TradeCreate, state: State, session: DB, account: models.Account) -> models.Trade:
-    """Draw a self-custodied buyer's terms (the seller's secret sealed here) and keep them `prepared`."""
+    """Draw a self-custodied buyer's terms (the seller's secret sealed here) and keep them `prepared`.
+
+    A prepared trade is no lock and holds nothing, but it is a row and a sealed secret per request: the buyer's
+    earlier prepared terms for the same token are replaced (only the newest would be matched anyway), those
+    whose timelock can no longer be locked are deleted, and at most `prepared_trades_per_account` remain
+    (429 `too_many_prepared_trades`)."""
     seller = seller_of(state, session, body.token_id, account)
+    now = state.chain.now()
+    lapsed = or_(models.Trade.token_id == body.token_id, models.Trade.timelock < now + state.market.exchange.min_timelock())
+    session.execute(
+        delete(models.Trade).where(models.Trade.buyer_id == account.id, models.Trade.state == TradeState.PREPARED, lapsed)
+    )
+    waiting = session.scalar(
+        select(func.count())
+        .select_from(models.Trade)
+        .where(models.Trade.buyer_id == account.id, models.Trade.state == TradeState.PREPARED)
+    )
+    if (waiting or 0) >= state.settings.prepared_trades_per_account:
+        session.commit()
+        raise ApiError(
+            429,
+            "too_many_prepared_trades",
+            f"{waiting} prepared trades of this account wait for their signed locks: sign them or let them lapse first",
+        )
     secret = new_secret()
     hashlock_hex = "0x" + hashlock_of(secret).hex()
     trade = models.Trade(
@@ -129,7 +151,7 @@ def prepare_trade(body: TradeCreate, state: State, session: DB, account: models.
         buyer_id=account.id,
         seller_id=seller.id,
         price_wei=str(body.price_wei),
-        timelock=state.chain.now() + state.protocol.terms.lock_duration_s,
+        timelock=now + state.protocol.terms.lock_duration_s,
         encrypted_secret=state.vault.seal(secret, hashlock_hex),
         state=TradeState.PREPARED,
     )

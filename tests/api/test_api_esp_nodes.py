@@ -303,6 +303,54 @@ def test_a_self_custodied_buyer_buys_claims_the_bond_and_withdraws_its_credit(cl
     assert buyer.credits().total_wei == 0
 
 
+def prepared_trades(client: TestClient, buyer: MarketClient) -> list[dict[str, Any]]:
+    page = client.get("/trades", params={"limit": 100}, headers=buyer._auth).json()
+    return [trade for trade in page["items"] if trade["state"] == "prepared"]
+
+
+def prepare(client: TestClient, buyer: MarketClient, token: int, price: int) -> Any:
+    """The first, unsigned POST /trades of a self-custodied buyer: the terms drawn, 428 with the lock to sign."""
+    return client.post("/trades", json={"token_id": token, "price_wei": str(price)}, headers=buyer._auth)
+
+
+def test_a_new_prepare_for_a_token_replaces_the_buyers_earlier_terms_and_locks_with_the_newest(
+    client: TestClient, chain: Chain
+) -> None:
+    node = esp_node(client, chain)
+    seller, _ = MarketClient.with_new_account(BASE, http=client)
+    buyer = signed_in(client, chain)
+    token = registered_product(client, node, seller, "a heron at dawn")
+    market = client.app.state.market.market  # type: ignore[attr-defined]
+    chain.advance_time(market.registry.challenge_window() + 1)
+    for _ in range(3):
+        assert prepare(client, buyer, token, 10**16).status_code == 428
+    assert len(prepared_trades(client, buyer)) == 1
+    trade = buyer.open_trade(token, 10**16)
+    assert trade.state == "locked" and prepared_trades(client, buyer) == []
+
+
+def test_prepared_trades_that_can_no_longer_be_locked_are_deleted_and_their_number_is_capped(
+    make_settings: Any, chain: Chain
+) -> None:
+    from api.main import create_app
+
+    with TestClient(create_app(make_settings(prepared_trades_per_account=1)), raise_server_exceptions=False) as client:
+        node = esp_node(client, chain)
+        seller, _ = MarketClient.with_new_account(BASE, http=client)
+        buyer = signed_in(client, chain)
+        first, second = (registered_product(client, node, seller, prompt) for prompt in ("a wren", "a finch"))
+        market = client.app.state.market.market  # type: ignore[attr-defined]
+        chain.advance_time(market.registry.challenge_window() + 1)
+        assert prepare(client, buyer, first, 10**16).status_code == 428
+        refused = prepare(client, buyer, second, 10**16)
+        assert refused.status_code == 429 and refused.json()["code"] == "too_many_prepared_trades"
+        assert [t["token_id"] for t in prepared_trades(client, buyer)] == [first]
+        # Past its timelock the first can no longer be locked: the next prepare deletes it and goes ahead.
+        chain.advance_time(client.app.state.market.protocol.terms.lock_duration_s + 1)  # type: ignore[attr-defined]
+        assert prepare(client, buyer, second, 10**16).status_code == 428
+        assert [t["token_id"] for t in prepared_trades(client, buyer)] == [second]
+
+
 def test_the_explorer_shows_a_node_and_its_task_before_any_offer(client: TestClient, chain: Chain) -> None:
     node = esp_node(client, chain)
     producer, _ = MarketClient.with_new_account(BASE, http=client)
