@@ -4,6 +4,7 @@ web3's `contract.functions.f(...).build_transaction()` finds the function by val
 ABI and hashing every signature in it on each call (~3 ms of CPU per transaction, more than the
 node takes to run it); the wrappers in `contracts` send the same calldata from here instead, and
 call their views with it and decode the results here (web3's view path costs ~10 ms of CPU each).
+Flat runs of one-word arguments and results are laid out and read by hand (`abi_words`); the rest by eth_abi.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from eth_utils.address import to_checksum_address
+
+from market.chain.abi_words import decode_words, encode_words
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,19 @@ class FunctionCoder:
         """The calldata of a call with `args`, as 0x-prefixed hex."""
         if len(args) != len(self.input_types):
             raise TypeError(f"{self.name} takes {len(self.input_types)} arguments, {len(args)} given")
-        return "0x" + (self.selector + abi_encode(self.input_types, args)).hex()
+        body = encode_words(self.input_types, args)
+        if body is None:  # a dynamic type or an unusual value: eth_abi lays it out (or refuses it)
+            body = abi_encode(self.input_types, args)
+        return "0x" + (self.selector + body).hex()
 
     def decode(self, data: bytes) -> Any:
         """A view's return data as web3 gives it: one value alone, several as a tuple; addresses checksummed."""
-        values = tuple(
-            _checksummed(kind, value) for kind, value in zip(self.output_types, abi_decode(self.output_types, data), strict=True)
-        )
+        words = decode_words(self.output_types, data)
+        if words is not None:
+            values = tuple(words)
+        else:
+            decoded = abi_decode(self.output_types, data)
+            values = tuple(_checksummed(kind, value) for kind, value in zip(self.output_types, decoded, strict=True))
         return values[0] if len(values) == 1 else values
 
 

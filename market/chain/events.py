@@ -11,12 +11,14 @@ topic hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from eth_abi.codec import ABICodec
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from hexbytes import HexBytes
+
+from market.chain.abi_words import decode_words
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class EventSpec:
     """(name, ABI type) of the indexed arguments, in topic order."""
     data: tuple[tuple[str, str], ...]
     """(name, ABI type) of the arguments ABI-encoded in the log's data."""
+
+    @cached_property
+    def data_types(self) -> tuple[str, ...]:
+        return tuple(abi_type for _, abi_type in self.data)
+
+    @cached_property
+    def data_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.data)
 
     @classmethod
     def from_abi(cls, contract: str, entry: dict[str, Any]) -> EventSpec:
@@ -114,9 +124,13 @@ class EventDecoder:
         for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True):
             args[name] = _decode_topic(self.codec, abi_type, topic) if _is_static(abi_type) else topic
         if spec.data:
-            values = self.codec.decode([abi_type for _, abi_type in spec.data], _as_bytes(log["data"]))
-            for (name, abi_type), value in zip(spec.data, values, strict=True):
-                args[name] = _normalise(abi_type, value)
+            data, types = _as_bytes(log["data"]), spec.data_types
+            words = decode_words(types, data)  # a flat run of one-word values, read by hand
+            if words is not None:
+                args.update(zip(spec.data_names, words, strict=True))
+            else:
+                for (name, abi_type), value in zip(spec.data, self.codec.decode(list(types), data), strict=True):
+                    args[name] = _normalise(abi_type, value)
         return DecodedEvent(
             contract=spec.contract,
             name=spec.name,

@@ -22,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
+from market.chain.abi_words import encode_words
 from market.chain.transactions import signer_of
 
 DOMAIN_NAME, DOMAIN_VERSION = "AIGCExchange", "2"
@@ -258,40 +259,19 @@ class _Struct:
 
     type_hash: bytes
     types: tuple[str, ...]
-    uint_bits: tuple[int, ...]
-    """Per field: the bits of a uintN, 0 for anything else."""
 
     @classmethod
     def of(cls, primary: str, fields: list[dict[str, str]]) -> _Struct:
-        types = tuple(field["type"] for field in fields)
-        bits = tuple(int(type_[4:]) if type_.startswith("uint") else 0 for type_ in types)
-        return cls(keccak(text=_encode_type(primary, fields)), types, bits)
+        return cls(keccak(text=_encode_type(primary, fields)), ("bytes32", *(field["type"] for field in fields)))
 
     def hash(self, values: tuple[Any, ...]) -> bytes:
         """keccak(typeHash ++ one 32-byte word per field): EIP-712's hashStruct for these (all static) types.
 
-        Values of the usual Python types (an address as a string, a `bytes32` as 32 bytes, a uint as an int in
-        range) are laid out directly; anything else goes to `eth_abi.encode`, as in eth_account, so that what
-        it accepts, pads or refuses stays the same.
+        Values of the usual Python types are laid out by hand (`abi_words`); anything else goes to
+        `eth_abi.encode`, as in eth_account, so that what it accepts, pads or refuses stays the same.
         """
-        words = [self.type_hash]
-        for type_, bits, value in zip(self.types, self.uint_bits, values, strict=True):
-            if bits and type(value) is int and 0 <= value < 1 << bits:
-                words.append(value.to_bytes(32, "big"))
-            elif type_ == "bytes32" and type(value) is bytes and len(value) == 32:
-                words.append(value)
-            elif type_ == "address" and isinstance(value, str):
-                words.append(_address_word(value))
-            else:
-                return keccak(abi_encode(["bytes32", *self.types], [self.type_hash, *values]))
-        return keccak(b"".join(words))
-
-
-@lru_cache(maxsize=4096)
-def _address_word(address: str) -> bytes:
-    """An address as its ABI word, checked and laid out by eth_abi as eth_account has it done, kept: the same ESPs
-    and producers come back offer after offer."""
-    return abi_encode(["address"], [address])
+        encoded = encode_words(self.types, (self.type_hash, *values))
+        return keccak(encoded if encoded is not None else abi_encode(self.types, [self.type_hash, *values]))
 
 
 _OFFER = _Struct.of("Offer", OFFER_FIELDS)
