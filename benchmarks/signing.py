@@ -1,8 +1,10 @@
-"""Per-call CPU of signing in Python: eth_account's and pyrlp's paths against the project's own (issue #20, scale).
+"""Per-call CPU of signing and ABI coding in Python: eth_account's, pyrlp's and eth_abi's paths against the project's own
+(issue #20, scale).
 
-Profiling `aigc-market simulate` on anvil put ~0.9 ms of Python CPU per transaction in signing it
-(two-thirds in pyrlp's `rlp.encode`) and ~3 ms per task in signing the ESP's EIP-712 offer with
-eth_account, which rebuilds its typed-data machinery on every call. `market.chain.transactions` and
+A cProfile of `aigc-market simulate` on anvil put much of a transaction's Python CPU in signing it
+(two-thirds in pyrlp's `rlp.encode`) and in signing the ESP's EIP-712 offer with eth_account, which
+rebuilds its typed-data machinery on every call; the profiler inflated both (unprofiled: ~77 µs and
+~0.4 ms), as the figures below show. `market.chain.transactions` and
 `market.chain.offers` now encode RLP and EIP-712 themselves; this times, in one run and on the same
 inputs, each old path against its replacement (after checking that both give the same bytes):
 
@@ -11,7 +13,8 @@ inputs, each old path against its replacement (after checking that both give the
 - the same: `LocalAccount.sign_transaction` against `sign_dynamic_fee`;
 - an offer's signature: `Account.sign_typed_data` against `sign_offer`;
 - an offer's id (its digest): `encode_typed_data` + keccak against `offer_id`;
-- an offer's signer: `encode_typed_data` + `Account.recover_message` against `offer_signer`.
+- an offer's signer: `encode_typed_data` + `Account.recover_message` against `offer_signer`;
+- a call's calldata and an event's data of one-word types: eth_abi against `market.chain.abi_words`.
 
     python benchmarks/signing.py [--repeats 5] [--json]
 
@@ -29,12 +32,15 @@ from collections.abc import Callable
 from typing import Any
 
 import rlp
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from rich.console import Console
 from rich.table import Table
 
+from market.chain.abi_words import decode_words, encode_words
 from market.chain.offers import OFFER_FIELDS, Offer, exchange_domain, offer_id, offer_signer, sign_offer
 from market.chain.transactions import DYNAMIC_FEE_TYPE, encode_rlp, sign_dynamic_fee, signer_of
 
@@ -57,6 +63,9 @@ TX: dict[str, Any] = {
     "data": "0x" + "5a" * (4 + 12 * 32),
 }
 OFFER = Offer(ACCOUNT.address, PRODUCER, b"\x03" * 32, 10**16, 1_700_000_600, 1_700_000_300, 2**64 - 1, b"\x09" * 32)
+#: The ledger's `rate(Offer, bool, uint8)` arguments, and an offer's fields as an event's data carries them.
+RATE_TYPES = ("(address,address,bytes32,uint256,uint64,uint64,uint256,bytes32)", "bool", "uint8")
+OFFER_WORDS = ("address", "address", "bytes32", "uint256", "uint64", "uint64", "uint256", "bytes32")
 
 
 def typical_rlp_fields() -> list[Any]:
@@ -114,6 +123,8 @@ def pairs() -> list[tuple[str, str, Callable[[], Any], str, Callable[[], Any]]]:
     """(operation, old path, its call, new path, its call): the two calls of a pair give the same result."""
     fields = typical_rlp_fields()
     signed = sign_offer(ACCOUNT, OFFER, chain_id=CHAIN_ID, exchange=EXCHANGE)
+    rate_args = (OFFER.as_tuple(), True, 4)
+    event_data = abi_encode(list(OFFER_WORDS), list(OFFER.as_tuple()))
     return [
         ("RLP of a signed transaction", "rlp.encode", lambda: rlp.encode(fields), "encode_rlp", lambda: encode_rlp(fields)),
         (
@@ -150,6 +161,23 @@ def pairs() -> list[tuple[str, str, Callable[[], Any], str, Callable[[], Any]]]:
             lambda: old_offer_signer(signed.signature),
             "offer_signer",
             lambda: offer_signer(signed, chain_id=CHAIN_ID, exchange=EXCHANGE),
+        ),
+        (
+            "calldata of rate(offer, true, 4)",
+            "eth_abi.encode",
+            lambda: abi_encode(list(RATE_TYPES), list(rate_args)),
+            "encode_words",
+            lambda: encode_words(RATE_TYPES, rate_args),
+        ),
+        (
+            "an event's data: an offer's 8 words",
+            "eth_abi.decode + checksums",
+            lambda: [
+                to_checksum_address(v) if t == "address" else v
+                for t, v in zip(OFFER_WORDS, abi_decode(list(OFFER_WORDS), event_data), strict=True)
+            ],
+            "decode_words",
+            lambda: decode_words(OFFER_WORDS, event_data),
         ),
     ]
 
