@@ -285,13 +285,22 @@ def registered_product(client: TestClient, node: MarketClient, producer: MarketC
     return producer.register_product(task.id).token_id
 
 
-def test_a_self_custodied_buyer_buys_claims_the_bond_and_withdraws_its_credit(client: TestClient, chain: Chain) -> None:
+def final_product_and_a_self_custodied_buyer(
+    client: TestClient, chain: Chain, prompt: str
+) -> tuple[MarketClient, MarketClient, int, Any]:
+    """A product of an API-key seller made through a node and past its challenge window, and a signed-in buyer:
+    (seller, buyer, token id, the deployed market)."""
     node = esp_node(client, chain)
     seller, _ = MarketClient.with_new_account(BASE, http=client)
     buyer = signed_in(client, chain)
-    token = registered_product(client, node, seller, "a lantern in snow")
+    token = registered_product(client, node, seller, prompt)
     market = client.app.state.market.market  # type: ignore[attr-defined]
     chain.advance_time(market.registry.challenge_window() + 1)
+    return seller, buyer, token, market
+
+
+def test_a_self_custodied_buyer_buys_claims_the_bond_and_withdraws_its_credit(client: TestClient, chain: Chain) -> None:
+    seller, buyer, token, market = final_product_and_a_self_custodied_buyer(client, chain, "a lantern in snow")
     trade = buyer.open_trade(token, 10**16)  # prepared, then locked with the buyer's signature
     assert trade.state == "locked" and trade.buyer == buyer.me().address
     assert seller.claim_trade(trade.id).state == "claimed"
@@ -316,12 +325,7 @@ def prepare(client: TestClient, buyer: MarketClient, token: int, price: int) -> 
 def test_a_new_prepare_for_a_token_replaces_the_buyers_earlier_terms_and_locks_with_the_newest(
     client: TestClient, chain: Chain
 ) -> None:
-    node = esp_node(client, chain)
-    seller, _ = MarketClient.with_new_account(BASE, http=client)
-    buyer = signed_in(client, chain)
-    token = registered_product(client, node, seller, "a heron at dawn")
-    market = client.app.state.market.market  # type: ignore[attr-defined]
-    chain.advance_time(market.registry.challenge_window() + 1)
+    _, buyer, token, _ = final_product_and_a_self_custodied_buyer(client, chain, "a heron at dawn")
     for _ in range(3):
         assert prepare(client, buyer, token, 10**16).status_code == 428
     assert len(prepared_trades(client, buyer)) == 1
