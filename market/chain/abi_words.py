@@ -89,7 +89,9 @@ def encode_words(types: tuple[str, ...], values: Sequence[Any]) -> bytes | None:
 
 
 @lru_cache(maxsize=65536)
-def _checksum(address: str) -> str:
+def checksum(address: str) -> str:
+    """EIP-55 form of `address`, each worked out once (a keccak each: the few contracts and accounts of a market
+    recur in every log, view and receipt)."""
     return to_checksum_address(address)
 
 
@@ -105,7 +107,7 @@ def decode_words(types: tuple[str, ...], data: bytes) -> list[Any] | None:
         if type_ == "address":
             if word[:12] != _ZERO_PAD:
                 return None
-            values.append(_checksum("0x" + word[12:].hex()))
+            values.append(checksum("0x" + word[12:].hex()))
         elif type_ == "bytes32":
             values.append(word)
         elif type_ == "bool":

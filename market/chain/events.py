@@ -11,14 +11,14 @@ topic hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 from eth_abi.codec import ABICodec
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
 
-from market.chain.abi_words import decode_words
+from market.chain.abi_words import checksum, decode_words
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,16 @@ def _is_static(abi_type: str) -> bool:
     return not (abi_type in ("string", "bytes") or abi_type.endswith("]") or abi_type.startswith("("))
 
 
-@lru_cache(maxsize=65536)
-def _checksum(address: str) -> str:
-    """EIP-55 form of `address` (a keccak per call: the few addresses of a market recur in every log)."""
-    return to_checksum_address(address)
-
-
 def _normalise(abi_type: str, value: Any) -> Any:
     if abi_type == "address":
-        return _checksum(value)
+        return checksum(value)
     return value
 
 
 def _decode_topic(codec: ABICodec, abi_type: str, topic: bytes) -> Any:
     """An indexed static argument from its 32-byte topic (the common types without the codec's dispatch)."""
     if abi_type == "address":
-        return _checksum("0x" + topic[12:].hex())
+        return checksum("0x" + topic[12:].hex())
     if abi_type == "bytes32":
         return topic
     if abi_type.startswith("uint"):
@@ -135,7 +129,7 @@ class EventDecoder:
             contract=spec.contract,
             name=spec.name,
             args=args,
-            address=_checksum(str(log["address"])),
+            address=checksum(str(log["address"])),
             block_number=_as_int(log["blockNumber"]),
             log_index=_as_int(log["logIndex"]),
         )

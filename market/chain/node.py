@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, keccak
-from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint
 
+from market.chain.abi_words import checksum
 from market.chain.connection import Chain, Outcome
 from market.chain.errors import ChainError, ContractRevert, RpcUnreachableError, TransactionRevertedError, revert_data
 from market.chain.events import DecodedEvent
@@ -45,9 +44,6 @@ PIPELINE_GAS_MARGIN = 2.0
 #: Calls per JSON-RPC batch request of a pipelined phase (anvil takes far more; a remote node may not).
 BATCH_SIZE = 500
 
-#: An address in EIP-55 form, each worked out once (a keccak each: the views and receipts of a large run ask
-#: for the same few contracts and accounts thousands of times).
-_checksum = lru_cache(maxsize=65536)(to_checksum_address)
 
 #: Error code of `eth_sendRawTransactionSync` when the node took the transaction but did not mine it
 #: within its wait (EIP-7966).
@@ -99,11 +95,11 @@ class RpcChain(Chain):
         return int(self.rpc.call("eth_blockNumber", []), 16)
 
     def balance(self, address: str) -> int:
-        return int(self.rpc.call("eth_getBalance", [_checksum(address), "latest"]), 16)
+        return int(self.rpc.call("eth_getBalance", [checksum(address), "latest"]), 16)
 
     def balances(self, addresses: Sequence[str]) -> list[int]:
         """The balances of `addresses`, in order, read in JSON-RPC batches (what `balance` reads for one)."""
-        answers = self._batch([("eth_getBalance", [_checksum(address), "latest"]) for address in addresses])
+        answers = self._batch([("eth_getBalance", [checksum(address), "latest"]) for address in addresses])
         for answer in answers:
             if isinstance(answer, Exception):
                 raise answer
@@ -122,9 +118,9 @@ class RpcChain(Chain):
 
     def call_raw(self, to: str, data: str, sender: str | None = None) -> bytes:
         """eth_call through the lean client (the contract wrappers' views come here); a revert raises `ContractRevert`."""
-        call = {"to": _checksum(to), "data": data}
+        call = {"to": checksum(to), "data": data}
         if sender is not None:
-            call["from"] = _checksum(sender)
+            call["from"] = checksum(sender)
         try:
             result = self.rpc.call("eth_call", [call, "latest"])
         except RpcError as exc:
@@ -137,7 +133,7 @@ class RpcChain(Chain):
         The answers come back in order; a call that reverts comes back as its decoded revert (what
         `call_raw` would raise), not raised. Any other error of the node is raised.
         """
-        answers = self._batch([("eth_call", [{"to": _checksum(to), "data": data}, "latest"]) for to, data in calls])
+        answers = self._batch([("eth_call", [{"to": checksum(to), "data": data}, "latest"]) for to, data in calls])
         results: list[bytes | ChainError] = []
         for answer in answers:
             if isinstance(answer, RpcError):
@@ -471,7 +467,7 @@ def _receipt(tx_hash: str, receipt: dict[str, Any]) -> Receipt:
         int(receipt["gasUsed"], 16),
         int(receipt["effectiveGasPrice"], 16),
         receipt["logs"],
-        _checksum(contract_address) if contract_address else None,
+        checksum(contract_address) if contract_address else None,
     )
 
 
