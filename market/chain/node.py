@@ -207,10 +207,11 @@ class RpcChain(Chain):
 
         Each transaction is tried once with `eth_createAccessList` (one execution; `eth_estimateGas` searches
         for the limit with several, about 4x the node's CPU), which gives its gas used and its revert; a node
-        without that method gets the estimates. A transaction whose trial reverts is not sent, and its revert
-        comes back decoded (as `_send`
-        raises it); one that reverts on chain (it depended on another of the phase) books its fee and comes
-        back as `TransactionRevertedError`, as `_send` would. One transaction goes through `_send`.
+        without that method gets the estimates, and so does a trial that a node answers with an `error` field
+        instead of a JSON-RPC error (geth does), so that its revert comes back decoded. A transaction whose
+        trial reverts is not sent, and its revert comes back decoded (as `_send` raises it); one that reverts
+        on chain (it depended on another of the phase) books its fee and comes back as
+        `TransactionRevertedError`, as `_send` would. One transaction goes through `_send`.
         """
         if not self.pipelined or len(txs) <= 1:
             return super()._send_many(txs)
@@ -228,6 +229,11 @@ class RpcChain(Chain):
             return self._send_many(txs)
         if trial == "eth_createAccessList":
             self._access_lists = True
+            failed = [i for i, answer in enumerate(estimates) if isinstance(answer, dict) and answer.get("error")]
+            if failed:
+                retried = self._batch([("eth_estimateGas", [_call_of(prepared[i]), "pending"]) for i in failed])
+                for index, answer in zip(failed, retried, strict=True):
+                    estimates[index] = answer
         for answer in (pending, *counts):
             if isinstance(answer, Exception):
                 raise answer

@@ -123,3 +123,34 @@ def test_a_node_without_access_lists_gets_estimates_and_the_same_outcomes(two_no
     asked.clear()
     chain.send_many([(Call(payee.address, value=1), payer), (Call(payee.address, value=1), payer)])
     assert "eth_createAccessList" not in asked and "eth_estimateGas" in asked
+
+
+def test_a_trial_answered_with_an_error_field_is_estimated_so_its_revert_comes_back_decoded(two_nodes, monkeypatch):
+    """geth answers a reverting eth_createAccessList with a result that holds an `error` field, not with a JSON-RPC
+    error: the phase must not send that transaction, and the revert must still name its custom error."""
+    chain = Chain.connect(two_nodes[0], pipelined=True)
+    market, _ = deploy_market(chain)
+    real_batch = chain.rpc.batch
+
+    def batch_like_geth(calls):
+        answers = real_batch(calls)
+        return [
+            {"accessList": [], "gasUsed": "0x5208", "error": "execution reverted"}
+            if method == "eth_createAccessList" and isinstance(answer, RpcError)
+            else answer
+            for (method, _), answer in zip(calls, answers, strict=True)
+        ]
+
+    monkeypatch.setattr(chain.rpc, "batch", batch_like_geth)
+    payer, payee = chain.new_account(ETHER, "payer"), chain.new_account(0, "payee")
+    before = chain.balance(payer.address)
+    first, revert, last = chain.send_many(
+        [
+            (Call(payee.address, value=1), payer),
+            (market.registry.call_of("claimBond", 7), payer),
+            (Call(payee.address, value=2), payer),
+        ]
+    )
+    assert isinstance(revert, ContractRevert) and revert.error == "AIGCRegistryUnknownProduct"
+    assert isinstance(first, TxResult) and isinstance(last, TxResult)
+    assert before - chain.balance(payer.address) == 3 + first.fee_wei + last.fee_wei  # the revert was never sent
