@@ -32,7 +32,7 @@ def word_types(types: tuple[str, ...]) -> tuple[str, ...] | None:
         parts = type_[1:-1].split(",") if type_.startswith("(") and type_.endswith(")") else [type_]
         for part in parts:
             match = _WORD.fullmatch(part)
-            if match is None or (match.group(2) and not 8 <= int(match.group(2)) <= 256):
+            if match is None or (match.group(2) and (int(match.group(2)) % 8 or not 8 <= int(match.group(2)) <= 256)):
                 return None
             flat.append(part)
     return tuple(flat)

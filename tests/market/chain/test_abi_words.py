@@ -104,4 +104,5 @@ def test_data_of_the_wrong_length_is_handed_back() -> None:
 
 def test_word_types_open_a_static_tuple_and_refuse_the_rest() -> None:
     assert word_types(("(address,uint64)", "bytes32")) == ("address", "uint64", "bytes32")
-    assert word_types(("uint7",)) is None and word_types(("uint264",)) is None and word_types(("string",)) is None
+    assert word_types(("uint7",)) is None and word_types(("uint12",)) is None and word_types(("uint264",)) is None
+    assert word_types(("string",)) is None and word_types(("bytes31",)) is None
