@@ -15,9 +15,8 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
-from eth_utils.address import to_checksum_address
 
-from market.chain.abi_words import decode_words, encode_words
+from market.chain.abi_words import checksum, decode_words, encode_words
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class FunctionCoder:
 def _checksummed(kind: str, value: Any) -> Any:
     """`value` of ABI type `kind` with every address in it checksummed (as web3 returns them)."""
     if kind == "address":
-        return to_checksum_address(value)
+        return checksum(value)
     if kind.endswith("]") and isinstance(value, tuple | list):
         inner = kind[: kind.rindex("[")]
         return type(value)(_checksummed(inner, item) for item in value)
